@@ -1,0 +1,1 @@
+"""The MSM model: sentence encoder → document encoder over masked sentence vectors → projection heads."""

