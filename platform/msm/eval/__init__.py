@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics, task loaders and the report."""

@@ -1,0 +1,1 @@
+"""Batched encoding and faiss search behind one API (CPU or GPU)."""
