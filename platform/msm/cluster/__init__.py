@@ -1,0 +1,1 @@
+"""Cluster edge: Ray job submission and its runtime environment."""

@@ -1,0 +1,100 @@
+"""Submit ``python jobs/<job>.py --config <config>`` to a Ray cluster's job API and follow it to the end."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from msm.errors import MSMError
+
+DEFAULT_EXCLUDES = [".venv/", ".git/", "outputs/", "runs/", ".cache/", "__pycache__/", "*.pyc", ".pytest_cache/", "benchmarks/results/"]
+DEFAULT_ENV_VARS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def job_entrypoint(job: str, config: str, overrides: list[str] | None = None, python: str = "python") -> str:
+    """The shell command the cluster runs: ``python jobs/<job>.py --config <config> [overrides]``."""
+    if not job.replace("_", "").isalnum():
+        raise MSMError(f"job name {job!r} must be a module name under jobs/ (e.g. 'pretrain', 'build_index')")
+    return " ".join([python, f"jobs/{job}.py", "--config", config, *(overrides or [])])
+
+
+def build_runtime_env(working_dir: str | Path, runtime_env_file: str | Path | None = None) -> dict[str, Any]:
+    """The working dir with the standard excludes and offline env vars, merged with an optional YAML file's keys."""
+    env: dict[str, Any] = {"working_dir": str(working_dir), "excludes": list(DEFAULT_EXCLUDES), "env_vars": dict(DEFAULT_ENV_VARS)}
+    if runtime_env_file is None:
+        return env
+    path = Path(runtime_env_file)
+    extra = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(extra, dict):
+        raise MSMError(f"runtime env file {path} must hold a YAML mapping (e.g. 'env_vars: {{A: b}}'), got {type(extra).__name__}")
+    env["excludes"] += extra.pop("excludes", [])
+    env["env_vars"].update(extra.pop("env_vars", {}))
+    env.update(extra)
+    return env
+
+
+def check_job_exists(job: str, config: str, working_dir: str | Path) -> None:
+    """Fail before submitting when the entry point or the config is missing from the uploaded working dir."""
+    root = Path(working_dir)
+    script = root / "jobs" / f"{job}.py"
+    if not script.is_file():
+        known = sorted(p.stem for p in (root / "jobs").glob("*.py") if not p.stem.startswith("_"))
+        raise MSMError(f"job {job!r}: {script} does not exist; known jobs: {', '.join(known) or 'none'}")
+    if not (root / config).is_file():
+        raise MSMError(f"config {config!r} not found under the working dir {root} (give a path relative to it)")
+
+
+async def _follow(client: Any, job_id: str, out: TextIO) -> None:
+    async for lines in client.tail_job_logs(job_id):
+        out.write(lines)
+        out.flush()
+
+
+def wait_for_job(client: Any, job_id: str, timeout_s: float | None = None, poll_s: float = 1.0) -> str:
+    """Block until the job reaches a terminal state; return its status name."""
+    from ray.job_submission import JobStatus
+
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        status = client.get_job_status(job_id)
+        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+            return str(status.value)
+        if deadline is not None and time.monotonic() > deadline:
+            raise MSMError(f"job {job_id} still {status.value} after {timeout_s:.0f} s (raise --timeout or check the dashboard)")
+        time.sleep(poll_s)
+
+
+def submit_job(
+    job: str,
+    address: str,
+    config: str,
+    overrides: list[str] | None = None,
+    working_dir: str | Path = ".",
+    runtime_env_file: str | Path | None = None,
+    wait: bool = True,
+    python: str = "python",
+    timeout_s: float | None = None,
+    out: TextIO = sys.stdout,
+) -> tuple[str, str]:
+    """Submit a job; with ``wait`` stream its logs and return ``(job_id, final status)``, else ``(job_id, "PENDING")``."""
+    from ray.job_submission import JobSubmissionClient
+
+    check_job_exists(job, config, working_dir)
+    try:
+        client = JobSubmissionClient(address)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise MSMError(f"cannot reach the Ray job API at {address!r} ({e}); is the head up / port-forwarded to 8265?") from e
+    job_id = client.submit_job(
+        entrypoint=job_entrypoint(job, config, overrides, python),
+        runtime_env=build_runtime_env(Path(working_dir).resolve(), runtime_env_file),
+    )
+    out.write(f"submitted {job_id} to {address}\n")
+    if not wait:
+        return job_id, "PENDING"
+    asyncio.run(_follow(client, job_id, out))
+    return job_id, wait_for_job(client, job_id, timeout_s)
