@@ -1,0 +1,8 @@
+"""Ray job entry point: ``ray job submit -- python jobs/mine.py --config configs/mine/X.yaml [key=value ...]``."""
+
+import sys
+
+from msm.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["mine", *sys.argv[1:]]))

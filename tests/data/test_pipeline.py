@@ -1,0 +1,75 @@
+"""End to end on a local Ray cluster: a few NTREX documents in 3 languages plus bad input, the tiny encoder."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from msm.data.config import InputConfig, MineConfig
+from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE
+from msm.errors import MSMError
+
+
+def read_dir(path):
+    return pq.ParquetDataset(path).read()
+
+
+@pytest.mark.timeout(240)
+def test_mine_end_to_end_idempotent(ray_local, tiny_model_dir, shared_data, tmp_path) -> None:
+    from msm.data.pipeline import mine
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": "x", "text": "\xff\xfe"}\n{"id": "e", "text": ""}\n')
+    cfg = MineConfig(
+        inputs=[InputConfig(kind="ntrex", path="ntrex", langs=["eng", "deu", "rus"], max_documents=4),
+                InputConfig(kind="jsonl", path=str(bad))],
+        data_dir=str(shared_data), output_dir=str(tmp_path / "out"), shard_rows=5)
+    cfg.embed.model, cfg.embed.batch_size = str(tiny_model_dir), 16
+    cfg.pair.margin_threshold = 0.0
+    first = mine(cfg, log=lambda *_: None)
+    out = tmp_path / "out"
+    counts = first["counts"]
+    assert counts["input"] == 14 and counts["kept"] == 12 and counts["quarantined"] == 2
+    assert counts["quarantine_reasons"] == {"invalid_utf8": 1, "empty": 1}
+    assert counts["documents_by_lang"] == {"de": 4, "en": 4, "ru": 4}
+
+    docs, pairs, quarantine = read_dir(out / "documents"), read_dir(out / "pairs"), read_dir(out / "quarantine")
+    assert docs.schema.remove_metadata().equals(DOCUMENTS) and pairs.schema.remove_metadata().equals(PAIRS)
+    assert quarantine.schema.remove_metadata().equals(QUARANTINE)
+    assert len(list((out / "documents").glob("*.parquet"))) == 3  # 12 rows in shards of 5
+    assert docs.num_rows + quarantine.num_rows == counts["input"]
+    # NTREX lines are kept as the sentences, in order
+    eng = {r["doc_id"]: r for r in docs.to_pylist() if r["lang"] == "en"}
+    first_line = (shared_data / "ntrex" / "newstest2019-src.eng.txt").read_text(encoding="utf-8").split("\n")[0]
+    assert eng["in0:eng:bbc.381790"]["sentences"][0] == first_line.strip()
+    # every pair links an English document to a de/ru one; links cover both documents' sentences in order
+    by_id = {r["doc_id"]: r for r in docs.to_pylist()}
+    assert pairs.num_rows == counts["pairs"] > 0
+    for p in pairs.to_pylist():
+        assert p["src_lang"] == "en" and p["tgt_lang"] in {"de", "ru"}
+        assert [i for l in p["links"] for i in l["src"]] == list(range(len(by_id[p["src_doc_id"]]["sentences"])))
+        assert [j for l in p["links"] for j in l["tgt"]] == list(range(len(by_id[p["tgt_doc_id"]]["sentences"])))
+        assert p["pair_id"] in by_id[p["tgt_doc_id"]]["pair_ids"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == counts and manifest["config"]["embed"]["model"] == str(tiny_model_dir)
+
+    second = mine(cfg, log=lambda *_: None)  # same job, same output: replaced, not appended
+    assert second["counts"] == counts
+    assert read_dir(out / "documents").sort_by("doc_id").equals(docs.sort_by("doc_id"))
+    assert read_dir(out / "pairs").num_rows == pairs.num_rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "out"]  # no temp dirs left behind
+
+
+def test_cli_reports_missing_input(tmp_path, capsys) -> None:
+    from msm.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"inputs:\n  - kind: txt_dir\n    path: {tmp_path}/nowhere\noutput_dir: {tmp_path}/out\n")
+    assert main(["mine", "--config", str(cfg)]) == 2
+    assert "msm mine: error: inputs[0] (txt_dir): path" in capsys.readouterr().err
+    with pytest.raises(MSMError, match="inputs: empty"):
+        from msm.data.pipeline import validate_config
+
+        validate_config(MineConfig())
