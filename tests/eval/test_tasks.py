@@ -65,3 +65,8 @@ def test_encoder_errors(e5_encoder, tmp_path):
         Encoder(str(tmp_path / "nomodel"))
     vec = e5_encoder.encode(["word " * 400])
     assert e5_encoder.truncated == 1 and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
+
+
+def test_sentence_context_pairs_with_a_sentence_longer_than_the_budget(e5_encoder):
+    vec = e5_encoder.encode([("word " * 300, "short context"), ("short sentence", "context " * 300)])
+    assert vec.shape == (2, 384) and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)

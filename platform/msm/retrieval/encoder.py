@@ -70,7 +70,7 @@ class Encoder:
                 a = [firsts[i] for i in idx]
                 b = [seconds[i] for i in idx]
                 pair = b[0] is not None
-                enc = self.tokenizer(a, b if pair else None, padding=True, truncation="only_second" if pair else True,
+                enc = self.tokenizer(a, b if pair else None, padding=True, truncation="longest_first" if pair else True,
                                      max_length=self.max_length, return_tensors="pt",
                                      )
                 if not pair:
