@@ -60,29 +60,50 @@ class Encoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        lengths = [len(f) + len(s or "") for f, s in zip(firsts, seconds)]
-        order = np.argsort(lengths)[::-1]
-        truncated = 0
+        if seconds[0] is None:
+            batches = self._token_batches(firsts)
+        else:
+            batches = self._pair_batches(firsts, seconds)
         with torch.inference_mode():
-            for start in tqdm(range(0, len(order), self.batch_size), disable=not show_progress, desc="encode",
-                              unit="batch"):
-                idx = order[start:start + self.batch_size]
-                a = [firsts[i] for i in idx]
-                b = [seconds[i] for i in idx]
-                pair = b[0] is not None
-                enc = self.tokenizer(a, b if pair else None, padding=True, truncation="longest_first" if pair else True,
-                                     max_length=self.max_length, return_tensors="pt",
-                                     )
-                if not pair:
-                    full = self.tokenizer(a, add_special_tokens=True, truncation=False)["input_ids"]
-                    truncated += sum(len(x) > self.max_length for x in full)
+            for idx, enc in tqdm(batches, disable=not show_progress, desc="encode", unit="batch"):
                 enc = {k: v.to(self.device) for k, v in enc.items()}
                 with torch.autocast(self.device.split(":")[0], dtype=self.dtype, enabled=self.dtype is not None):
                     hidden = self.model(**enc).last_hidden_state
                 vec = pool(hidden.float(), enc["attention_mask"], self.pooling)
                 out[idx] = torch.nn.functional.normalize(vec, dim=-1).cpu().numpy()
+        return out
+
+    def _token_batches(self, texts: list[str]) -> list[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        """Tokenise once, truncate (counting), sort by token length, pad each batch to its own longest."""
+        ids = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        truncated = sum(len(x) > self.max_length for x in ids)
+        ids = [x if len(x) <= self.max_length else x[: self.max_length - 1] + x[-1:] for x in ids]
+        order = np.argsort([-len(x) for x in ids], kind="stable")
+        pad = self.tokenizer.pad_token_id
+        batches = []
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            width = len(ids[idx[0]])
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                mask[row, : len(ids[i])] = 1
+            batches.append((idx, {"input_ids": input_ids, "attention_mask": mask}))
         if truncated:
             self.truncated += truncated
             log.warning("%d of %d texts were longer than %d tokens and were truncated", truncated, len(texts),
                         self.max_length)
-        return out
+        return batches
+
+    def _pair_batches(self, firsts: list[str], seconds: list[str]) -> list[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+        """(sentence, context) pairs, truncated longest-first to ``max_length``, sorted by character length."""
+        order = np.argsort([-(len(f) + len(s)) for f, s in zip(firsts, seconds)], kind="stable")
+        batches = []
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            enc = self.tokenizer([firsts[i] for i in idx], [seconds[i] for i in idx], padding=True,
+                                 truncation="longest_first", max_length=self.max_length, return_tensors="pt")
+            batches.append((idx, dict(enc)))
+        return batches
+
