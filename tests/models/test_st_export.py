@@ -1,0 +1,81 @@
+"""sentence-transformers export: the folder loads offline and reproduces pooled AutoModel outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from msm.errors import MSMError
+from msm.models.st_export import write_sentence_transformers_folder
+
+TEXTS = ["The weather is lovely today, isn't it?", "Wo ist der Bahnhof?", "今天天气很好。", "Где вокзал?"]
+
+
+def reference(model_dir, texts: list[str], pooling: str, normalize: bool) -> np.ndarray:
+    """Independent reference: AutoModel hidden states pooled by hand."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(model_dir).eval()
+    enc = AutoTokenizer.from_pretrained(model_dir)(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**enc).last_hidden_state
+    if pooling == "cls":
+        vec = hidden[:, 0]
+    else:
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        vec = (hidden * mask).sum(1) / mask.sum(1)
+    return (torch.nn.functional.normalize(vec, dim=-1) if normalize else vec).numpy()
+
+
+@pytest.fixture(scope="module")
+def model_with_prefixes(tiny_model_dir, tmp_path_factory):
+    """The tiny model with e5-style prefixes in its msm_model.json."""
+    path = tmp_path_factory.mktemp("prefixed") / "tiny"
+    shutil.copytree(tiny_model_dir, path)
+    (path / "msm_model.json").write_text(json.dumps(
+        {"pooling": "mean", "query_prefix": "query: ", "passage_prefix": "passage: "}))
+    return path
+
+
+def test_export_loads_and_matches_mean_pooled_automodel(model_with_prefixes, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    out = write_sentence_transformers_folder(model_with_prefixes, tmp_path / "st")
+    modules = json.loads((out / "modules.json").read_text())
+    assert [m["path"] for m in modules] == ["0_Transformer", "1_Pooling", "2_Normalize"]
+    assert not (out / "0_Transformer" / "msm_model.json").exists()
+    st = SentenceTransformer(str(out), device="cpu")
+    assert st.max_seq_length == 128  # the tiny model's 130 positions minus RoBERTa's padding offset
+    np.testing.assert_allclose(st.encode(TEXTS, prompt_name="query"),
+                               reference(model_with_prefixes, ["query: " + t for t in TEXTS], "mean", True),
+                               atol=1e-5)
+    np.testing.assert_allclose(st.encode(TEXTS, prompt_name="passage"),
+                               reference(model_with_prefixes, ["passage: " + t for t in TEXTS], "mean", True),
+                               atol=1e-5)
+
+
+def test_export_cls_pooling_without_normalize(tiny_model_dir, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    out = write_sentence_transformers_folder(tiny_model_dir, tmp_path / "st", pooling="cls", normalize=False)
+    assert not (out / "2_Normalize").exists()
+    emb = SentenceTransformer(str(out), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(emb, reference(tiny_model_dir, TEXTS, "cls", False), atol=1e-5)
+    assert not np.allclose(np.linalg.norm(emb, axis=1), 1.0)  # really unnormalised
+
+
+def test_export_errors(tiny_model_dir, tmp_path):
+    out = write_sentence_transformers_folder(tiny_model_dir, tmp_path / "st")
+    with pytest.raises(MSMError, match="already exists; choose another --out or pass --force"):
+        write_sentence_transformers_folder(tiny_model_dir, out)
+    assert write_sentence_transformers_folder(tiny_model_dir, out, overwrite=True) == out
+    with pytest.raises(MSMError, match="pooling 'max' is not supported; use one of mean, cls"):
+        write_sentence_transformers_folder(tiny_model_dir, tmp_path / "st2", pooling="max")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MSMError, match="is not a model folder .*expected config.json"):
+        write_sentence_transformers_folder(tmp_path / "empty", tmp_path / "st3")
+    assert not (tmp_path / "st2").exists() and not (tmp_path / "st3").exists()
