@@ -1,0 +1,45 @@
+"""``msm ui [--data-root DIR ...] [--port N] [--model M]``: the Streamlit app (``ui/app.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from msm.errors import MSMError
+from msm.ui_support.paths import ENV_ROOTS, REPO, data_roots
+
+
+def ui_command(port: int, address: str, headless: bool) -> list[str]:
+    app = REPO / "ui" / "app.py"
+    if not app.is_file():
+        raise MSMError(f"{app}: not found; msm ui runs from a source checkout of the MSM Platform")
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+            "--server.address", address, "--server.headless", str(headless).lower(),
+            "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "200", "--client.toolbarMode", "minimal"]
+
+
+def run(args: argparse.Namespace) -> int:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    if args.data_root:
+        missing = [d for d in args.data_root if not os.path.isdir(d)]
+        if missing:
+            raise MSMError(f"--data-root {missing[0]}: not a folder; pass existing folders the UI may read")
+        env[ENV_ROOTS] = os.pathsep.join(os.path.abspath(d) for d in args.data_root)
+    if args.model:
+        env["MSM_UI_MODEL"] = args.model
+    roots = data_roots(env.get(ENV_ROOTS, ""))
+    print(f"msm ui: http://{args.address}:{args.port}  data roots: {', '.join(map(str, roots))}", file=sys.stderr)
+    return subprocess.call(ui_command(args.port, args.address, not args.browser), env=env)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("ui", help="Streamlit UI: cross-lingual search, alignment viewer, run dashboards")
+    p.add_argument("--data-root", action="append", default=[],
+                   help=f"a folder the UI may read (repeatable; default ${ENV_ROOTS} or outputs/ and ../shared/data)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="127.0.0.1", help="bind address (0.0.0.0 to serve the network)")
+    p.add_argument("--model", default=None, help="default model (e5-small unless $MSM_UI_MODEL)")
+    p.add_argument("--browser", action="store_true", help="open a browser tab")
+    p.set_defaults(func=run)
