@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install model clean
+.PHONY: demo test install model browser ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,22 @@ model: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m msm.demo
 
-test: $(STAMP)
+# Headless Chromium + CJK fonts for the UI browser test (Debian). Best effort: without root/apt the
+# browser test skips and says why.
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo || echo "sudo -n" ) && \
+	  { $$SUDO apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1 || \
+	    { $$SUDO apt-get update -q >/dev/null 2>&1 && \
+	      $$SUDO apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1; }; }; } || \
+	  echo "note: chromium not installed (needs apt-get as root); the UI browser test will skip"
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q -ra
+
+# The Streamlit app on http://127.0.0.1:8501 over the demo outputs and the shared data.
+ui: $(STAMP)
+	$(VENV)/bin/msm ui
 
 clean:
 	rm -rf outputs .pytest_cache

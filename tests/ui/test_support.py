@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,7 @@ class HashEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, t in enumerate(texts):
             for j in range(len(t) - 2):
-                out[i, hash(t[j:j + 3]) % self.dim] += 1
+                out[i, zlib.crc32(t[j:j + 3].encode()) % self.dim] += 1
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 

@@ -16,6 +16,7 @@ from msm.ui_support.search import CorpusIndex, build_index, search, validate_que
 NTREX_LANGS = ["eng", "arb", "deu", "ell", "fra", "hin", "ita", "jpn", "kor", "pol", "por", "rus", "spa", "swa",
                "tha", "tur", "vie", "zho-CN"]
 XQUAD_LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
+MAX_INDEXES = 8  # kept in memory across sessions
 SOURCES = ["NTREX sentences", "XQuAD-R candidates", "Upload JSONL/Parquet", "Saved index"]
 
 cfg = settings()
@@ -85,6 +86,8 @@ def ensure_index(model: str, encoder, spec: tuple, loaded: Corpus | CorpusIndex)
         st.error(safe(str(exc)), icon=":material/block:")
         return None
     bar.empty()
+    while len(store) >= MAX_INDEXES:  # oldest first: dicts keep insertion order
+        store.pop(next(iter(store)))
     store[key] = cindex
     return cindex
 
@@ -114,10 +117,13 @@ if not active or not all(indexes.values()):
 first = next(iter(indexes.values()))
 st.success(safe(f"Index ready: {first.name}, {len(first.passages)} passages, {first.index.meta['kind']}"
                 f"{' on GPU' if first.index.meta.get('gpu') else ''}; models: {', '.join(indexes)}"), icon=":material/check_circle:")
-if cfg.index_dir.is_relative_to(cfg.roots[0]) and st.button("Save index", key="save"):
+if st.button("Save index", key="save", help=f"writes {cfg.index_dir}/<corpus>-<model>/"):
     for m, ci in indexes.items():
         name = "".join(c if c.isalnum() else "-" for c in f"{ci.name}-{m.split('/')[-1]}")[:80]
-        st.caption(safe(f"saved to {ci.save(cfg.index_dir / name)}"))
+        try:
+            st.caption(safe(f"saved to {ci.save(cfg.index_dir / name)}"))
+        except OSError as exc:
+            st.error(safe(f"could not save to {cfg.index_dir}: {exc}"), icon=":material/block:")
 
 col_q, col_k, col_l = st.columns([6, 1, 3])
 query = col_q.text_input("Query (any language)", key="query", placeholder="e.g. Wer befürchtet Verwechslungen mit den Muppets?")
