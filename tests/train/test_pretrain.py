@@ -1,4 +1,4 @@
-"""Pretraining: the schedule, the plain loop, and one Ray Train fit of the tiny config."""
+"""Pretraining: schedule, configs, exact resume (in-process), and Ray Train runs with a crash and a fault drill."""
 
 from __future__ import annotations
 
@@ -7,11 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from msm.config import load_config
+from msm.config import load_config, parse_overrides
+from msm.errors import MSMError
 from msm.train.config import PretrainConfig
 from msm.train.schedule import lr_factor
 
 REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "pretrain" / "tiny-cpu.yaml"
+
+
+def tiny(tmp_path: Path, shared_data: Path, *overrides: str) -> PretrainConfig:
+    return load_config(TINY, PretrainConfig, parse_overrides([f"run.output_dir={tmp_path}",
+                                                              f"data.data_dir={shared_data}", *overrides]))
+
+
+def rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_schedule_warmup_then_polynomial_decay():
@@ -21,7 +32,7 @@ def test_schedule_warmup_then_polynomial_decay():
 
 
 def test_configs_load():
-    for name in ("tiny-cpu", "e5-small-cpu", "xlmr-base-8gpu"):
+    for name in ("tiny-cpu", "e5-small-cpu", "e5-small-mined", "xlmr-base-8gpu"):
         cfg = load_config(REPO / "configs" / "pretrain" / f"{name}.yaml", PretrainConfig)
         assert cfg.optim.max_steps >= 1
     paper = load_config(REPO / "configs" / "pretrain" / "xlmr-base-8gpu.yaml", PretrainConfig)
@@ -29,14 +40,104 @@ def test_configs_load():
 
 
 @pytest.mark.timeout(300)
-def test_tiny_pretraining_on_ray(ray_local, tmp_path, shared_data):
-    from msm.config import parse_overrides
+def test_resume_reproduces_the_uninterrupted_loss_trajectory(tmp_path, shared_data):
+    from msm.train.loop import FaultDrill
+    from msm.train.trainer import run_local
+
+    common = ("optim.max_steps=6", "run.checkpoint_every=3", "validation.every_steps=3", "model.mlm_weight=0.5")
+    straight = rows(run_local(tiny(tmp_path / "a", shared_data, *common)))
+    with pytest.raises(FaultDrill):
+        run_local(tiny(tmp_path / "b", shared_data, *common, "run.fail_at_step=5"))
+    assert [r["step"] for r in rows(tmp_path / "b")] == [1, 2, 3, 4]
+    resumed = rows(run_local(tiny(tmp_path / "b", shared_data, *common, "run.fail_at_step=5"), resume=True))
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]  # step 4 was redone from the step-3 checkpoint
+    for a, b in zip(straight, resumed):
+        for key in ("loss", "doc_loss", "mlm_loss", "acc_same_doc", "lr"):
+            assert b[key] == pytest.approx(a[key], abs=1e-4), (a["step"], key)
+    assert resumed[-1]["val_score"] == pytest.approx(straight[-1]["val_score"], abs=1e-6)
+    assert 0.0 <= straight[2]["val_score"] <= 1.0 and "val_deu" in straight[2]
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step-000003", "step-000006"]
+
+
+def test_checkpoint_and_data_errors(tmp_path, shared_data):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from msm.train.data import plan_batches
+    from msm.train.loop import FaultDrill
+    from msm.train.trainer import resume_config, run_local
+
+    cfg = tiny(tmp_path / "run", shared_data, "optim.max_steps=2", "run.checkpoint_every=1", "run.fail_at_step=2",
+               "validation.every_steps=-1")
+    with pytest.raises(FaultDrill):
+        run_local(cfg)
+    ckpt = tmp_path / "run" / "checkpoints" / "step-000001"
+    (ckpt / "optimizer.pt").write_bytes(b"not a torch file")
+    with pytest.raises(MSMError, match="optimizer.pt: unreadable optimiser state"):
+        run_local(cfg, resume=True)
+    (ckpt / "trainer_state.json").write_text("{")
+    with pytest.raises(MSMError, match="trainer_state.json: corrupt trainer state"):
+        run_local(cfg, resume=True)
+    with pytest.raises(MSMError, match="no checkpoint to resume from"):
+        run_local(tiny(tmp_path / "fresh", shared_data), resume=True)
+    with pytest.raises(MSMError, match="no pretrain_config.yaml there"):
+        resume_config(tmp_path / "run")
+    with pytest.raises(MSMError, match="written for other training data"):
+        other = tiny(tmp_path / "run", shared_data, "data.max_docs_per_lang=3", "optim.max_steps=2")
+        (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "fingerprint": "0123"}))
+        run_local(other, resume=True)
+
+    mined = tmp_path / "mined"
+    (mined / "documents").mkdir(parents=True)
+    (mined / "manifest.json").write_text("{}")
+    pq.write_table(pa.table({"lang": ["de", "de"], "sentences": [["Nur ein Satz."], []]}),
+                   mined / "documents" / "part-00000.parquet")
+    with pytest.raises(MSMError, match="empty dataset: no document"):
+        plan_batches(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}"))
+    pq.write_table(pa.table({"doc": ["x"]}), mined / "documents" / "part-00000.parquet")
+    with pytest.raises(MSMError, match="part-00000.parquet: unreadable or wrong schema"):
+        plan_batches(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}"))
+    with pytest.raises(MSMError, match="not an `msm mine` output"):
+        plan_batches(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={tmp_path / 'nowhere'}"))
+    with pytest.raises(MSMError, match="would overlap training"):
+        from msm.train.validate import validation_pairs
+
+        validation_pairs(tiny(tmp_path, shared_data, "data.max_docs_per_lang=120"))
+
+
+@pytest.mark.timeout(400)
+def test_tiny_pretraining_on_ray_survives_a_crash_and_resumes(ray_local, tmp_path, shared_data):
+    """A driver-level failure (no retries left), then ``msm pretrain --resume``: the run completes once."""
+    from ray.train import TrainingFailedError
+
+    from msm.cli import main
     from msm.train.trainer import run_pretraining
 
-    cfg = load_config(REPO / "configs" / "pretrain" / "tiny-cpu.yaml", PretrainConfig,
-                      parse_overrides([f"run.output_dir={tmp_path}", f"data.data_dir={shared_data}"]))
-    out = run_pretraining(cfg)
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4]
-    assert (out / "export" / "config.json").is_file()
-    assert list((out / "tiny").rglob("msm_state.safetensors"))
+    cfg = tiny(tmp_path, shared_data, "run.fail_at_step=3", "run.max_failures=0")
+    with pytest.raises(TrainingFailedError):
+        run_pretraining(cfg)
+    assert [r["step"] for r in rows(tmp_path)] == [1, 2]
+    assert main(["pretrain", "--resume", str(tmp_path)]) == 0
+    metrics = rows(tmp_path)
+    assert [r["step"] for r in metrics] == [1, 2, 3, 4]
+    assert "val_score" in metrics[-1] and "val_score" not in metrics[0]
+    assert (tmp_path / "export" / "config.json").is_file() and (tmp_path / "export-st" / "modules.json").is_file()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    steps = sorted(json.loads(p.read_text())["step"] for p in (tmp_path / "tiny").glob("checkpoint_*/trainer_state.json"))
+    assert steps == [2, 4]
+
+
+@pytest.mark.timeout(400)
+def test_two_workers_restart_after_a_worker_failure(ray_local, tmp_path, shared_data):
+    """DDP on gloo with 2 workers; both raise at step 3; FailureConfig restarts from the step-2 checkpoint."""
+    from msm.model.msm import MSMModel
+    from msm.train.trainer import run_pretraining
+
+    cfg = tiny(tmp_path, shared_data, "run.num_workers=2", "run.cpus_per_worker=0.5", "run.fail_at_step=3",
+               "run.max_failures=1", "optim.max_steps=5", "validation.every_steps=-1")
+    run_pretraining(cfg)
+    assert [r["step"] for r in rows(tmp_path)] == [1, 2, 3, 4, 5]
+    ckpts = sorted(p.parent for p in (tmp_path / "tiny").glob("checkpoint_*/trainer_state.json"))
+    assert sorted(json.loads((c / "trainer_state.json").read_text())["step"] for c in ckpts) == [4, 5]
+    for c in ckpts:  # every kept checkpoint loads
+        MSMModel.load(c / "model")

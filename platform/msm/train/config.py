@@ -10,11 +10,27 @@ from msm.model.config import MSMModelConfig
 
 @dataclass
 class DataConfig:
-    source: Literal["ntrex", "bible"] = "ntrex"  # real multilingual documents
+    source: Literal["ntrex", "bible", "mined"] = "ntrex"  # real documents, or the shards of an `msm mine` run
     data_dir: str | None = None  # folder holding ntrex/ (default: $MSM_DATA_DIR or ../shared/data)
+    path: str | None = None  # source "mined": the output_dir of `msm mine`
+    languages: list[str] = field(default_factory=list)  # NTREX tags / Bible codes / ISO codes; [] = defaults
     max_docs_per_lang: int = 8
     docs_per_batch: int = 4
     single_language_batches: bool = True  # as the reference; False mixes languages in a batch
+
+    def __post_init__(self) -> None:
+        if self.docs_per_batch < 1 or self.max_docs_per_lang < 1:
+            raise ValueError("need docs_per_batch >= 1 and max_docs_per_lang >= 1")
+
+
+@dataclass
+class ValidationConfig:
+    """Held-out cross-lingual sentence retrieval (``msm.train.validate``), reported as ``val_score``."""
+
+    every_steps: int = 0  # 0 = only at the end; < 0 = never
+    languages: list[str] = field(default_factory=lambda: ["deu", "rus", "zho-CN"])  # Bible source: codes, e.g. s r c
+    docs: int = 8  # NTREX documents from the end of the file
+    max_sentences: int = 128  # per language
 
 
 @dataclass
@@ -44,6 +60,9 @@ class RunConfig:
     keep_checkpoints: int = 2
     max_failures: int = 0
     seed: int = 0
+    tensorboard: bool = True  # event files in <output_dir>/<name>/tensorboard (rank 0)
+    bf16: bool = True  # autocast on GPU (ignored on CPU)
+    fail_at_step: int | None = None  # fault drill: raise at this step in a run that did not restore a checkpoint
 
 
 @dataclass
@@ -51,4 +70,5 @@ class PretrainConfig:
     model: MSMModelConfig = field(default_factory=MSMModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     run: RunConfig = field(default_factory=RunConfig)

@@ -1,45 +1,34 @@
-"""The per-worker training loop. Plain PyTorch; Ray Train's context is used only when present."""
+"""The per-worker training loop. Plain PyTorch; Ray Train's context is used when present.
+
+``train_loop({"config": PretrainConfig as dict, "fingerprint": str, "resume_from": dir | None})`` runs on every
+Ray Train worker (batches come from its Ray Data shard), or in-process without Ray (batches tokenised locally,
+checkpoints under ``<output_dir>/checkpoints``). Either way a restart continues from the exact step: model,
+optimiser, scheduler, memory bank and RNG states are restored, and ``metrics.jsonl`` is cut back to that step.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from msm.config import config_from_dict
+from msm.config import config_from_dict, to_dict
 from msm.errors import MSMError
-from msm.model.batching import blocks, collate
 from msm.model.msm import MSMModel
-from msm.model.smoke import default_data_dir, load_documents
 from msm.train.config import PretrainConfig
 from msm.train.schedule import lr_factor
 
+STATE_FILE = "trainer_state.json"
 
-def build_batches(cfg: PretrainConfig, tokenizer) -> list[dict[str, torch.Tensor]]:
-    """Real documents → sentence blocks → batches (single-language or mixed)."""
-    data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else default_data_dir()
-    if cfg.data.source == "bible":
-        data_dir = None
-    docs, langs, _ = load_documents(data_dir, cfg.data.max_docs_per_lang)
-    m = cfg.model
-    items = [(blk, lang) for doc, lang in zip(docs, langs) for blk in blocks(doc, m.max_sentences)]
-    if not items:
-        raise MSMError("empty dataset: no document had 2 or more sentences; check data.source / data.data_dir")
-    lang_ids = {lang: i for i, lang in enumerate(sorted({lang for _, lang in items}))}
-    groups = ([[it for it in items if it[1] == lang] for lang in sorted(lang_ids)]
-              if cfg.data.single_language_batches else [items])
-    n = cfg.data.docs_per_batch
-    batches = [collate([b for b, _ in g[i:i + n]], [lang_ids[lang] for _, lang in g[i:i + n]], tokenizer,
-                       m.max_sentences, m.max_tokens)
-               for g in groups for i in range(0, len(g) - n + 1, n)]
-    if not batches:
-        raise MSMError(f"empty dataset: fewer than docs_per_batch={n} blocks per batch group")
-    order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(cfg.run.seed))
-    return [batches[i] for i in order.tolist()]
+
+class FaultDrill(RuntimeError):
+    """Raised at ``run.fail_at_step`` to exercise restarts."""
 
 
 def _ray_context():
@@ -52,90 +41,185 @@ def _ray_context():
 
 
 def train_loop(config: dict) -> None:
-    """Train MSM. ``config`` is a PretrainConfig as a dict (Ray passes it to every worker)."""
-    cfg = config_from_dict(config, PretrainConfig, "pretrain config")
+    cfg = config_from_dict(config["config"], PretrainConfig, "pretrain config")
+    fingerprint = config["fingerprint"]
     ctx = _ray_context()
     rank = ctx.get_world_rank() if ctx else 0
     torch.manual_seed(cfg.run.seed + rank)
     model = MSMModel.from_config(cfg.model)
     model.seed(cfg.run.seed + rank)
-    batches = build_batches(cfg, model.sentence_encoder.tokenizer)
+    if ctx is not None:
+        import ray.train
+        import ray.train.torch
+
+        from msm.train.data import collect_shard
+
+        device = ray.train.torch.get_device()
+        batches = collect_shard(ray.train.get_dataset_shard("train"))
+        checkpoint = ray.train.get_checkpoint()
+    else:
+        from msm.train.data import local_batches, plan_batches
+
+        device = torch.device("cuda" if cfg.run.use_gpu and torch.cuda.is_available() else "cpu")
+        batches = local_batches(cfg, plan_batches(cfg))
+        checkpoint = None
+    model.to(device).train()  # from_pretrained leaves the HF encoder in eval mode: dropout on, as the reference
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
                             weight_decay=cfg.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, cfg.optim.max_steps, cfg.optim.power))
     start = 0
-    checkpoint = None
-    if ctx is not None:
-        import ray.train
-
-        checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            start = load_state(Path(folder), model, opt, sched)
-    if ctx is not None and ctx.get_world_size() > 1:
-        import ray.train.torch
-
-        train_model = ray.train.torch.prepare_model(model, move_to_device=False)
-    else:
-        train_model = model
+            start = load_state(Path(folder), model, opt, sched, fingerprint)
+    elif config.get("resume_from"):
+        start = load_state(Path(config["resume_from"]), model, opt, sched, fingerprint)
+    restored = start > 0
+    if restored and rank:  # the checkpoint holds rank 0's RNG streams; other ranks get their own, reproducibly
+        torch.manual_seed(cfg.run.seed + rank + start)
+        model.generator.manual_seed(cfg.run.seed + rank + start)
     out = Path(cfg.run.output_dir)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _truncate_metrics(out / "metrics.jsonl", start)
+    train_model = model
+    if ctx is not None and ctx.get_world_size() > 1:
+        train_model = ray.train.torch.prepare_model(  # the HF pooler is unused with mean pooling
+            model, move_to_device=False, parallel_strategy_kwargs={"find_unused_parameters": True})
+    pairs = None
+    if cfg.validation.every_steps >= 0:
+        from msm.train.validate import validation_pairs
+
+        pairs = validation_pairs(cfg)
+    writer = _tensorboard(out, cfg) if rank == 0 else None
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.run.bf16
+                else contextlib.nullcontext())
     for step in range(start, cfg.optim.max_steps):
+        if cfg.run.fail_at_step == step + 1 and not restored:
+            raise FaultDrill(f"fault drill: run.fail_at_step={step + 1} (rank {rank})")
         t0 = time.perf_counter()
-        batch = batches[step % len(batches)]
-        output = train_model(batch)
+        batch = {k: v.to(device) for k, v in batches[step % len(batches)].items()}
+        with autocast:
+            output = train_model(batch)
         opt.zero_grad(set_to_none=True)
         output.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         opt.step()
         sched.step()
         sec = time.perf_counter() - t0
-        n_sent = int(batch["sentence_mask"].sum())
+        done = step + 1 == cfg.optim.max_steps
         metrics = {"step": step + 1, "loss": output.loss.item(), "doc_loss": output.doc_loss.item(),
                    "mlm_loss": output.mlm_loss.item() if output.mlm_loss is not None else None,
                    "acc_same_doc": output.acc_same_doc.item(), "acc_other_doc": output.acc_other_doc.item(),
-                   "lr": sched.get_last_lr()[0], "sentences_per_s": n_sent / sec,
-                   "tokens_per_s": int(batch["attention_mask"].sum()) / sec}
+                   "lr": sched.get_last_lr()[0], "sentences_per_s": int(batch["sentence_mask"].sum()) / sec,
+                   "tokens_per_s": int(batch["attention_mask"].sum()) / sec, "step_s": sec}
+        every = cfg.validation.every_steps
+        if pairs is not None and (done or (every > 0 and (step + 1) % every == 0)):
+            from msm.train.validate import evaluate
+
+            metrics.update(evaluate(model.sentence_encoder, pairs, cfg.model.max_tokens))
         if rank == 0:
-            out.mkdir(parents=True, exist_ok=True)
             with open(out / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(metrics) + "\n")
-        done = step + 1 == cfg.optim.max_steps
-        if ctx is None:
+            if writer is not None:
+                for k, v in metrics.items():
+                    if k != "step" and v is not None:
+                        writer.add_scalar(f"train/{k}" if not k.startswith("val_") else f"val/{k[4:]}", v, step + 1)
+                writer.flush()
+        save = done or (step + 1) % cfg.run.checkpoint_every == 0
+        if ctx is not None:
+            if save:
+                with tempfile.TemporaryDirectory() as tmp:
+                    if rank == 0:
+                        save_state(Path(tmp), model, opt, sched, step + 1, cfg, fingerprint)
+                    ray.train.report(metrics,
+                                     checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None)
+            else:
+                ray.train.report(metrics)
+        elif save:
+            save_local(out / "checkpoints", model, opt, sched, step + 1, cfg, fingerprint)
+    if writer is not None:
+        writer.close()
+
+
+def _tensorboard(out: Path, cfg: PretrainConfig):
+    if not cfg.run.tensorboard:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the rows of steps ≤ ``step`` (a restart rewrites the later ones); a torn last line is dropped."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
             continue
-        import ray.train
-
-        if done or (step + 1) % cfg.run.checkpoint_every == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                if rank == 0:
-                    save_state(Path(tmp), model, opt, sched, step + 1, cfg)
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None)
-        else:
-            ray.train.report(metrics)
-    if ctx is None:
-        save_state(out / "final", model, opt, sched, cfg.optim.max_steps, cfg)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(keep))
+    os.replace(tmp, path)
 
 
-def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: PretrainConfig) -> None:
-    """Model as safetensors (``MSMModel.save``) + optimiser/scheduler tensors for ``torch.load(weights_only=True)``."""
-    from msm.config import to_dict
+def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str) -> None:
+    """Model as safetensors (``MSMModel.save``; includes the memory bank), optimiser/scheduler/RNG tensors for
+    ``torch.load(weights_only=True)``, and ``trainer_state.json`` (step, config, data fingerprint, code version)."""
+    from msm.data.pipeline import code_version
 
     model.save(folder / "model")
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, folder / "optimizer.pt")
-    (folder / "trainer_state.json").write_text(json.dumps({"step": step, "config": to_dict(cfg),
-                                                            "pid": os.getpid()}, indent=2))
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(), "model_rng": model.generator.get_state()},
+               folder / "optimizer.pt")
+    (folder / STATE_FILE).write_text(json.dumps({"step": step, "config": to_dict(cfg), "fingerprint": fingerprint,
+                                                 "code_version": code_version()}, indent=2))
 
 
-def load_state(folder: Path, model: MSMModel, opt, sched) -> int:
-    state_file = folder / "trainer_state.json"
+def save_local(root: Path, model, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str) -> Path:
+    """Without Ray: ``root/step-NNNNNN`` written under a temporary name then renamed; keeps the newest N."""
+    final = root / f"step-{step:06d}"
+    tmp = root / f".tmp-step-{step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_state(tmp, model, opt, sched, step, cfg, fingerprint)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in sorted(root.glob("step-*"))[: -cfg.run.keep_checkpoints]:
+        shutil.rmtree(old)
+    return final
+
+
+def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | None = None) -> int:
+    """Restore everything :func:`save_state` wrote; returns the step to continue from."""
+    state_file = folder / STATE_FILE
     if not state_file.is_file():
-        raise MSMError(f"{folder}: not a pretraining checkpoint (no trainer_state.json)")
+        raise MSMError(f"{folder}: not a pretraining checkpoint (no {STATE_FILE}); pass a checkpoint folder "
+                       "written by msm pretrain")
+    try:
+        state = json.loads(state_file.read_text())
+        step = int(state["step"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise MSMError(f"{state_file}: corrupt trainer state ({exc}); resume from an earlier checkpoint") from exc
+    if fingerprint and state.get("fingerprint") not in (None, fingerprint):
+        raise MSMError(f"{folder}: written for other training data (fingerprint {state['fingerprint']}, now "
+                       f"{fingerprint}); resume with the same data config or start a new run")
     loaded = MSMModel.load(folder / "model")
     model.load_state_dict(loaded.state_dict())
     try:
-        opt_state = torch.load(folder / "optimizer.pt", weights_only=True)
+        extra = torch.load(folder / "optimizer.pt", weights_only=True)
+        opt.load_state_dict(extra["optimizer"])
+        sched.load_state_dict(extra["scheduler"])
     except Exception as exc:
-        raise MSMError(f"{folder / 'optimizer.pt'}: unreadable optimiser state ({exc}); use an intact checkpoint") from exc
-    opt.load_state_dict(opt_state["optimizer"])
-    sched.load_state_dict(opt_state["scheduler"])
-    return int(json.loads(state_file.read_text())["step"])
+        raise MSMError(f"{folder / 'optimizer.pt'}: unreadable optimiser state ({exc}); resume from an intact "
+                       "checkpoint") from exc
+    torch.set_rng_state(extra["torch_rng"])
+    model.generator.set_state(extra["model_rng"])
+    return step
+
+
+def latest_local_checkpoint(out: Path) -> Path | None:
+    found = sorted((out / "checkpoints").glob("step-*"))
+    return found[-1] if found else None

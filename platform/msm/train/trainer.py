@@ -1,46 +1,123 @@
-"""Ray Train wiring: ``TorchTrainer`` over :func:`msm.train.loop.train_loop`."""
+"""Ray Train wiring: ``TorchTrainer`` over :func:`msm.train.loop.train_loop` with a Ray Data dataset of batches.
+
+Run layout (``run.output_dir``): ``pretrain_config.yaml``, ``metrics.jsonl``, ``tensorboard/``,
+``<run.name>/checkpoint_*`` (Ray Train), ``export/`` (the trained sentence encoder as an HF folder) and
+``export-st/`` (the same as a sentence-transformers folder).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 
-from msm.config import to_dict
+import yaml
+
+from msm.config import load_config, to_dict
+from msm.errors import MSMError
+from msm.io import atomic_write_text
 from msm.train.config import PretrainConfig
-from msm.train.loop import train_loop
+from msm.train.loop import STATE_FILE, latest_local_checkpoint, train_loop
+
+CONFIG_FILE = "pretrain_config.yaml"
 
 
-def build_trainer(cfg: PretrainConfig):
+def absolute(cfg: PretrainConfig) -> PretrainConfig:
+    """Make local paths absolute on the driver (Ray workers run in other working directories)."""
+    def fix(p: str | None) -> str | None:
+        return p if p is None or "://" in p else str(Path(p).expanduser().resolve())
+
+    return dataclasses.replace(
+        cfg, run=dataclasses.replace(cfg.run, output_dir=fix(cfg.run.output_dir)),
+        data=dataclasses.replace(cfg.data, data_dir=fix(cfg.data.data_dir), path=fix(cfg.data.path)))
+
+
+def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None):
+    """The ``TorchTrainer`` for ``cfg`` (paths must be absolute); ``run_config_kwargs`` adds e.g. Tune callbacks."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    storage = str(Path(cfg.run.output_dir).resolve()) if "://" not in cfg.run.output_dir else cfg.run.output_dir
+    from msm.train.data import build_dataset, fingerprint, plan_batches
+
+    plans = plan_batches(cfg)
     return TorchTrainer(
         train_loop,
-        train_loop_config=to_dict(cfg),
+        train_loop_config={"config": to_dict(cfg), "fingerprint": fingerprint(plans)},
+        datasets={"train": build_dataset(cfg, plans)},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.num_workers, use_gpu=cfg.run.use_gpu,
                                                resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
         run_config=ray.train.RunConfig(
-            storage_path=storage, name=cfg.run.name,
+            storage_path=cfg.run.output_dir, name=cfg.run.name,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
-            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures)),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
+            **(run_config_kwargs or {})),
     )
 
 
-def run_pretraining(cfg: PretrainConfig, log=print) -> Path:
-    """Fit on the current Ray cluster (a local one is started if none); export the encoder; return the run dir."""
+def ensure_ray() -> None:
     import ray
-
-    from msm.model.msm import MSMModel
 
     if not ray.is_initialized():  # embedded local Ray inherits these; a submitted job brings its runtime_env
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         ray.init()
-    result = build_trainer(cfg).fit()
+
+
+def run_pretraining(cfg: PretrainConfig, log=print) -> Path:
+    """Fit on the current Ray cluster (a local one is started if none); export the encoder; return the run dir.
+
+    Re-running with the same ``output_dir`` and ``name`` continues from the run's latest checkpoint (Ray Train
+    restores it), which is what ``msm pretrain --resume`` does.
+    """
+    from msm.model.msm import MSMModel
+
+    cfg = absolute(cfg)
     out = Path(cfg.run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    ensure_ray()
+    result = build_trainer(cfg).fit()
+    if result.checkpoint is None:
+        raise MSMError(f"{out}: the run finished without a checkpoint; see the Ray Train log above")
     with result.checkpoint.as_directory() as folder:
         model = MSMModel.load(Path(folder) / "model")
-        model.export_encoder(out / "export")
-    log(f"finished: {result.metrics}; encoder exported to {out / 'export'}")
+    export(model, out)
+    log(f"finished: {json.dumps({k: v for k, v in result.metrics.items() if v is not None})}")
+    log(f"encoder exported to {out / 'export'} (HF) and {out / 'export-st'} (sentence-transformers)")
+    return out
+
+
+def export(model, out: Path) -> None:
+    from msm.models.st_export import write_sentence_transformers_folder
+
+    model.export_encoder(out / "export")
+    write_sentence_transformers_folder(out / "export", out / "export-st", overwrite=True)
+
+
+def resume_config(run_dir: str | Path) -> PretrainConfig:
+    """The config a run was started with, after checking the run has a checkpoint to continue from."""
+    run_dir = Path(run_dir).expanduser().resolve()
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise MSMError(f"--resume {run_dir}: no {CONFIG_FILE} there; pass the run.output_dir of an earlier "
+                       "msm pretrain run")
+    cfg = load_config(run_dir / CONFIG_FILE, PretrainConfig)
+    found = [p.parent for p in (run_dir / cfg.run.name).glob(f"checkpoint_*/{STATE_FILE}")]
+    local = latest_local_checkpoint(run_dir)
+    if not found and local is None:
+        raise MSMError(f"--resume {run_dir}: no checkpoint under {run_dir / cfg.run.name}; start a new run instead")
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=str(run_dir)))
+
+
+def run_local(cfg: PretrainConfig, resume: bool = False) -> Path:
+    """The same loop in this process without Ray (tests, benchmarks); checkpoints in ``<output_dir>/checkpoints``."""
+    from msm.train.data import fingerprint, plan_batches
+
+    cfg = absolute(cfg)
+    out = Path(cfg.run.output_dir)
+    last = latest_local_checkpoint(out) if resume else None
+    if resume and last is None:
+        raise MSMError(f"{out}: no checkpoint to resume from (expected {out / 'checkpoints'}/step-*)")
+    train_loop({"config": to_dict(cfg), "fingerprint": fingerprint(plan_batches(cfg)),
+                "resume_from": str(last) if last else None})
     return out
