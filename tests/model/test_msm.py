@@ -159,3 +159,12 @@ def test_no_document_encoder_ablation_runs(tiny_cfg, batch):
     out = model(batch)
     out.loss.backward()
     assert model.document_encoder is None and torch.isfinite(out.loss)
+
+
+def test_loss_weights_mlm_only_ablation(tiny_cfg, batch):
+    """loss = doc_weight · doc_loss + mlm_weight · mlm_loss; doc_weight 0 leaves only MLM, and nothing at all fails."""
+    model = MSMModel.from_config(dataclasses.replace(tiny_cfg, doc_weight=0.0, mlm_weight=2.0))
+    out = model(batch)
+    assert out.loss.item() == pytest.approx(2.0 * out.mlm_loss.item(), rel=1e-6) and out.doc_loss.item() > 0
+    with pytest.raises(ValueError, match="something must be trained"):
+        dataclasses.replace(tiny_cfg, doc_weight=0.0, mlm_weight=0.0)

@@ -141,3 +141,37 @@ def test_two_workers_restart_after_a_worker_failure(ray_local, tmp_path, shared_
     assert sorted(json.loads((c / "trainer_state.json").read_text())["step"] for c in ckpts) == [4, 5]
     for c in ckpts:  # every kept checkpoint loads
         MSMModel.load(c / "model")
+
+
+def test_mined_source_and_code_switched_copies(tmp_path, shared_data):
+    """Documents come from the mine shards; with cross_lingual=1 every 1-1 linked sentence is switched."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from msm.data.schema import DOCUMENTS, PAIRS
+    from msm.train.data import load_documents
+
+    mined = tmp_path / "mined"
+    (mined / "documents").mkdir(parents=True)
+    (mined / "pairs").mkdir()
+    (mined / "manifest.json").write_text("{}")
+    de = ["Eins.", "Zwei.", "Drei.", "Vier."]
+    en = ["One.", "Two and three.", "Four."]
+    base = {"declared_lang": None, "detected_lang": None, "lang_confidence": None, "flags": [], "source": "t",
+            "url": None, "pair_ids": ["p"]}
+    pq.write_table(pa.Table.from_pylist([dict(base, doc_id="de1", lang="de", sentences=de, aligned_doc_ids=["en1"]),
+                                         dict(base, doc_id="en1", lang="en", sentences=en, aligned_doc_ids=["de1"])],
+                                        schema=DOCUMENTS), mined / "documents" / "part-00000.parquet")
+    links = [{"src": [0], "tgt": [0], "score": 0.9}, {"src": [1, 2], "tgt": [1], "score": 0.8},
+             {"src": [3], "tgt": [2], "score": 0.9}]
+    pq.write_table(pa.Table.from_pylist([{"pair_id": "p", "src_doc_id": "de1", "src_lang": "de", "tgt_doc_id": "en1",
+                                          "tgt_lang": "en", "pair_score": 1.2, "links": links, "align_score": 0.9}],
+                                        schema=PAIRS), mined / "pairs" / "part-00000.parquet")
+    plain = load_documents(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}"))
+    assert plain == [(de, "de"), (en, "en")]
+    switched = load_documents(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}",
+                                   "data.cross_lingual=1.0"))
+    assert switched[:2] == plain
+    assert switched[2:] == [(["One.", "Zwei.", "Drei.", "Four."], "de"), (["Eins.", "Two and three.", "Vier."], "en")]
+    assert load_documents(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}",
+                               "data.languages=[en]")) == [(en, "en")]

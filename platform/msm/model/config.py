@@ -26,6 +26,7 @@ class MSMModelConfig:
     num_cross_doc_negatives: int | None = None  # None: all other-document sentences of the batch
     mask_ratio: float = 1.0  # fraction of each document's sentences predicted per step (1.0: every one once)
     mlm_weight: float = 0.0  # joint MLM loss weight (0: off)
+    doc_weight: float = 1.0  # weight of the masked-sentence loss (0 with mlm_weight > 0: the "MLM only" ablation)
     mlm_probability: float = 0.15
     gradient_checkpointing: bool = False
 
@@ -41,6 +42,8 @@ class MSMModelConfig:
              "num_cross_doc_negatives must be >= 0 or null"),
             (0 <= self.mlm_probability < 1, "mlm_probability must be in [0, 1)"),
             (self.mlm_weight >= 0, "mlm_weight must be >= 0"),
+            (self.doc_weight >= 0 and self.doc_weight + self.mlm_weight > 0,
+             "doc_weight must be >= 0, and doc_weight + mlm_weight > 0 (something must be trained)"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
         ]
         for ok, message in checks:

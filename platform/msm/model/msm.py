@@ -142,7 +142,7 @@ class MSMModel(nn.Module):
             query_lang=lang[doc_index], bank_keys=bank_keys, bank_langs=bank_langs, cross_doc_keep=keep,
         )
         mlm = mlm_loss(mlm_logits, labels) if labels is not None else None
-        loss = result.loss + (self.cfg.mlm_weight * mlm if mlm is not None else 0.0)
+        loss = self.cfg.doc_weight * result.loss + (self.cfg.mlm_weight * mlm if mlm is not None else 0.0)
         if (self.training if update_memory is None else update_memory) and self.cfg.memory_bank_size:
             self.memory_bank.enqueue(targets.detach(), lang[key_doc])
         return MSMOutput(loss=loss, doc_loss=result.loss, mlm_loss=mlm, acc_same_doc=result.acc_same_doc,

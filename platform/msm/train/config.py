@@ -17,10 +17,13 @@ class DataConfig:
     max_docs_per_lang: int = 8
     docs_per_batch: int = 4
     single_language_batches: bool = True  # as the reference; False mixes languages in a batch
+    cross_lingual: float = 0.0  # our variant (source "mined"): add code-switched copies, P(switch a sentence)
 
     def __post_init__(self) -> None:
         if self.docs_per_batch < 1 or self.max_docs_per_lang < 1:
             raise ValueError("need docs_per_batch >= 1 and max_docs_per_lang >= 1")
+        if not 0.0 <= self.cross_lingual <= 1.0:
+            raise ValueError("cross_lingual must be in [0, 1]")
 
 
 @dataclass
@@ -28,7 +31,8 @@ class ValidationConfig:
     """Held-out cross-lingual sentence retrieval (``msm.train.validate``), reported as ``val_score``."""
 
     every_steps: int = 0  # 0 = only at the end; < 0 = never
-    languages: list[str] = field(default_factory=lambda: ["deu", "rus", "zho-CN"])  # Bible source: codes, e.g. s r c
+    source: Literal["ntrex", "bible"] = "ntrex"  # NTREX documents from the end / Old Testament chapters
+    languages: list[str] = field(default_factory=lambda: ["deu", "rus", "zho-CN"])  # bible: codes, e.g. [s, r, c]
     docs: int = 8  # NTREX documents from the end of the file
     max_sentences: int = 128  # per language
 

@@ -48,29 +48,65 @@ def load_documents(cfg: PretrainConfig) -> list[tuple[list[str], str]]:
 
 
 def _mined_documents(cfg: PretrainConfig) -> list[tuple[list[str], str]]:
-    """Documents of an ``msm mine`` output (``documents/*.parquet``), at most ``max_docs_per_lang`` per language."""
-    import pyarrow.parquet as pq
-
+    """Documents of an ``msm mine`` output (``documents/*.parquet``), at most ``max_docs_per_lang`` per language;
+    with ``data.cross_lingual > 0`` their sentences are code-switched through the aligned pairs."""
     if not cfg.data.path:
         raise MSMError("data.source 'mined' needs data.path: the output_dir of an `msm mine` run")
     folder = Path(cfg.data.path).expanduser()
-    files = sorted((folder / "documents").glob("*.parquet"))
-    if not (folder / "manifest.json").is_file() or not files:
+    if not (folder / "manifest.json").is_file() or not list((folder / "documents").glob("*.parquet")):
         raise MSMError(f"{folder}: not an `msm mine` output (need manifest.json and documents/*.parquet); "
                        "run `msm mine --config configs/mine/...` first or fix data.path")
+    docs = _read_shards(folder / "documents", ["doc_id", "lang", "sentences"])
     out: list[tuple[list[str], str]] = []
+    kept: dict[str, list[str]] = {}
     count: dict[str, int] = {}
-    for f in files:
+    for doc_id, lang, sents in zip(docs["doc_id"], docs["lang"], docs["sentences"]):
+        if (cfg.data.languages and lang not in cfg.data.languages) or count.get(lang, 0) >= cfg.data.max_docs_per_lang:
+            continue
+        count[lang] = count.get(lang, 0) + 1
+        kept[doc_id] = sents or []
+        out.append((sents or [], lang))
+    if cfg.data.cross_lingual > 0:
+        out += code_switched(folder, kept, dict(zip(docs["doc_id"], docs["sentences"])), docs, cfg)
+    return out
+
+
+def _read_shards(folder: Path, columns: list[str]) -> dict[str, list]:
+    import pyarrow.parquet as pq
+
+    cols: dict[str, list] = {c: [] for c in columns}
+    for f in sorted(folder.glob("*.parquet")):
         try:
-            table = pq.read_table(f, columns=["lang", "sentences"])
+            table = pq.read_table(f, columns=columns)
         except Exception as exc:  # pyarrow raises several types for truncated/foreign files
-            raise MSMError(f"{f}: unreadable or wrong schema for a documents shard ({exc}); "
+            raise MSMError(f"{f}: unreadable or wrong schema for a {folder.name} shard ({exc}); "
                            "re-run `msm mine` to rewrite the output") from exc
-        for lang, sents in zip(table.column("lang").to_pylist(), table.column("sentences").to_pylist()):
-            if (cfg.data.languages and lang not in cfg.data.languages) or count.get(lang, 0) >= cfg.data.max_docs_per_lang:
+        for c in columns:
+            cols[c] += table.column(c).to_pylist()
+    return cols
+
+
+def code_switched(folder: Path, kept: dict[str, list[str]], all_docs: dict[str, list[str]], docs: dict,
+                  cfg: PretrainConfig) -> list[tuple[list[str], str]]:
+    """Our cross-lingual variant: for each kept document with an aligned partner, a copy whose sentences are
+    replaced, each with probability ``data.cross_lingual``, by the partner sentence of a 1-1 link (same position
+    in the other language). The copy keeps the document's language label (its memory bank)."""
+    lang_of = dict(zip(docs["doc_id"], docs["lang"]))
+    pairs = _read_shards(folder / "pairs", ["src_doc_id", "tgt_doc_id", "links"])
+    g = torch.Generator().manual_seed(cfg.run.seed)
+    out = []
+    for src, tgt, links in zip(pairs["src_doc_id"], pairs["tgt_doc_id"], pairs["links"]):
+        for a, b, flip in ((src, tgt, False), (tgt, src, True)):
+            if a not in kept:
                 continue
-            count[lang] = count.get(lang, 0) + 1
-            out.append((sents or [], lang))
+            mapping = {(ln["tgt"] if flip else ln["src"])[0]: (ln["src"] if flip else ln["tgt"])[0]
+                       for ln in links or [] if len(ln["src"]) == 1 and len(ln["tgt"]) == 1}
+            sents = list(kept[a])
+            draws = torch.rand(len(sents), generator=g).tolist()
+            for i in range(len(sents)):
+                if i in mapping and draws[i] < cfg.data.cross_lingual and mapping[i] < len(all_docs[b]):
+                    sents[i] = all_docs[b][mapping[i]]
+            out.append((sents, lang_of[a]))
     return out
 
 

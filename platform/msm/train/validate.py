@@ -22,7 +22,7 @@ def validation_pairs(cfg: PretrainConfig) -> dict[str, tuple[list[str], list[str
     from msm.data.readers import read_bible, read_ntrex
 
     v = cfg.validation
-    if cfg.data.source == "bible":
+    if v.source == "bible":
         def chapters(code: str) -> dict[str, list[str]]:
             recs = read_bible(None, "val", [code], None, VAL_BOOKS)
             return {r["doc_id"].split(":")[-1]: r["sentences"] for r in recs}
