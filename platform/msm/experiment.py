@@ -43,11 +43,12 @@ def train(variant: str, seed: int, steps: int, out: Path, mined: Path, data_dir:
     if (target / "export" / "config.json").is_file():
         return target / "export"
     overrides = [f"data.path={mined}", f"run.output_dir={target}", f"run.seed={seed}", f"optim.max_steps={steps}",
-                 f"run.checkpoint_every={steps}", "validation.every_steps=-1", *VARIANTS[variant]]
+                 f"run.checkpoint_every={max(1, steps // 5)}", "run.keep_checkpoints=1", "validation.every_steps=-1",
+                 *VARIANTS[variant]]
     if data_dir:
         overrides.append(f"data.data_dir={data_dir}")
     cfg = load_config(REPO / "configs" / "demo" / "pretrain.yaml", PretrainConfig, parse_overrides(overrides))
-    run_local(cfg)
+    run_local(cfg, resume=latest_local_checkpoint(target) is not None)  # an interrupted call continues
     export(MSMModel.load(latest_local_checkpoint(target) / "model"), target)
     return target / "export"
 
@@ -96,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     cache = out / "results.json"
     done = json.loads(cache.read_text()) if cache.is_file() else {}
     t0 = time.perf_counter()
-    jobs = [("e5-small (start)", None, 0)] + [(v, v, s) for v in args.variants.split(",")
-                                              for s in (seeds if v in TWO_SEEDS else seeds[:1])]
+    variants = args.variants.split(",")  # first seed of every variant, then the extra seeds
+    jobs = ([("e5-small (start)", None, 0)] + [(v, v, seeds[0]) for v in variants]
+            + [(v, v, s) for s in seeds[1:] for v in variants if v in TWO_SEEDS])
     for name, variant, seed in jobs:
-        key = f"{name}|{seed}|{args.steps}|{args.pairs}"
+        key = f"{name}|{seed}|{args.steps if variant else 0}|{args.pairs}"  # the start model has no steps
         if key in done:
             continue
         t = time.perf_counter()
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({done[key]['seconds']:.0f}s)", flush=True)
     rows: dict[str, list[dict[str, float]]] = {}
     for key, r in done.items():
-        if key.endswith(f"|{args.steps}|{args.pairs}"):
+        if key.endswith((f"|{args.steps}|{args.pairs}", f"|0|{args.pairs}")):
             rows.setdefault(r["model"], []).append(r["scores"])
     langs = ["deu", "fra", "rus", "cmn", "ara", "swh"]
     keys = ["mean acc@1 xxx->eng", "mean acc@1 eng->xxx"] + [f"{lang} acc@1 xxx->eng" for lang in langs]

@@ -1,4 +1,4 @@
-"""``msm eval --model M --tasks lareqa,tatoeba --data-dir DIR``."""
+"""``msm eval --model M --tasks lareqa,tatoeba,mrtydi,xor_retrieve,mewsli_x --data-dir DIR``."""
 
 from __future__ import annotations
 
@@ -14,17 +14,20 @@ def _run(args: argparse.Namespace) -> int:
     if data_dir is None:
         from msm.errors import MSMError
 
-        raise MSMError("no data directory: pass --data-dir (holding xquad-r/, tatoeba/) or set MSM_DATA_DIR")
+        raise MSMError("no data directory: pass --data-dir (holding one folder per task, see docs/evaluation.md) "
+                       "or set MSM_DATA_DIR")
     run_eval(args.model, args.tasks.split(","), data_dir, Path(args.out) if args.out else None,
              args.langs.split(",") if args.langs else None, args.max_queries, args.batch_size, args.max_length)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a model on retrieval tasks (lareqa, tatoeba)")
+    p = sub.add_parser("eval", help="evaluate a model on retrieval tasks "
+                                    "(lareqa, tatoeba, mrtydi, xor_retrieve, mewsli_x)")
     p.add_argument("--model", required=True, help="HF folder, MSM checkpoint, hub id or 'e5-small'")
     p.add_argument("--tasks", default="lareqa,tatoeba")
-    p.add_argument("--data-dir", default=None, help="folder with xquad-r/ and tatoeba/ (default: $MSM_DATA_DIR)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with xquad-r/, tatoeba/, mrtydi/, xor_retrieve/, mewsli_x/ (default: $MSM_DATA_DIR)")
     p.add_argument("--out", default=None, help="write results.md/results.json here")
     p.add_argument("--langs", default=None, help="comma-separated subset of languages")
     p.add_argument("--max-queries", type=int, default=None, help="per language (quick runs)")

@@ -9,7 +9,8 @@ from pathlib import Path
 from msm.errors import MSMError
 from msm.eval.report import Result, markdown, write_report
 
-TASKS = {"lareqa": "msm.eval.tasks.lareqa", "tatoeba": "msm.eval.tasks.tatoeba"}
+TASKS = {"lareqa": "msm.eval.tasks.lareqa", "tatoeba": "msm.eval.tasks.tatoeba", "mrtydi": "msm.eval.tasks.mrtydi",
+         "xor_retrieve": "msm.eval.tasks.xor_retrieve", "mewsli_x": "msm.eval.tasks.mewsli_x"}
 
 
 def run_eval(model: str, tasks: list[str], data_dir: Path, out_dir: Path | None = None, langs: list[str] | None = None,

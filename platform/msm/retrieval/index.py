@@ -63,7 +63,7 @@ class SearchIndex:
             raise MSMError(f"queries have dimension {q.shape[-1]}, the index {self.dim} "
                            f"(built with model {self.meta.get('model') or '?'}); encode with the same model")
         scores, idx = self.index.search(q, min(k, len(self.ids)))
-        return scores, [[self.ids[j] for j in row if j >= 0] for row in idx]
+        return scores, [[self.ids[j] for j in row if j >= 0] for row in idx.tolist()]  # Python ints: fewer numpy scalars
 
     def save(self, out_dir: str | Path) -> Path:
         import faiss
