@@ -107,3 +107,28 @@ def test_patch_semantics_against_hand_results():
     assert json6902(base, ops) == {"a": {"b": 1, "c": [1, 2]}, "cs": [{"name": "x", "v": 1}, {"name": "y", "v": 9}, {"name": "w"}], "a/b": 0}
     with pytest.raises(KeyError):
         json6902(base, [{"op": "replace", "path": "/missing", "value": 1}])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay):
+    """Each RayJob runs ``python jobs/X.py --config FILE key=value ...``: the script and config exist and the
+    overrides are keys of that config (a typo here only shows once the job runs on the cluster)."""
+    import shlex
+
+    from msm.config import load_config, parse_overrides
+    from msm.data.config import MineConfig
+    from msm.train.config import PretrainConfig
+    from msm.tune.config import load_sweep
+
+    for (kind, name), obj in _by_kind(render(REPO / "k8s" / overlay)).items():
+        if kind != "RayJob":
+            continue
+        argv = shlex.split(obj["spec"]["entrypoint"])
+        assert argv[:1] == ["python"] and (REPO / argv[1]).is_file(), name
+        config = REPO / argv[argv.index("--config") + 1]
+        overrides = parse_overrides(argv[argv.index("--config") + 2:])
+        job = Path(argv[1]).stem
+        if job == "sweep":
+            load_sweep(config, overrides)
+        else:
+            load_config(config, {"pretrain": PretrainConfig, "mine": MineConfig}[job], overrides)

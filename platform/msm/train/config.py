@@ -61,6 +61,8 @@ class RunConfig:
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     checkpoint_every: int = 50
+    report_every: int = 10  # ray.train.report cadence besides checkpoint and validation steps (each report waits
+    #                         for the Train controller's poll; metrics.jsonl still gets every step)
     keep_checkpoints: int = 2
     max_failures: int = 0
     seed: int = 0

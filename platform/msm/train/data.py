@@ -21,6 +21,7 @@ from msm.train.config import PretrainConfig
 NTREX_LANGS = ["deu", "fra", "rus", "zho-CN", "arb", "hin"]
 BIBLE_TRANSLATIONS = ["s", "l", "r", "c", "y", "i"]  # de fr ru zh ar hi
 TRAIN_BOOKS = (40, 66)  # New Testament; validation uses Old Testament chapters
+TOKENIZE_CPUS = 0.25  # the Ray Data tokenizer actor: light, so it fits beside workers holding whole CPUs
 
 
 def data_dir(cfg: PretrainConfig) -> Path:
@@ -176,7 +177,7 @@ def build_dataset(cfg: PretrainConfig, plans: list[dict]):
         Tokenize, fn_constructor_kwargs={"tokenizer_path": tokenizer_path(cfg), "max_sentences": cfg.model.max_sentences,
                                          "max_tokens": cfg.model.max_tokens},
         batch_size=16, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1),
-        num_cpus=0.25)  # a light actor: it must fit beside training workers that hold whole CPUs
+        num_cpus=TOKENIZE_CPUS)
 
 
 def to_batch(row: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -136,8 +136,8 @@ def train_loop(config: dict) -> None:
                         save_state(Path(tmp), model, opt, sched, step + 1, cfg, fingerprint)
                     ray.train.report(metrics,
                                      checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None)
-            else:
-                ray.train.report(metrics)
+            elif "val_score" in metrics or (step + 1) % cfg.run.report_every == 0:
+                ray.train.report(metrics)  # a report waits for the Train controller's poll (2 s by default)
         elif save:
             save_local(out / "checkpoints", model, opt, sched, step + 1, cfg, fingerprint)
     if writer is not None:

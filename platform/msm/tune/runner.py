@@ -1,0 +1,279 @@
+"""Run, interrupt and resume a sweep: ``Tuner`` over :func:`msm.tune.trainable.run_trial`, then the report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ray.tune import Callback
+
+from msm.config import ConfigError, load_config
+from msm.errors import MSMError
+from msm.tune.config import Knob, Sweep, SweepConfig, build_sweep, dump_sweep, nest, sweep_to_dict
+
+SAVED_SWEEP = "sweep.yaml"
+FINAL_STATES = ("TERMINATED", "ERROR")
+
+
+@dataclass
+class SweepOutcome:
+    sweep_dir: Path
+    rows: list[dict]  # sorted trial rows (see msm.tune.report)
+    files: dict[str, Path] = field(default_factory=dict)  # results_csv, results_json, results_md, best_config, plot
+    interrupted: bool = False  # trials unfinished or not yet created: continue with --resume
+
+    @property
+    def best(self) -> dict | None:
+        return self.rows[0] if self.rows and self.rows[0].get("rank") == 1 else None
+
+
+def param_space(knobs: list[Knob], searcher: str) -> dict:
+    """Knobs → a nested Tune search space (``grid`` → ``grid_search``; under searcher grid, ``choice`` too)."""
+    from ray import tune
+
+    flat: dict[str, Any] = {}
+    for k in knobs:
+        if k.kind == "grid" or (searcher == "grid" and k.kind == "choice"):
+            flat[k.key] = tune.grid_search(list(k.values))
+        elif k.kind == "choice":
+            flat[k.key] = tune.choice(list(k.values))
+        elif k.kind == "uniform":
+            flat[k.key] = tune.uniform(*k.values)
+        else:
+            flat[k.key] = tune.loguniform(*k.values)
+    return nest(flat)
+
+
+def check_searcher(cfg: SweepConfig, source: str = "<sweep>") -> None:
+    if cfg.searcher == "optuna":
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"{source}: searcher: 'optuna' needs the optuna package "
+                              "(pip install 'optuna>=3,<6'), or use searcher random/grid") from None
+
+
+def build_search_alg(cfg: SweepConfig, max_concurrent: int | None = None):
+    """The searcher. ``max_concurrent`` goes into the grid/random generator itself: Tune ignores
+    ``TuneConfig.max_concurrent_trials`` for a ``BasicVariantGenerator`` instance (it wraps only ``Searcher``s)."""
+    if cfg.searcher == "optuna":
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
+        search = OptunaSearch(seed=cfg.seed)
+        return ConcurrencyLimiter(search, max_concurrent) if max_concurrent else search
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=cfg.seed, max_concurrent=max_concurrent or 0)
+
+
+def build_scheduler(cfg: SweepConfig):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    a = cfg.asha
+    if not a.enabled:
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr=a.time_attr, grace_period=a.grace_period, reduction_factor=a.reduction_factor,
+                         max_t=a.max_t)
+
+
+def _ensure_ray() -> None:
+    import ray
+
+    if not ray.is_initialized():  # embedded local Ray inherits these; a submitted job brings its runtime_env
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        ray.init()
+
+
+def concurrency(sweep: Sweep, log: Callable[[str], Any] = print) -> int | None:
+    """``max_concurrent_trials``, capped so every running trial's inner resources fit the cluster.
+
+    Tune places only a trial's driver actor; its Train workers and Ray Data actor are requested later, from inside
+    the trial. Without the cap, concurrent trials can hold every CPU while each waits for its data actor (a
+    deadlock). A cluster that has less than one trial needs right now (an autoscaler still adding nodes) is not
+    capped.
+    """
+    import math
+
+    import ray
+
+    need_cpu, need_gpu = sweep.trial_resources()
+    have = ray.cluster_resources()
+    caps = []
+    for name, need in (("CPU", need_cpu), ("GPU", need_gpu)):
+        if need <= 0:
+            continue
+        total = float(have.get(name, 0.0))
+        if total + 1e-9 < need:
+            log(f"note: one trial needs {need:g} {name} but the cluster has {total:g} now; trials wait for more")
+            return sweep.cfg.max_concurrent_trials
+        caps.append(math.floor(total / need + 1e-9))
+    cap = min(caps) if caps else None
+    wanted = sweep.cfg.max_concurrent_trials
+    if cap is not None and (wanted is None or wanted > cap):
+        if wanted is not None:
+            log(f"note: max_concurrent_trials {wanted} -> {cap}: a trial needs {need_cpu:g} CPU "
+                f"(trial_cpus + workers x cpus_per_worker + data_cpus) and {need_gpu:g} GPU; "
+                f"the cluster has {have.get('CPU', 0):g} CPU, {have.get('GPU', 0):g} GPU")
+        return cap
+    return wanted
+
+
+def _actor_placement_groups() -> list[tuple[Any, bool]]:
+    """(placement group id, creator actor dead) for this job's live placement groups made by actors."""
+    import ray
+    from ray._private.state import state
+    from ray.core.generated import gcs_pb2
+
+    job = ray.get_runtime_context().get_job_id()
+    out = []
+    for raw in state._connect_and_get_accessor().get_placement_group_table():
+        pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
+        if (pg.state == gcs_pb2.PlacementGroupTableData.REMOVED or pg.is_detached
+                or pg.creator_job_id.hex() != job or ray.ActorID(pg.creator_actor_id).is_nil()):
+            continue  # Tune's own trial groups are made by the driver (nil creator actor): never touched
+        out.append((ray.PlacementGroupID(pg.placement_group_id), pg.creator_actor_dead))
+    return out
+
+
+def release_orphaned_placement_groups() -> int:
+    """Remove placement groups whose creating actor (a stopped trial's Train controller) is dead.
+
+    A trial stopped by ASHA is killed with its Train controller; the controller's worker placement group lives
+    on until the whole job ends. Train V2's detached ``PlacementGroupCleaner`` normally removes it, but it finds
+    the cluster through the State API, which fails when several Ray instances run on one machine (a local sweep
+    beside another local cluster), leaving CPUs reserved and later trials waiting forever. This does the same
+    from the driver through the GCS.
+    """
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+    n = 0
+    for pg_id, dead in _actor_placement_groups():
+        if dead:
+            remove_placement_group(PlacementGroup(pg_id))
+            n += 1
+    return n
+
+
+def _release_all(timeout_s: float = 10.0) -> None:
+    """After the sweep: wait (briefly) for the trials' controllers to go, removing what they leave behind."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            release_orphaned_placement_groups()
+            if not _actor_placement_groups() or time.monotonic() > deadline:
+                return
+        except Exception:  # best effort: internal GCS API
+            return
+        time.sleep(0.5)
+
+
+class _ReleaseStoppedTrials(Callback):
+    """Tune callback: every few seconds of the sweep loop, :func:`release_orphaned_placement_groups`."""
+
+    def __init__(self, every_s: float = 2.0) -> None:
+        self.every_s = every_s
+        self._last = 0.0
+        self._failed = False
+
+    def on_step_end(self, iteration, trials, **info):
+        import time
+
+        now = time.monotonic()
+        if self._failed or now - self._last < self.every_s:
+            return
+        self._last = now
+        try:
+            release_orphaned_placement_groups()
+        except Exception as exc:  # best effort: internal GCS API
+            self._failed = True
+            print(f"note: cannot release placement groups of stopped trials ({exc!r})")
+
+
+def _trainable(sweep: Sweep):
+    from ray import tune
+
+    from msm.tune.trainable import run_trial
+
+    env = {}
+    if sweep.cfg.train_poll_s is not None:  # Ray Train V2 reads it where fit() runs and passes it on
+        env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(sweep.cfg.train_poll_s)
+    fn = tune.with_parameters(run_trial, base=sweep.base, sweep_dir=str(sweep.sweep_dir), metric=sweep.cfg.metric,
+                              env=env)
+    return tune.with_resources(fn, {"cpu": sweep.cfg.trial_cpus})
+
+
+def load_saved_sweep(sweep_dir: Path) -> Sweep:
+    path = sweep_dir / SAVED_SWEEP
+    cfg = load_config(path, SweepConfig)
+    return build_sweep(cfg, str(path), sweep_dir)
+
+
+def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: list | None = None,
+              log: Callable[[str], Any] = print) -> SweepOutcome:
+    """Run the sweep (``resume``: continue the one under ``output_dir/name``); write the report; return it.
+
+    A fresh run refuses a folder that already holds this sweep's Tune state (resume it or pick another
+    ``output_dir``/``name``). On resume the saved ``sweep.yaml`` is used: finished trials are kept as they are,
+    unfinished ones continue (their Train runs from their latest checkpoint), errored ones are retried.
+    ``callbacks``: extra ``ray.tune.Callback`` objects (fresh runs only; a resumed run restores the saved ones).
+    """
+    from ray import tune
+
+    from msm.tune.report import write_report
+
+    check_searcher(sweep.cfg, sweep.source)
+    exp_dir = sweep.experiment_dir
+    if resume:
+        if not tune.Tuner.can_restore(str(exp_dir)):
+            raise MSMError(f"{exp_dir}: no sweep state to resume (run without --resume to start it, or point "
+                           "output_dir/name at the interrupted sweep)")
+        saved = load_saved_sweep(sweep.sweep_dir) if (sweep.sweep_dir / SAVED_SWEEP).is_file() else sweep
+        saved.cfg.output_dir, saved.cfg.name = str(sweep.sweep_dir), sweep.cfg.name  # where it is now
+        if sweep_to_dict(saved) != sweep_to_dict(sweep):
+            log(f"note: the config differs from the one this sweep started with; resuming with the saved copy "
+                f"{sweep.sweep_dir / SAVED_SWEEP}")
+        sweep = saved
+        _ensure_ray()
+        tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(sweep), resume_unfinished=True,
+                                   resume_errored=True)
+    else:
+        if tune.Tuner.can_restore(str(exp_dir)):
+            raise MSMError(f"{exp_dir}: a sweep already ran here; pass --resume to continue it, or set another "
+                           "output_dir or name")
+        dump_sweep(sweep, sweep.sweep_dir / SAVED_SWEEP)
+        _ensure_ray()
+        cfg = sweep.cfg
+        tuner = tune.Tuner(
+            _trainable(sweep),
+            param_space=param_space(sweep.knobs, cfg.searcher),
+            tune_config=tune.TuneConfig(metric=cfg.metric, mode=cfg.mode,
+                                        search_alg=build_search_alg(cfg, concurrency(sweep, log)),
+                                        scheduler=build_scheduler(cfg), num_samples=cfg.num_samples),
+            run_config=tune.RunConfig(storage_path=str(sweep.sweep_dir), name=cfg.name, verbose=verbose,
+                                      callbacks=[_ReleaseStoppedTrials(), *(callbacks or [])]),
+        )
+    grid = tuner.fit()
+    _release_all()
+    outcome = write_report(sweep, grid)
+    n_done = sum(r["status"] in FINAL_STATES for r in outcome.rows)
+    if outcome.interrupted:
+        log(f"sweep interrupted with {n_done}/{sweep.expected_trials} trials done; partial results in "
+            f"{outcome.sweep_dir}; continue with --resume")
+    elif outcome.best is None:
+        raise MSMError(f"no trial reported metric {sweep.cfg.metric!r} (see {outcome.files['results_md']}); check "
+                       "the metric name and that the pretraining loop reports it (e.g. validation enabled)")
+    else:
+        b = outcome.best
+        log(f"best trial {b['trial_id']}: {sweep.cfg.metric}={b[sweep.cfg.metric]:.4g} "
+            f"({', '.join(f'{k.key}={b[k.column]!r}' for k in sweep.knobs)}); "
+            f"config: {outcome.files['best_config']}; table: {outcome.files['results_md']}")
+    return outcome
+
+
+__all__ = ["SweepOutcome", "build_scheduler", "build_search_alg", "load_saved_sweep", "param_space", "run_sweep"]

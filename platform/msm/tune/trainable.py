@@ -1,0 +1,57 @@
+"""One Tune trial = one Ray Train run: a function trainable that builds and fits a ``TorchTrainer``.
+
+Ray 2.60 runs Train V2, where ``Tuner(trainer)`` is gone. The supported pattern: Tune runs a *function* trainable
+per trial (a small driver actor, ``tune.with_resources(fn, {"cpu": trial_cpus})``); it builds the trial's
+``TorchTrainer`` (``msm.train.trainer.build_trainer``) with ``RunConfig(callbacks=[TuneReportCallback()])`` and
+calls ``fit()``. Every worker calls ``ray.train.report``; the callback, running in the Train controller, forwards
+rank 0's metrics to the trial's Tune session, where schedulers (ASHA) and searchers see them.
+
+:class:`MetricReportCallback` forwards only reports that carry the sweep's metric (``val_score`` is reported every
+``validation.every_steps`` steps, the loss every ``run.report_every`` steps): Tune rejects results lacking the metric it optimises,
+and ASHA's time unit (``training_iteration``) becomes "metric reports so far".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from msm.config import config_from_dict, merge
+from msm.train.config import PretrainConfig
+
+
+class MetricReportCallback(TuneReportCallback):
+    """``TuneReportCallback`` that skips reports without ``metric`` (or with it ``None``)."""
+
+    def __init__(self, metric: str) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def after_report(self, run_context, metrics, checkpoint):
+        if metrics and metrics[0].get(self.metric) is not None:
+            super().after_report(run_context, metrics, checkpoint)
+
+
+def trial_output_dir(sweep_dir: str | Path, trial_id: str) -> Path:
+    """Where a trial's pretraining run writes (``metrics.jsonl``, Ray Train checkpoints)."""
+    return Path(sweep_dir) / "trials" / trial_id
+
+
+def run_trial(config: dict, *, base: dict, sweep_dir: str, metric: str, env: dict | None = None) -> None:
+    """Tune function trainable. ``config``: the sampled knobs, nested like PretrainConfig. ``env``: variables set
+    in this trial's process before the Train run starts (Train propagates its own, e.g. the controller's poll
+    interval, to the controller and workers)."""
+    import os
+
+    import ray.tune
+
+    from msm.train.trainer import build_trainer
+
+    os.environ.update(env or {})
+    trial_id = ray.tune.get_context().get_trial_id()
+    data = merge(base, config)
+    data = merge(data, {"run": {"output_dir": str(trial_output_dir(sweep_dir, trial_id))}})
+    cfg = config_from_dict(data, PretrainConfig, f"trial {trial_id}")
+    # Same storage path and name on a restarted trial: Train V2 resumes from the trial's latest checkpoint.
+    build_trainer(cfg, run_config_kwargs={"callbacks": [MetricReportCallback(metric)]}).fit()

@@ -1,0 +1,293 @@
+"""Sweep configs and search spaces without Ray: shipped configs load, bad spaces fail early naming the key,
+Tune domains and searchers are built as configured, and the report (table, best config, plot) from a stub grid."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from msm.cli import main
+from msm.config import ConfigError, load_config
+from msm.errors import MSMError
+from msm.train.config import PretrainConfig
+from msm.tune import load_sweep
+from msm.tune.config import flatten, nest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_BASE = REPO / "configs" / "pretrain" / "tiny-cpu.yaml"
+
+
+def write_sweep(tmp_path: Path, space: dict, **fields) -> Path:
+    data = {"base": str(TINY_BASE), "space": space, "output_dir": str(tmp_path / "out"), "name": "s", **fields}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("path", ["configs/tune/tiny-cpu.yaml", "configs/tune/e5-small-cpu.yaml",
+                                  "configs/sweep/lr-mask.yaml"])
+def test_shipped_configs_load(path):
+    sweep = load_sweep(REPO / path)
+    assert sweep.knobs and sweep.cfg.metric == "val_score" and sweep.cfg.mode == "max"
+    cfg = load_config(REPO / path, type(sweep.cfg))
+    assert cfg.base and (REPO / cfg.base).is_file()
+    # every trial's resources fit one node of its target: 2 CPU cores here, an 8-CPU 1-GPU worker in k8s
+    cpus, gpus = sweep.trial_resources()
+    assert cpus <= (8 if gpus else 2) + 1e-9 and gpus <= 1
+
+
+def test_k8s_sweep_job_points_at_an_existing_config():
+    job = yaml.safe_load((REPO / "k8s" / "jobs" / "rayjob-sweep.yaml").read_text())
+    args = job["spec"]["entrypoint"].split()
+    assert args[:2] == ["python", "jobs/sweep.py"] and (REPO / args[1]).is_file()
+    config = args[args.index("--config") + 1]
+    from msm.config import parse_overrides
+
+    sweep = load_sweep(REPO / config, parse_overrides([a for a in args[args.index("--config") + 2:]]))
+    assert str(sweep.sweep_dir) == "/mnt/msm/runs/sweep"
+
+
+BAD_SPACES = [
+    ({"model.bogus": {"grid": [1]}}, "space.model.bogus: unknown key 'bogus'"),
+    ({"nosuch.temperature": {"grid": [1]}}, "space.nosuch.temperature: unknown key 'nosuch'"),
+    ({"model": {"choice": [1]}}, "space.model: 'model' is a whole section"),
+    ({"model.temperature": {"choice": []}}, "space.model.temperature.choice: empty list"),
+    ({"model.temperature": {"grid": []}}, "space.model.temperature.grid: empty list"),
+    ({"model.temperature": {"uniform": [0.2, 0.1]}}, "space.model.temperature.uniform: bounds"),
+    ({"model.temperature": {"uniform": [0.1]}}, "space.model.temperature.uniform: expected [low, high]"),
+    ({"model.temperature": {"loguniform": [0.0, 0.1]}}, "space.model.temperature.loguniform: low must be > 0"),
+    ({"model.memory_bank_size": {"uniform": [0, 64]}}, "space.model.memory_bank_size.uniform: "
+                                                       "model.memory_bank_size is not a float knob"),
+    ({"model.temperature": {"choice": [0.1, -1.0]}}, "space.model.temperature value -1.0"),
+    ({"model.memory_bank_size": {"choice": [0, "big"]}}, "space.model.memory_bank_size value 'big'"),
+    ({"model.temperature": {"grid": [0.1], "choice": [0.2]}}, "space.model.temperature: expected exactly one"),
+    ({"model.temperature": {"range": [0.1, 0.2]}}, "space.model.temperature: expected exactly one"),
+    ({"model.temperature": 0.1}, "space.model.temperature: expected exactly one"),
+    ({"model.temperature": {"choice": 0.1}}, "space.model.temperature.choice: expected a list"),
+    ({}, "space: empty"),
+]
+
+
+@pytest.mark.parametrize("space,message", BAD_SPACES, ids=[m.split(":")[0] + str(i) for i, (_, m) in
+                                                            enumerate(BAD_SPACES)])
+def test_invalid_space_names_the_key(tmp_path, space, message):
+    with pytest.raises(ConfigError) as err:
+        load_sweep(write_sweep(tmp_path, space))
+    assert isinstance(err.value, MSMError) and message in str(err.value), str(err.value)
+    assert str(tmp_path / "sweep.yaml") in str(err.value)
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"searcher": "optuna", "space": {"model.memory_bank_size": {"grid": [0, 64]}}}, "cannot take a grid"),
+    ({"searcher": "grid", "space": {"model.temperature": {"uniform": [0.1, 0.2]}}}, "enumerates values only"),
+    ({"asha": {"grace_period": 4, "max_t": 2}}, "max_t (2) must be >= grace_period (4)"),
+    ({"num_samples": 0}, "num_samples must be >= 1"),
+    ({"output_dir": "s3://bucket/sweep"}, "is a URI"),
+    ({"overrides": {"optim": {"lr": -1}}}, "base/overrides"),
+    ({"base": "configs/pretrain/missing.yaml"}, "config file not found"),
+])
+def test_invalid_sweep_settings(tmp_path, fields, message):
+    fields = {"space": {"model.temperature": {"choice": [0.1]}}, **fields}
+    space = fields.pop("space")
+    with pytest.raises(MSMError) as err:
+        load_sweep(write_sweep(tmp_path, space, **fields))
+    assert message in str(err.value), str(err.value)
+
+
+def test_cli_rejects_a_bad_space_before_anything_runs(tmp_path, capsys):
+    path = write_sweep(tmp_path, {"model.temperature": {"choice": []}})
+    assert main(["tune", "--config", str(path)]) == 2
+    assert "space.model.temperature.choice: empty list" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    # overrides on the command line reach the space (nested form) and are checked the same way
+    good = write_sweep(tmp_path, {"model.temperature": {"choice": [0.1]}})
+    assert main(["tune", "--config", str(good), "space.model.mask_ratio={uniform: [0.5, 1.5]}"]) == 2
+    assert "space.model.mask_ratio value 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_without_state_fails_clearly(tmp_path):
+    from msm.tune.runner import run_sweep
+
+    sweep = load_sweep(write_sweep(tmp_path, {"model.temperature": {"choice": [0.1]}}))
+    with pytest.raises(MSMError, match="no sweep state to resume"):
+        run_sweep(sweep, resume=True)
+
+
+def test_space_keys_values_and_base(tmp_path):
+    path = write_sweep(tmp_path, {"model": {"memory_bank_size": {"grid": [0, 64]}},  # nested form works too
+                                  "model.num_cross_doc_negatives": {"choice": [None, 2]},
+                                  "model.balance_bias": {"choice": [0.0, 0.5]},
+                                  "model.temperature": {"loguniform": [0.05, 0.2]},
+                                  "model.mask_ratio": {"uniform": [0.5, 1]},
+                                  "data.single_language_batches": {"choice": [True, False]},
+                                  "optim.lr": {"loguniform": [1e-5, 1e-3]}},
+                       overrides={"optim": {"max_steps": 6}, "data": {"data_dir": "rel/data"}})
+    sweep = load_sweep(path)
+    assert [k.key for k in sweep.knobs][:2] == ["model.memory_bank_size", "model.num_cross_doc_negatives"]
+    assert sweep.knobs[4].values == (0.5, 1.0)
+    assert sweep.base["optim"]["max_steps"] == 6 and sweep.base["model"]["encoder"] == "tiny-random"
+    assert Path(sweep.base["data"]["data_dir"]).is_absolute()  # resolved on the driver
+    cfg = sweep.trial_config({"model.memory_bank_size": 0, "data.single_language_batches": False})
+    assert cfg["model"]["memory_bank_size"] == 0 and cfg["data"]["single_language_batches"] is False
+    assert nest(flatten(cfg)) == cfg
+    assert sweep.sweep_dir == (tmp_path / "out").resolve() and sweep.experiment_dir.name == "s"
+
+
+def test_param_space_and_searchers(tmp_path):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from msm.tune.runner import build_scheduler, build_search_alg, param_space
+
+    space = {"model.memory_bank_size": {"grid": [0, 64]}, "model.balance_bias": {"choice": [0.0, 0.5]},
+             "model.temperature": {"loguniform": [0.05, 0.2]}, "model.mask_ratio": {"uniform": [0.5, 1.0]}}
+    sweep = load_sweep(write_sweep(tmp_path, space, seed=3))
+    ps = param_space(sweep.knobs, "random")
+    assert ps["model"]["memory_bank_size"] == {"grid_search": [0, 64]}
+    assert isinstance(ps["model"]["balance_bias"], tune.search.sample.Categorical)
+    assert isinstance(ps["model"]["temperature"].get_sampler(), tune.search.sample.LogUniform)
+    assert (ps["model"]["mask_ratio"].lower, ps["model"]["mask_ratio"].upper) == (0.5, 1.0)
+    grid = load_sweep(write_sweep(tmp_path, {"model.balance_bias": {"choice": [0.0, 0.5]}}, searcher="grid"))
+    assert param_space(grid.knobs, "grid") == {"model": {"balance_bias": {"grid_search": [0.0, 0.5]}}}
+    assert isinstance(build_search_alg(sweep.cfg), BasicVariantGenerator)
+    assert isinstance(build_scheduler(sweep.cfg), ASHAScheduler)
+    fifo = load_sweep(write_sweep(tmp_path, space, asha={"enabled": False}))
+    assert isinstance(build_scheduler(fifo.cfg), FIFOScheduler)
+
+
+def test_optuna_searcher(tmp_path):
+    pytest.importorskip("optuna")
+    from ray.tune.search.optuna import OptunaSearch
+
+    from msm.tune.runner import build_search_alg
+
+    sweep = load_sweep(write_sweep(tmp_path, {"model.temperature": {"loguniform": [0.05, 0.2]},
+                                              "model.num_cross_doc_negatives": {"choice": [None, 2]}},
+                                   searcher="optuna"))
+    assert isinstance(build_search_alg(sweep.cfg), OptunaSearch)
+    with pytest.raises(ConfigError, match="space.optim.betas.choice: searcher 'optuna' takes only"):
+        load_sweep(write_sweep(tmp_path, {"optim.betas": {"choice": [[0.9, 0.98], [0.9, 0.999]]}},
+                               searcher="optuna"))
+
+
+class _Trial:
+    def __init__(self, trial_id, status, config):
+        self.trial_id, self.status, self.config = trial_id, status, config
+
+
+class _Result:
+    def __init__(self, values, metrics=None, error=None):
+        self.metrics_dataframe = pd.DataFrame({"val_score": values}) if values is not None else None
+        self.metrics = metrics or {}
+        self.error = error
+        self.config = None
+
+
+class _Analysis:
+    def __init__(self, trials):
+        self.trials = trials
+
+
+class _Grid:
+    """The slice of ``ResultGrid`` the report reads."""
+
+    def __init__(self, entries):
+        self._results = [r for _, r in entries]
+        self._experiment_analysis = _Analysis([t for t, _ in entries])
+
+    def __len__(self):
+        return len(self._results)
+
+    def __getitem__(self, i):
+        return self._results[i]
+
+
+def test_report_sorts_exports_best_config_and_plots(tmp_path):
+    from msm.tune.report import write_report
+
+    space = {"model.memory_bank_size": {"grid": [0, 64]}, "model.num_cross_doc_negatives": {"choice": [None, 2]},
+             "model.temperature": {"loguniform": [0.05, 0.2]}}
+    sweep = load_sweep(write_sweep(tmp_path, space, overrides={"optim": {"max_steps": 6}}))
+    for tid, steps in (("t0", 6), ("t1", 2), ("t2", 6)):
+        folder = sweep.sweep_dir / "trials" / tid
+        folder.mkdir(parents=True)
+        (folder / "metrics.jsonl").write_text("".join(json.dumps({"step": s}) + "\n" for s in range(1, steps + 1))
+                                              + '{"step": 9, "tor')  # a torn last line is skipped
+    knobs = lambda bank, neg, t: {"model": {"memory_bank_size": bank, "num_cross_doc_negatives": neg,  # noqa: E731
+                                            "temperature": t}}
+    grid = _Grid([
+        (_Trial("t0", "TERMINATED", knobs(0, None, 0.1)), _Result([0.2, 0.5, 0.4], {"loss": 2.0, "done": True})),
+        (_Trial("t1", "TERMINATED", knobs(64, 2, 0.06)), _Result([0.1], {"loss": 3.0})),
+        (_Trial("t2", "TERMINATED", knobs(64, None, 0.15)), _Result([0.3, float("nan"), 0.45], {"loss": 1.0})),
+        (_Trial("t3", "ERROR", knobs(0, 2, 0.07)), _Result(None, error=RuntimeError("boom\nlast line"))),
+    ])
+    out = write_report(sweep, grid)
+    assert [r["trial_id"] for r in out.rows] == ["t0", "t2", "t1", "t3"]  # best val_score (max) first
+    assert [r["rank"] for r in out.rows] == [1, 2, 3, None]
+    t0, t2, t1, t3 = out.rows
+    assert (t0["val_score"], t0["val_score_last"], t0["reports"]) == (0.5, 0.4, 3)
+    assert t2["val_score"] == 0.45 and t1["stopped_early"] and not t0["stopped_early"] and t1["steps"] == 2
+    assert t3["error"] == "last line" and t3["val_score"] is None
+    assert out.best["trial_id"] == "t0" and not out.interrupted
+    csv = pd.read_csv(out.files["results_csv"])
+    assert list(csv["trial_id"]) == ["t0", "t2", "t1", "t3"] and "config/model.memory_bank_size" in csv
+    data = json.loads(out.files["results_json"].read_text())
+    assert data["knobs"] == [f"config/{k}" for k in space] and data["best"]["trial_id"] == "t0"
+    md = out.files["results_md"].read_text()
+    assert "| 1 | t0 | TERMINATED |" in md and "best config" in md
+    best = load_config(out.files["best_config"], PretrainConfig)
+    assert (best.model.memory_bank_size, best.model.num_cross_doc_negatives, best.model.temperature) == (0, None, 0.1)
+    assert best.optim.max_steps == 6 and best.run.output_dir == str(sweep.sweep_dir / "best-run")
+    assert out.files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from msm.ui_support.runs import is_tune_dir, load_tune_results  # the UI's runs page reads the same folder
+
+    table = load_tune_results(sweep.sweep_dir)
+    assert is_tune_dir(sweep.sweep_dir) and len(table.knobs) == 3 and [p.name for p in table.plots] == [
+        "val_score_vs_knobs.png"]
+    # min mode and scope last rank differently
+    sweep.cfg.mode, sweep.cfg.scope = "min", "last"
+    rows = write_report(sweep, grid).rows
+    assert [r["trial_id"] for r in rows][:3] == ["t1", "t0", "t2"] and math.isclose(rows[0]["val_score"], 0.1)
+
+
+def test_report_without_metric_has_no_best_config(tmp_path):
+    from msm.tune.report import write_report
+
+    sweep = load_sweep(write_sweep(tmp_path, {"model.temperature": {"choice": [0.1]}}))
+    (sweep.sweep_dir).mkdir(parents=True)
+    (sweep.sweep_dir / "best_config.yaml").write_text("stale")
+    out = write_report(sweep, _Grid([(_Trial("t0", "PENDING", {}), _Result(None))]))
+    assert out.best is None and out.interrupted and "best_config" not in out.files
+    assert not (sweep.sweep_dir / "best_config.yaml").exists()
+
+
+def test_concurrency_is_capped_to_what_the_cluster_holds(tmp_path, monkeypatch):
+    import ray
+
+    from msm.tune.runner import concurrency
+
+    space = {"model.temperature": {"choice": [0.1]}}
+    overrides = {"run": {"cpus_per_worker": 0.7}}
+    sweep = load_sweep(write_sweep(tmp_path, space, overrides=overrides, trial_cpus=0.05, max_concurrent_trials=4))
+    assert sweep.trial_resources() == (pytest.approx(1.0), 0.0)  # 0.05 driver + 0.7 worker + 0.25 Ray Data
+    notes = []
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    assert concurrency(sweep, notes.append) == 2 and "max_concurrent_trials 4 -> 2" in notes[0]
+    sweep.cfg.max_concurrent_trials = None
+    assert concurrency(sweep, notes.append) == 2
+    sweep.cfg.max_concurrent_trials = 1
+    assert concurrency(sweep, notes.append) == 1
+    gpu = load_sweep(write_sweep(tmp_path, space, overrides={"run": {"use_gpu": True, "num_workers": 2}},
+                                 max_concurrent_trials=3))
+    assert gpu.trial_resources()[1] == 2.0
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 64.0, "GPU": 1.0})  # autoscaler still adding
+    assert concurrency(gpu, notes.append) == 3 and "trials wait for more" in notes[-1]
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 64.0, "GPU": 4.0})
+    assert concurrency(gpu, notes.append) == 2
