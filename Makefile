@@ -48,7 +48,7 @@ results: $(STAMP)
 	$(PY) -m msm.experiment
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=12
 
 # The Streamlit app on http://127.0.0.1:8501 over the demo outputs and the shared data.
 ui: $(STAMP)

@@ -90,7 +90,7 @@ def test_checkpoint_and_data_errors(tmp_path, shared_data):
     mined = tmp_path / "mined"
     (mined / "documents").mkdir(parents=True)
     (mined / "manifest.json").write_text("{}")
-    pq.write_table(pa.table({"lang": ["de", "de"], "sentences": [["Nur ein Satz."], []]}),
+    pq.write_table(pa.table({"doc_id": ["a", "b"], "lang": ["de", "de"], "sentences": [["Nur ein Satz."], []]}),
                    mined / "documents" / "part-00000.parquet")
     with pytest.raises(MSMError, match="empty dataset: no document"):
         plan_batches(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}"))
