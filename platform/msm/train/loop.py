@@ -114,7 +114,7 @@ def train_loop(config: dict) -> None:
                    "acc_same_doc": output.acc_same_doc.item(), "acc_other_doc": output.acc_other_doc.item(),
                    "lr": sched.get_last_lr()[0], "sentences_per_s": int(batch["sentence_mask"].sum()) / sec,
                    "tokens_per_s": int(batch["attention_mask"].sum()) / sec, "step_s": sec,
-                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "time": time.time()}
         every = cfg.validation.every_steps
         if pairs is not None and (done or (every > 0 and (step + 1) % every == 0)):
             from msm.train.validate import evaluate
