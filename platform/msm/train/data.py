@@ -16,10 +16,9 @@ import torch
 
 from msm.errors import MSMError
 from msm.model.batching import blocks, collate
+from msm.model.smoke import BIBLE_TRANSLATIONS, NTREX_LANGS
 from msm.train.config import PretrainConfig
 
-NTREX_LANGS = ["deu", "fra", "rus", "zho-CN", "arb", "hin"]
-BIBLE_TRANSLATIONS = ["s", "l", "r", "c", "y", "i"]  # de fr ru zh ar hi
 TRAIN_BOOKS = (40, 66)  # New Testament; validation uses Old Testament chapters
 TOKENIZE_CPUS = 0.25  # the Ray Data tokenizer actor: light, so it fits beside workers holding whole CPUs
 
