@@ -9,8 +9,31 @@ from ui_fixtures import E5_NTREX_LINES
 
 from msm.ui_support.server import CHROMIUM_ARGS, find_chromium, running_app
 
+RUNNING = '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'
 
-@pytest.mark.timeout(150)
+
+def wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until Streamlit has finished the rerun an upload or a key press started (its running icon is gone)."""
+    page.wait_for_timeout(500)  # the icon shows only after the rerun has begun
+    page.wait_for_function(f"() => !document.querySelector('{RUNNING}')", timeout=timeout_ms)
+
+
+def build_until(page, text: str, timeout_ms: int, tries: int = 3) -> None:
+    """Press "Build / load index" until ``text`` shows: a click landing mid-rerun can be dropped by the browser."""
+    from playwright.sync_api import expect
+
+    for attempt in range(tries):
+        wait_idle(page)
+        page.get_by_role("button", name="Build / load index").click()
+        try:
+            expect(page.get_by_text(text, exact=False)).to_be_visible(timeout=timeout_ms)
+            return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+
+
+@pytest.mark.timeout(300)
 def test_search_in_chromium(e5_small, shared_data, data_root, tmp_path):
     chromium = find_chromium()
     if chromium is None:
@@ -29,8 +52,7 @@ def test_search_in_chromium(e5_small, shared_data, data_root, tmp_path):
         lines = page.get_by_label("Lines per language")
         lines.fill(str(E5_NTREX_LINES))
         lines.press("Enter")
-        page.get_by_role("button", name="Build / load index").click()
-        expect(page.get_by_text("Index ready")).to_be_visible(timeout=90_000)
+        build_until(page, "Index ready", timeout_ms=90_000)
         expect(page.get_by_text(f"{3 * E5_NTREX_LINES} passages", exact=False)).to_be_visible()
         query = page.get_by_label("Query (any language)")
         query.fill(german[2])
@@ -54,15 +76,13 @@ def test_search_in_chromium(e5_small, shared_data, data_root, tmp_path):
         page.get_by_text("Upload JSONL/Parquet").click()
         page.locator("input[type=file]").set_input_files(str(upload))
         expect(page.get_by_text("mine.jsonl", exact=True)).to_be_visible(timeout=30_000)
-        page.get_by_role("button", name="Build / load index").click()
-        expect(page.get_by_text("Index ready: mine.jsonl, 2 passages", exact=False)).to_be_visible(timeout=60_000)
+        build_until(page, "Index ready: mine.jsonl, 2 passages", timeout_ms=60_000)
         expect(page.get_by_text("1 records skipped, first: mine.jsonl:2", exact=False)).to_be_visible()
         query.fill("Eine Katze schläft auf dem Sofa")
         query.press("Enter")
         expect(page.get_by_text("The cat sleeps on the sofa.", exact=True)).to_be_visible(timeout=30_000)
         page.locator("input[type=file]").set_input_files(str(corrupt))
         expect(page.get_by_text("broken.parquet", exact=True)).to_be_visible(timeout=30_000)
-        page.get_by_role("button", name="Build / load index").click()
-        expect(page.get_by_text("not a readable Parquet file", exact=False)).to_be_visible(timeout=30_000)
+        build_until(page, "not a readable Parquet file", timeout_ms=30_000)
         browser.close()
     assert (tmp_path / "search.png").stat().st_size > 10_000

@@ -16,6 +16,9 @@ import psutil
 from msm.errors import MSMError
 
 
+WORKER_PORTS = 41  # ports reserved for the head's worker processes
+
+
 def free_ports(n: int) -> list[int]:
     """``n`` distinct TCP ports free on 127.0.0.1 right now."""
     socks = []
@@ -27,6 +30,25 @@ def free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+def free_port_range(width: int, avoid: set[int], tries: int = 50) -> int:
+    """First port of ``width`` consecutive ports, all free now and none in ``avoid``."""
+    for _ in range(tries):
+        (start,) = free_ports(1)
+        block = range(start, start + width)
+        if block[-1] < 65536 and not avoid.intersection(block) and all(_is_free(p) for p in block):
+            return start
+    raise MSMError(f"no {width} consecutive free ports found on 127.0.0.1 after {tries} tries; free some ports")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -75,7 +97,9 @@ def start_local_head(num_cpus: int = 2, temp_root: str | None = None, timeout_s:
     ray_bin = Path(sys.executable).with_name("ray")
     # Unix socket paths must stay short (< 108 chars): keep the temp dir directly under /tmp.
     temp_dir = Path(tempfile.mkdtemp(prefix="msmray-", dir=temp_root or "/tmp"))
-    gcs, dash, client, node_mgr, obj_mgr, agent_http, agent_grpc, metrics, rt_env, min_w = free_ports(10)
+    ports = free_ports(9)
+    gcs, dash, client, node_mgr, obj_mgr, agent_http, agent_grpc, metrics, rt_env = ports
+    min_w = free_port_range(WORKER_PORTS, avoid=set(ports))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     cmd = [
         str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
@@ -83,7 +107,7 @@ def start_local_head(num_cpus: int = 2, temp_root: str | None = None, timeout_s:
         f"--ray-client-server-port={client}", f"--node-manager-port={node_mgr}", f"--object-manager-port={obj_mgr}",
         f"--dashboard-agent-listen-port={agent_http}", f"--dashboard-agent-grpc-port={agent_grpc}",
         f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={rt_env}",
-        f"--min-worker-port={min_w}", f"--max-worker-port={min_w + 40}",
+        f"--min-worker-port={min_w}", f"--max-worker-port={min_w + WORKER_PORTS - 1}",
         f"--num-cpus={num_cpus}", "--num-gpus=0", f"--temp-dir={temp_dir}", "--disable-usage-stats",
     ]
     head = LocalHead(temp_dir, gcs, dash, env)

@@ -97,6 +97,8 @@ def train_loop(config: dict) -> None:
                 else contextlib.nullcontext())
     for step in range(start, cfg.optim.max_steps):
         if cfg.run.fail_at_step == step + 1 and not restored:
+            if ctx is not None:  # fail only once the controller has committed every reported checkpoint
+                ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
             raise FaultDrill(f"fault drill: run.fail_at_step={step + 1} (rank {rank})")
         t0 = time.perf_counter()
         batch = {k: v.to(device) for k, v in batches[step % len(batches)].items()}
