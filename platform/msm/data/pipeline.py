@@ -23,7 +23,7 @@ from msm.data.align import align
 from msm.data.config import MineConfig
 from msm.data.embed import SentenceEmbedder, document_embeddings
 from msm.data.langid import XLMR_LANGUAGES
-from msm.data.pair import mine_pairs
+from msm.data.pair import pair_documents
 from msm.data.prepare import prepare_batch
 from msm.data.readers import default_data_dir, read_input
 from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, RECORD
@@ -121,7 +121,15 @@ def mine(cfg: MineConfig, log=print) -> dict:
     pairs = []
     for la, lb in lang_pairs:
         ia, ib = by_lang[la], by_lang[lb]
-        for i, j, m in mine_pairs(doc_emb[ia], doc_emb[ib], cfg.pair.k, cfg.pair.margin_threshold, cfg.pair.mutual):
+        xs = ys = None
+        if cfg.pair.rescore != "none":  # sentence-level re-scoring needs each document's sentence embeddings
+            xs = [emb[offsets[d]:offsets[d + 1]] for d in ia]
+            ys = [emb[offsets[d]:offsets[d + 1]] for d in ib]
+        for i, j, m in pair_documents(doc_emb[ia], doc_emb[ib], k=cfg.pair.k, threshold=cfg.pair.margin_threshold,
+                                      mutual=cfg.pair.mutual, center_embeddings=cfg.pair.center,
+                                      rescore=cfg.pair.rescore, rescore_k=cfg.pair.rescore_k, assign=cfg.pair.assign,
+                                      x_sentences=xs, y_sentences=ys, min_coverage=cfg.pair.min_coverage,
+                                      skip_penalty=cfg.align.skip_penalty):
             pairs.append((ia[i], ib[j], m))
     timings["pair"] = time.perf_counter() - t
     t = time.perf_counter()

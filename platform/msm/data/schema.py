@@ -50,7 +50,7 @@ PAIRS = pa.schema([
     ("src_lang", pa.string()),
     ("tgt_doc_id", pa.string()),
     ("tgt_lang", pa.string()),
-    ("pair_score", pa.float32()),       # ratio margin of the document embeddings
+    ("pair_score", pa.float32()),       # ratio margin that paired them (sentence-rescored by default)
     ("links", pa.list_(LINK)),          # monotonic sentence alignment; src/tgt are sentence indices
     ("align_score", pa.float32()),      # mean link score of non-empty links
 ])
