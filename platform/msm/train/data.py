@@ -180,10 +180,11 @@ def build_dataset(cfg: PretrainConfig, plans: list[dict]):
 
 
 def to_batch(row: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {"input_ids": torch.as_tensor(row["input_ids"], dtype=torch.long),
-            "attention_mask": torch.as_tensor(row["attention_mask"], dtype=torch.long),
-            "sentence_mask": torch.as_tensor(row["sentence_mask"], dtype=torch.bool),
-            "lang": torch.as_tensor(row["lang"], dtype=torch.long)}
+    """One planned batch as tensors (copied: Ray Data hands out read-only arrays)."""
+    return {"input_ids": torch.tensor(row["input_ids"], dtype=torch.long),
+            "attention_mask": torch.tensor(row["attention_mask"], dtype=torch.long),
+            "sentence_mask": torch.tensor(row["sentence_mask"], dtype=torch.bool),
+            "lang": torch.tensor(row["lang"], dtype=torch.long)}
 
 
 def collect_shard(shard) -> list[dict[str, torch.Tensor]]:
