@@ -50,7 +50,7 @@ else:
     run_pretraining(cfg, log=lambda *a: None)
 """
     t0 = time.perf_counter()
-    env = dict(os.environ, OMP_NUM_THREADS=str(int(cpus)))  # as Ray sets it for a worker holding `cpus` CPUs
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, int(cpus))))  # as Ray sets it for a worker holding `cpus` CPUs
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, stdout=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - t0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

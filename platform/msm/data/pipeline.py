@@ -194,8 +194,12 @@ def embed_sentences(texts: list[str], cfg: MineConfig) -> np.ndarray:
     if not texts:
         return np.zeros((0, 1), np.float32)
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    ds = ray.data.from_arrow(pa.table({"key": pa.array(order, pa.int64()), "text": [texts[i] for i in order]}))
-    ds = ds.repartition(max(1, min(64, len(texts) // (cfg.embed.batch_size * 4))))
+    table = pa.table({"key": pa.array(order, pa.int64()), "text": [texts[i] for i in order]})
+    # Blocks made here, not by ds.repartition(): a repartition task needs a free CPU, and an actor pool holding
+    # every CPU of the cluster (pool_size 2 on 2 cores) then waits for it forever.
+    n_blocks = max(1, min(64, len(texts) // (cfg.embed.batch_size * 4)))
+    step = -(-len(texts) // n_blocks)
+    ds = ray.data.from_arrow([table.slice(i, step) for i in range(0, len(texts), step)])
     ds = ds.map_batches(
         SentenceEmbedder,
         fn_constructor_kwargs={"model": cfg.embed.model, "max_length": cfg.embed.max_length,
