@@ -67,6 +67,13 @@ def margin_scores(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.
 def _mutual_best(idx_xy, fwd, idx_yx, bwd, threshold: float, mutual: bool) -> list[tuple[int, int, float]]:
     best_x = {i: (int(idx_xy[i, a]), float(fwd[i, a])) for i, a in enumerate(fwd.argmax(1))}
     best_y = {j: (int(idx_yx[j, b]), float(bwd[j, b])) for j, b in enumerate(bwd.argmax(1))}
+    return _select(best_x, best_y, threshold, mutual)
+
+
+def _select(best_x: dict[int, tuple[int, float]], best_y: dict[int, tuple[int, float]], threshold: float,
+            mutual: bool) -> list[tuple[int, int, float]]:
+    """Pairs from each side's best candidate: those both sides agree on (``mutual``) or, otherwise, the union of
+    both directions; only margins ``>= threshold``."""
     pairs: dict[tuple[int, int], float] = {}
     for i, (j, m) in best_x.items():
         if not mutual or best_y[j][0] == i:
@@ -233,14 +240,7 @@ def pair_documents(x: np.ndarray, y: np.ndarray, *, k: int = 4, threshold: float
             best_x[i] = (j, mg)
         if j not in best_y or mg > best_y[j][1]:
             best_y[j] = (i, mg)
-    found: dict[tuple[int, int], float] = {}
-    for i, (j, mg) in best_x.items():
-        if not mutual or best_y[j][0] == i:
-            found[(i, j)] = mg
-    if not mutual:
-        for j, (i, mg) in best_y.items():
-            found[(i, j)] = mg
-    pairs = sorted((i, j, mg) for (i, j), mg in found.items() if mg >= threshold)
+    pairs = _select(best_x, best_y, threshold, mutual)  # a candidate's margin is one value from both sides
     if assign == "greedy":
         pairs = competitive_linking(pairs, margins, threshold)
     return pairs
