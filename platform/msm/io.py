@@ -39,6 +39,18 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def atomic_write_png(path: str | Path, fig: Any, dpi: int = 100) -> Path:
+    """Render a matplotlib figure to PNG, write it atomically, and close the figure."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp directory beside ``path``; on success it is renamed to ``path``.

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from msm.errors import MSMError
-from msm.io import atomic_write_bytes
+from msm.io import atomic_write_png
 
 
 def running_mean(values: list[float], window: int) -> np.ndarray:
@@ -37,8 +37,6 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def plot_run(run_dir: str | Path, out: str | Path, window: int = 20) -> Path:
     """Write the curves of ``run_dir`` to ``out`` (PNG, written atomically)."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,10 +61,7 @@ def plot_run(run_dir: str | Path, out: str | Path, window: int = 20) -> Path:
     axes[0].legend()
     axes[1].legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(out, buf.getvalue())
+    return atomic_write_png(out, fig, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:

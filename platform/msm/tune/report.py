@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from msm.config import config_from_dict, merge
-from msm.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from msm.io import atomic_write_json, atomic_write_png, atomic_write_text
 from msm.train.config import PretrainConfig
 from msm.tune.config import Sweep, flatten
 from msm.tune.trainable import trial_output_dir
@@ -203,10 +203,7 @@ def write_plot(sweep: Sweep, rows: list[dict], path: Path) -> Path | None:
     fig.suptitle(f"{sweep.cfg.name}: {metric} ({'best' if sweep.cfg.scope == 'all' else 'last'} per trial, "
                  f"{sweep.cfg.mode}) vs knob")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_png(path, fig, dpi=100)
 
 
 def write_report(sweep: Sweep, grid):
