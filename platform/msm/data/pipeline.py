@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import msm
+from msm import code_version
 from msm.config import to_dict
 from msm.data.align import align
 from msm.data.config import MineConfig
@@ -42,15 +41,6 @@ def validate_config(cfg: MineConfig) -> None:
                        f"{len(XLMR_LANGUAGES)} languages, ISO 639-1 codes such as 'de', 'zh'); remove them")
     if cfg.pair.pivot_lang and cfg.languages and cfg.pair.pivot_lang not in cfg.languages:
         raise MSMError(f"pair.pivot_lang: {cfg.pair.pivot_lang!r} is not in languages={cfg.languages}; add it or set it to null")
-
-
-def code_version() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        rev = ""
-    return f"msm {msm.__version__}" + (f" ({rev})" if rev else "")
 
 
 def _shards(table: pa.Table, out: Path, name: str, rows: int) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from msm import code_version
 from msm.config import config_from_dict, to_dict
 from msm.errors import MSMError
 from msm.model.msm import MSMModel
@@ -173,8 +174,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
 def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str) -> None:
     """Model as safetensors (``MSMModel.save``; includes the memory bank), optimiser/scheduler/RNG tensors for
     ``torch.load(weights_only=True)``, and ``trainer_state.json`` (step, config, data fingerprint, code version)."""
-    from msm.data.pipeline import code_version
-
     model.save(folder / "model")
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "torch_rng": torch.get_rng_state(), "model_rng": model.generator.get_state()},
