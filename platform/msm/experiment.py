@@ -2,16 +2,21 @@
 
 Every variant trains the same start model on the same mined documents (``make demo``'s mine stage) for the same
 steps and seeds, in-process (``msm.train.trainer.run_local``), then is evaluated on Tatoeba (18 languages, the
-first ``--pairs`` pairs each). Results go to ``outputs/experiment/results.json`` and the section between the
-``experiment`` markers of ``docs/RESULTS.md``.
+first ``--pairs`` pairs each) and, with ``--tasks tatoeba,lareqa``, on XQuAD-R (mAP@20, the full 11-language
+pool). Scores go to ``<out>/results.json`` (a re-run skips what is there) and the table to the section between
+``<!-- <section>:start -->`` and ``<!-- <section>:end -->`` of ``docs/RESULTS.md``.
 
     python -m msm.experiment                       # all variants, seeds 0 and 1 for the main two
     python -m msm.experiment --variants reference,no-bank --seeds 0 --steps 40
+    python -m msm.experiment --tasks tatoeba,lareqa --pairs 1000 --two-seeds all \\
+        --section experiment-gpu --set run.use_gpu=true          # on a GPU machine
+    python -m msm.experiment --report-only --out <folder with results.json> --section ...   # table only
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -19,9 +24,10 @@ import time
 from pathlib import Path
 
 from msm.config import load_config, parse_overrides
+from msm.io import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[2]
-VARIANTS = {  # name -> overrides of configs/demo/pretrain.yaml
+VARIANTS = {  # name -> overrides of the pretrain config
     "reference": [],  # single-language batches, memory bank, balance bias (as the paper)
     "cross-lingual": ["data.cross_lingual=0.5"],  # + code-switched copies of aligned documents (ours)
     "no-doc-encoder": ["model.doc_encoder=false"],  # predict a sentence from the mean of its neighbours
@@ -30,34 +36,52 @@ VARIANTS = {  # name -> overrides of configs/demo/pretrain.yaml
     "mlm-only": ["model.doc_weight=0.0", "model.mlm_weight=1.0"],
 }
 TWO_SEEDS = ("reference", "cross-lingual")
-START, END = "<!-- experiment:start -->", "<!-- experiment:end -->"
+TASKS = ("tatoeba", "lareqa")
+LANGS = ["deu", "fra", "rus", "cmn", "ara", "swh"]  # Tatoeba columns besides the means
 
 
-def train(variant: str, seed: int, steps: int, out: Path, mined: Path, data_dir: Path | None) -> Path:
-    from msm.model.msm import MSMModel
+def pretrain_config(config: Path, overrides: list[str]):
     from msm.train.config import PretrainConfig
+
+    return load_config(config, PretrainConfig, parse_overrides(overrides))
+
+
+def train(variant: str, seed: int, steps: int, target: Path, mined: Path, data_dir: Path | None, config: Path,
+          extra: list[str]) -> Path:
+    """Train one variant into ``target`` (an interrupted run continues) and return its exported model folder."""
+    from msm.model.msm import MSMModel
     from msm.train.loop import latest_local_checkpoint
     from msm.train.trainer import export, run_local
 
-    target = out / f"{variant}-seed{seed}"
     if (target / "export" / "config.json").is_file():
         return target / "export"
     overrides = [f"data.path={mined}", f"run.output_dir={target}", f"run.seed={seed}", f"optim.max_steps={steps}",
                  f"run.checkpoint_every={max(1, steps // 5)}", "run.keep_checkpoints=1", "validation.every_steps=-1",
-                 *VARIANTS[variant]]
-    if data_dir:
-        overrides.append(f"data.data_dir={data_dir}")
-    cfg = load_config(REPO / "configs" / "demo" / "pretrain.yaml", PretrainConfig, parse_overrides(overrides))
-    run_local(cfg, resume=latest_local_checkpoint(target) is not None)  # an interrupted call continues
+                 *VARIANTS[variant]] + ([f"data.data_dir={data_dir}"] if data_dir else [])
+    cfg = pretrain_config(config, overrides + extra)
+    run_local(cfg, resume=latest_local_checkpoint(target) is not None)
     export(MSMModel.load(latest_local_checkpoint(target) / "model"), target)
     return target / "export"
 
 
-def evaluate(model: str, data_dir: Path, pairs: int) -> dict[str, float]:
+def evaluate(model: str, data_dir: Path, pairs: int, tasks: list[str]) -> dict[str, float]:
+    """Tatoeba on the first ``pairs`` pairs (128 tokens); XQuAD-R in full (the official pool, 256 tokens)."""
     from msm.eval.run import run_eval
 
-    results = run_eval(model, ["tatoeba"], data_dir, limit=pairs, max_length=128, log=lambda *_: None)
-    return {f"{r.language} {r.metric}": r.value for r in results}
+    scores = {}
+    for task in tasks:
+        limit, length = (pairs, 128) if task == "tatoeba" else (None, 256)
+        for r in run_eval(model, [task], data_dir, limit=limit, max_length=length, log=lambda *_: None):
+            scores[f"{r.language} {r.metric}"] = r.value
+    return scores
+
+
+def device_name(use_gpu: bool) -> str:
+    import torch
+
+    if use_gpu and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({torch.get_num_threads()} torch threads)"
 
 
 def table(rows: dict[str, list[dict[str, float]]], keys: list[str]) -> str:
@@ -65,10 +89,41 @@ def table(rows: dict[str, list[dict[str, float]]], keys: list[str]) -> str:
     for name, runs in rows.items():
         cells = []
         for k in keys:
-            vals = [r[k] for r in runs]
-            cells.append(f"{statistics.mean(vals):.3f}" + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else ""))
+            vals = [r[k] for r in runs if k in r]
+            cells.append("–" if not vals else f"{statistics.mean(vals):.3f}"
+                         + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else ""))
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def report(done: dict, run: dict, command: str, seconds: float | None) -> str:
+    """The Markdown section: what was run, on which device, and the table (mean ± sd over seeds)."""
+    rows: dict[str, list[dict[str, float]]] = {}
+    for r in done.values():
+        if r.get("run") in (run["id"], run["start_id"]):
+            rows.setdefault(r["model"], []).append(r["scores"])
+    tasks = run["tasks"]
+    keys = (["mean mAP@20"] if "lareqa" in tasks else []) + (
+        ["mean acc@1 xxx->eng", "mean acc@1 eng->xxx"] + [f"{lang} acc@1 xxx->eng" for lang in LANGS]
+        if "tatoeba" in tasks else [])
+    devices = sorted({r["device"] for r in done.values() if r.get("run") == run["id"] and "device" in r})
+    took = f" ({seconds:.0f}s this call)" if seconds is not None else ""
+    return (f"{run['steps']} steps × {run['shape']} on `{run['mined']}` (seeds {run['seeds']}) on "
+            f"{', '.join(devices) or 'no device recorded'}; "
+            + ("XQuAD-R mAP@20 (11 languages, full pool); " if "lareqa" in tasks else "")
+            + (f"Tatoeba, 18 languages, first {run['pairs']} pairs each; " if "tatoeba" in tasks else "")
+            + f"`{command}`{took}.\n\n" + table(rows, keys))
+
+
+def write_section(path: Path, section: str, md: str) -> bool:
+    """Replace the text between ``<!-- section:start -->`` and ``<!-- section:end -->``; False if absent."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    text = path.read_text()
+    if start not in text or end not in text:
+        print(f"(no {start} … {end} markers in {path}: the table is printed only)")
+        return False
+    path.write_text(text[: text.index(start) + len(start)] + "\n" + md + "\n" + text[text.index(end):])
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,57 +131,73 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m msm.experiment", description=__doc__.split("\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--seeds", default="0,1", help="seeds for reference and cross-lingual; others use the first")
+    p.add_argument("--seeds", default="0,1", help="seeds for the --two-seeds variants; the others use the first")
+    p.add_argument("--two-seeds", default=",".join(TWO_SEEDS), help="variants run with every seed ('all': each)")
     p.add_argument("--steps", type=int, default=80)
     p.add_argument("--pairs", type=int, default=200, help="Tatoeba pairs per language")
+    p.add_argument("--tasks", default="tatoeba", help="tatoeba and/or lareqa (XQuAD-R: ~20 min a model on 2 CPUs)")
+    p.add_argument("--config", default=str(REPO / "configs" / "demo" / "pretrain.yaml"), help="pretrain config")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every variant")
     p.add_argument("--mined", default=str(REPO / "outputs" / "demo" / "mine"), help="an `msm mine` output")
     p.add_argument("--out", default=str(REPO / "outputs" / "experiment"))
+    p.add_argument("--section", default="experiment", help="the --results-md section to (re)write")
+    p.add_argument("--results-md", default=str(REPO / "docs" / "RESULTS.md"))
+    p.add_argument("--report-only", action="store_true", help="write the table from <out>/results.json, run nothing")
     args = p.parse_args(argv)
-    d = default_data_dir()
-    if d is None or not (Path(d) / "tatoeba").is_dir():
-        print("msm experiment: error: needs the Tatoeba data (set MSM_DATA_DIR to the folder holding tatoeba/)",
-              file=sys.stderr)
+    command = " ".join(["python -m msm.experiment"] + (argv if argv is not None else sys.argv[1:]))
+    variants, tasks = args.variants.split(","), args.tasks.split(",")
+    unknown = [v for v in variants if v not in VARIANTS] + [t for t in tasks if t not in TASKS]
+    if unknown:
+        print(f"msm experiment: error: unknown variant(s)/task(s) {unknown}; variants: {', '.join(VARIANTS)}; "
+              f"tasks: {', '.join(TASKS)}", file=sys.stderr)
         return 2
-    mined, out = Path(args.mined), Path(args.out)
+    mined, out, config = Path(args.mined), Path(args.out), Path(args.config)
+    cfg = pretrain_config(config, args.set)
+    run = {"steps": args.steps, "pairs": args.pairs, "tasks": tasks, "seeds": args.seeds, "mined": mined.name,
+           "shape": f"{cfg.data.docs_per_batch} documents × {cfg.model.max_sentences} sentences × "
+                    f"{cfg.model.max_tokens} tokens"}
+    run["id"] = hashlib.sha1(json.dumps([run, config.name, args.set]).encode()).hexdigest()[:8]
+    run["start_id"] = f"start-{cfg.model.encoder}-{args.pairs}-{'+'.join(tasks)}"
+    cache = out / "results.json"
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    if args.report_only:
+        md = report(done, run, command.replace(" --report-only", ""), None)
+        print(md)
+        write_section(Path(args.results_md), args.section, md)
+        return 0
+    d = default_data_dir()
+    if d is None or not all((Path(d) / ("xquad-r" if t == "lareqa" else t)).is_dir() for t in tasks):
+        print(f"msm experiment: error: needs the evaluation data of {tasks} (set MSM_DATA_DIR to the folder holding "
+              "tatoeba/ and xquad-r/)", file=sys.stderr)
+        return 2
     if not (mined / "manifest.json").is_file():
         print(f"msm experiment: error: {mined} is not an `msm mine` output; run `make demo` (its mine stage) first",
               file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
-    cache = out / "results.json"
-    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    two = set(VARIANTS) if args.two_seeds == "all" else set(args.two_seeds.split(","))
+    jobs = ([(f"{cfg.model.encoder} (start)", None, 0)] + [(v, v, seeds[0]) for v in variants]  # first seeds, then the others
+            + [(v, v, s) for s in seeds[1:] for v in variants if v in two])
+    device = device_name(cfg.run.use_gpu)
     t0 = time.perf_counter()
-    variants = args.variants.split(",")  # first seed of every variant, then the extra seeds
-    jobs = ([("e5-small (start)", None, 0)] + [(v, v, seeds[0]) for v in variants]
-            + [(v, v, s) for s in seeds[1:] for v in variants if v in TWO_SEEDS])
     for name, variant, seed in jobs:
-        key = f"{name}|{seed}|{args.steps if variant else 0}|{args.pairs}"  # the start model has no steps
+        key = f"{name}|{seed}|{run['start_id'] if variant is None else run['id']}"
         if key in done:
             continue
         t = time.perf_counter()
-        model = "e5-small" if variant is None else str(train(variant, seed, args.steps, out, mined, d))
-        done[key] = {"model": name, "seed": seed, "scores": evaluate(model, Path(d), args.pairs),
+        model = (cfg.model.encoder if variant is None else
+                 str(train(variant, seed, args.steps, out / f"{variant}-seed{seed}-{run['id']}", mined, d, config,
+                           args.set)))
+        done[key] = {"model": name, "seed": seed, "run": run["start_id"] if variant is None else run["id"],
+                     "device": device, "scores": evaluate(model, Path(d), args.pairs, tasks),
                      "seconds": round(time.perf_counter() - t, 1)}
-        cache.write_text(json.dumps(done, indent=2))
-        print(f"{name} seed {seed}: {done[key]['scores']['mean acc@1 xxx->eng']:.3f} xxx->eng "
-              f"({done[key]['seconds']:.0f}s)", flush=True)
-    rows: dict[str, list[dict[str, float]]] = {}
-    for key, r in done.items():
-        if key.endswith((f"|{args.steps}|{args.pairs}", f"|0|{args.pairs}")):
-            rows.setdefault(r["model"], []).append(r["scores"])
-    langs = ["deu", "fra", "rus", "cmn", "ara", "swh"]
-    keys = ["mean acc@1 xxx->eng", "mean acc@1 eng->xxx"] + [f"{lang} acc@1 xxx->eng" for lang in langs]
-    md = (f"{args.steps} steps × 4 documents × 8 sentences × 32 tokens on `{mined.name}` "
-          f"(seeds {args.seeds}); Tatoeba, 18 languages, first {args.pairs} pairs each; "
-          f"`python -m msm.experiment --steps {args.steps} --pairs {args.pairs}` "
-          f"({time.perf_counter() - t0:.0f}s this call).\n\n" + table(rows, keys))
+        atomic_write_json(cache, done)
+        means = ", ".join(f"{k} {v:.3f}" for k, v in done[key]["scores"].items() if k.startswith("mean"))
+        print(f"{name} seed {seed}: {means} ({done[key]['seconds']:.0f}s)", flush=True)
+    md = report(done, run, command, time.perf_counter() - t0)
     print(md)
-    results_md = REPO / "docs" / "RESULTS.md"
-    text = results_md.read_text()
-    if START in text and END in text:
-        text = text[: text.index(START) + len(START)] + "\n" + md + "\n" + text[text.index(END):]
-        results_md.write_text(text)
+    write_section(Path(args.results_md), args.section, md)
     return 0
 
 
