@@ -32,7 +32,7 @@ def test_schedule_warmup_then_polynomial_decay():
 
 
 def test_configs_load():
-    for name in ("tiny-cpu", "e5-small-cpu", "e5-small-mined", "xlmr-base-8gpu"):
+    for name in ("tiny-cpu", "e5-small-cpu", "e5-small-mined", "e5-small-gpu", "xlmr-base-8gpu"):
         cfg = load_config(REPO / "configs" / "pretrain" / f"{name}.yaml", PretrainConfig)
         assert cfg.optim.max_steps >= 1
     paper = load_config(REPO / "configs" / "pretrain" / "xlmr-base-8gpu.yaml", PretrainConfig)
