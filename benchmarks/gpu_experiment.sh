@@ -33,14 +33,15 @@ echo "unpacked in $(( $(date +%s) - t0 ))s"
 timeout "${LARGE_TIMEOUT:-300}" $PY -m msm.experiment --config configs/pretrain/e5-small-gpu.yaml \
   --mined "$WORK/data/mined/${LARGE_MINED:-mine-ntrex115}" --variants reference,cross-lingual,no-doc-encoder --seeds 0 \
   --steps "${LARGE_STEPS:-1000}" --out "$WORK/large" --section experiment-gpu-large "${COMMON[@]}" \
-  --set run.use_gpu=$USE_GPU run.checkpoint_every=100000 2>&1 | grep -v -i "warn\|MISSING\|newly init" \
+  --set run.use_gpu=$USE_GPU run.checkpoint_every=100000 2>&1 | tr "\r" "\n" | grep -v -i "^encode:\|warn\|MISSING\|newly init" \
   | tee "$RESULTS/large.log"
 cp "$WORK/large/results.json" "$RESULTS/large.json"
 tar czf "$RESULTS/large-metrics.tar.gz" -C "$WORK/large" $(cd "$WORK/large" && ls -d */metrics.jsonl 2>/dev/null)
 
+mkdir -p "$WORK/same" && cp "$WORK/large/results.json" "$WORK/same/results.json"  # the start model's scores
 timeout "${SAME_TIMEOUT:-240}" $PY -m msm.experiment --mined "$WORK/data/mined/mine" --two-seeds all \
   --steps "${SAME_STEPS:-50}" --out "$WORK/same" --section experiment-gpu-same "${COMMON[@]}" \
   --set run.use_gpu=$USE_GPU run.checkpoint_every=100000 run.tensorboard=false 2>&1 \
-  | grep -v -i "warn\|MISSING\|newly init" | tee "$RESULTS/same.log"
+  | tr "\r" "\n" | grep -v -i "^encode:\|warn\|MISSING\|newly init" | tee "$RESULTS/same.log"
 cp "$WORK/same/results.json" "$RESULTS/same.json"
 echo "total $(( $(date +%s) - t0 ))s"

@@ -108,7 +108,8 @@ def report(done: dict, run: dict, command: str, seconds: float | None) -> str:
         if "tatoeba" in tasks else [])
     devices = sorted({r["device"] for r in done.values() if r.get("run") == run["id"] and "device" in r})
     took = f" ({seconds:.0f}s this call)" if seconds is not None else ""
-    return (f"{run['steps']} steps × {run['shape']} on `{run['mined']}` (seeds {run['seeds']}) on "
+    seeds = ",".join(str(s) for s in sorted({r["seed"] for r in done.values() if r.get("run") == run["id"]}))
+    return (f"{run['steps']} steps × {run['shape']} on `{run['mined']}` (seeds run: {seeds or 'none'}) on "
             f"{', '.join(devices) or 'no device recorded'}; "
             + ("XQuAD-R mAP@20 (11 languages, full pool); " if "lareqa" in tasks else "")
             + (f"Tatoeba, 18 languages, first {run['pairs']} pairs each; " if "tatoeba" in tasks else "")

@@ -44,7 +44,7 @@ def hierarchical_contrastive_loss(
     """
     q = queries.shape[0]
     rows = torch.arange(q, device=queries.device)
-    logits = queries @ keys.T / temperature  # [Q, K]
+    logits = _at_least_fp32(queries @ keys.T) / temperature  # [Q, K]
     is_pos = torch.zeros_like(logits, dtype=torch.bool)
     is_pos[rows, positive] = True
     same_doc = (query_doc[:, None] == key_doc[None, :]) & ~is_pos
@@ -64,11 +64,11 @@ def hierarchical_contrastive_loss(
     batch_logits = logits.masked_fill(~(is_pos | same_doc | used_other), neg_inf)
     parts = [batch_logits]
     if bank_keys is not None and bank_keys.shape[0] > 0:
-        bank_logits = queries @ bank_keys.T / temperature
+        bank_logits = _at_least_fp32(queries @ bank_keys.T) / temperature
         bank_logits = bank_logits.masked_fill(query_lang[:, None] != bank_langs[None, :], neg_inf)
         parts.append(bank_logits)
     all_logits = torch.cat(parts, dim=1)
-    loss = F.cross_entropy(all_logits.float(), positive)
+    loss = F.cross_entropy(all_logits, positive)
 
     with torch.no_grad():
         raw = queries @ keys.T
@@ -78,3 +78,8 @@ def hierarchical_contrastive_loss(
         acc_same = (pos_score > best_same).float().mean()
         acc_other = (pos_score > best_other).float().mean()
     return ContrastiveResult(loss=loss, acc_same_doc=acc_same, acc_other_doc=acc_other)
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Logits in fp32 under bf16/fp16 autocast: the masking value and the balance shift need its range."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

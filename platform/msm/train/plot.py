@@ -54,6 +54,8 @@ def plot_run(run_dir: str | Path, out: str | Path, window: int = 20) -> Path:
     val = [(r["step"], r["val_score"]) for r in rows if r.get("val_score") is not None]
     if val:
         axes[2].plot(*zip(*val), marker="o")
+    else:
+        axes[2].text(0.5, 0.5, "no validation in this run", ha="center", va="center", transform=axes[2].transAxes)
     axes[2].set_title("val_score (held-out retrieval acc@1)")
     for ax in axes:
         ax.set_xlabel("step")
