@@ -106,9 +106,10 @@ def report(done: dict, run: dict, command: str, seconds: float | None) -> str:
     keys = (["mean mAP@20"] if "lareqa" in tasks else []) + (
         ["mean acc@1 xxx->eng", "mean acc@1 eng->xxx"] + [f"{lang} acc@1 xxx->eng" for lang in LANGS]
         if "tatoeba" in tasks else [])
-    devices = sorted({r["device"] for r in done.values() if r.get("run") == run["id"] and "device" in r})
+    trained = [r for r in done.values() if r.get("run") == run["id"]]
+    devices = sorted({r["device"] for r in trained if "device" in r})
+    seeds = ",".join(str(s) for s in sorted({r["seed"] for r in trained}))
     took = f" ({seconds:.0f}s this call)" if seconds is not None else ""
-    seeds = ",".join(str(s) for s in sorted({r["seed"] for r in done.values() if r.get("run") == run["id"]}))
     return (f"{run['steps']} steps × {run['shape']} on `{run['mined']}` (seeds run: {seeds or 'none'}) on "
             f"{', '.join(devices) or 'no device recorded'}; "
             + ("XQuAD-R mAP@20 (11 languages, full pool); " if "lareqa" in tasks else "")
