@@ -30,18 +30,21 @@ t0=$(date +%s)
 $PY benchmarks/gpu_bundle.py unpack --bundle "$BUNDLE" --cache "$WORK/cache" --data-out "$WORK/data" || exit 1
 echo "unpacked in $(( $(date +%s) - t0 ))s"
 
-timeout "${LARGE_TIMEOUT:-300}" $PY -m msm.experiment --config configs/pretrain/e5-small-gpu.yaml \
+# experiment NAME TIMEOUT ARGS...: one `msm.experiment` run in $WORK/NAME, its log and results.json in $RESULTS
+experiment() {
+  local name=$1 limit=$2
+  shift 2  # EXTRA_SET: more overrides (set per call)
+  timeout "$limit" $PY -m msm.experiment --out "$WORK/$name" --section "experiment-gpu-$name" "${COMMON[@]}" "$@" \
+    --set run.use_gpu=$USE_GPU run.checkpoint_every=100000 ${EXTRA_SET:-} 2>&1 \
+    | tr "\r" "\n" | grep -v -i "^encode:\|warn\|MISSING\|newly init" | tee "$RESULTS/$name.log"
+  cp "$WORK/$name/results.json" "$RESULTS/$name.json"
+}
+
+experiment large "${LARGE_TIMEOUT:-300}" --config configs/pretrain/e5-small-gpu.yaml \
   --mined "$WORK/data/mined/${LARGE_MINED:-mine-ntrex115}" --variants reference,cross-lingual,no-doc-encoder --seeds 0 \
-  --steps "${LARGE_STEPS:-1000}" --out "$WORK/large" --section experiment-gpu-large "${COMMON[@]}" \
-  --set run.use_gpu=$USE_GPU run.checkpoint_every=100000 2>&1 | tr "\r" "\n" | grep -v -i "^encode:\|warn\|MISSING\|newly init" \
-  | tee "$RESULTS/large.log"
-cp "$WORK/large/results.json" "$RESULTS/large.json"
+  --steps "${LARGE_STEPS:-1000}"
 tar czf "$RESULTS/large-metrics.tar.gz" -C "$WORK/large" $(cd "$WORK/large" && ls -d */metrics.jsonl 2>/dev/null)
 
 mkdir -p "$WORK/same" && cp "$WORK/large/results.json" "$WORK/same/results.json"  # the start model's scores
-timeout "${SAME_TIMEOUT:-240}" $PY -m msm.experiment --mined "$WORK/data/mined/mine" --two-seeds all \
-  --steps "${SAME_STEPS:-50}" --out "$WORK/same" --section experiment-gpu-same "${COMMON[@]}" \
-  --set run.use_gpu=$USE_GPU run.checkpoint_every=100000 run.tensorboard=false 2>&1 \
-  | tr "\r" "\n" | grep -v -i "^encode:\|warn\|MISSING\|newly init" | tee "$RESULTS/same.log"
-cp "$WORK/same/results.json" "$RESULTS/same.json"
+EXTRA_SET=run.tensorboard=false experiment same "${SAME_TIMEOUT:-240}" --mined "$WORK/data/mined/mine" --two-seeds all --steps "${SAME_STEPS:-50}"
 echo "total $(( $(date +%s) - t0 ))s"
