@@ -30,8 +30,11 @@ def test_mask_ratio_predicts_a_subset_once(tiny_cfg, batch):
     assert per_doc == [round(0.5 * n) for n in (5, 4, 6)] and len(set(pairs)) == len(pairs)
 
 
-def test_masked_position_cannot_see_its_own_sentence(tiny_cfg, batch, tokenizer):
-    model = MSMModel.from_config(tiny_cfg).eval()
+@pytest.mark.parametrize("doc_encoder", [True, False], ids=["document-encoder", "mean-ablation"])
+def test_masked_position_cannot_see_its_own_sentence(tiny_cfg, batch, tokenizer, doc_encoder):
+    """Replacing sentence (0, 2) leaves its own prediction unchanged; kills a context that includes the masked
+    sentence (e.g. the ablation's ``total = sentences.sum(1)[doc_index]`` without subtracting it)."""
+    model = MSMModel.from_config(dataclasses.replace(tiny_cfg, doc_encoder=doc_encoder)).eval()
     before = model(batch, update_memory=False)
     changed = {k: v.clone() for k, v in batch.items()}
     other = tokenizer(["Completely different words about astronomy."], truncation=True, max_length=12,
@@ -40,7 +43,7 @@ def test_masked_position_cannot_see_its_own_sentence(tiny_cfg, batch, tokenizer)
     changed["attention_mask"][0, 2] = other["attention_mask"][0]
     after = model(changed, update_memory=False)
     rows = [i for i, (d, s) in enumerate(before.positions.tolist()) if (d, s) == (0, 2)]
-    assert torch.allclose(before.predictions[rows], after.predictions[rows], atol=1e-6)
+    assert torch.allclose(before.predictions[rows], after.predictions[rows], atol=1e-5)
     # ...while its target, and the predictions of its neighbours, do change
     neighbour = [i for i, (d, s) in enumerate(before.positions.tolist()) if (d, s) == (0, 3)]
     assert not torch.allclose(before.predictions[neighbour], after.predictions[neighbour], atol=1e-4)
@@ -93,6 +96,19 @@ def test_gradients_reach_every_part(tiny_cfg, batch):
         grads = [p.grad for p in module.parameters() if p.requires_grad]
         assert any(g is not None and g.abs().sum() > 0 for g in grads), name
     assert out.mlm_loss is not None and out.mlm_loss > 0
+
+
+def test_masked_sentence_loss_alone_trains_the_sentence_encoder(tiny_cfg, batch):
+    """With MLM on, the masked-sentence loss by itself, and each of its two sides (predictions via the document
+    encoder, targets via the target head), still reach the sentence encoder. Kills ``vectors.detach()`` in
+    ``MSMModel.forward`` (MLM alone would then feed the encoder, which the test above cannot tell apart)."""
+    model = MSMModel.from_config(dataclasses.replace(tiny_cfg, mlm_weight=0.5))
+    out = model(batch)
+    params = [p for p in model.sentence_encoder.parameters() if p.requires_grad]
+    for name, value in (("doc_loss", out.doc_loss), ("predictions", out.predictions.sum()),
+                        ("targets", out.targets.sum())):
+        grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0, name
 
 
 def test_fifty_steps_halve_the_loss(tiny_cfg, batch):
@@ -155,10 +171,24 @@ def test_bad_config_values_are_named():
 
 
 def test_no_document_encoder_ablation_runs(tiny_cfg, batch):
+    """The ablation's context is the mean of the document's *other* sentence vectors (recomputed here from the
+    sentence encoder): kills a leak of the masked sentence itself into its context, or a wrong denominator."""
     model = MSMModel.from_config(dataclasses.replace(tiny_cfg, doc_encoder=False))
     out = model(batch)
     out.loss.backward()
     assert model.document_encoder is None and torch.isfinite(out.loss)
+    model.eval()
+    out = model(batch, update_memory=False)
+    smask = batch["sentence_mask"]
+    with torch.no_grad():
+        vectors, _ = model.sentence_encoder(batch["input_ids"][smask], batch["attention_mask"][smask])
+        doc_of = smask.nonzero()[:, 0].tolist()
+        rows = {tuple(p): i for i, p in enumerate(smask.nonzero().tolist())}
+        context = torch.stack([
+            torch.stack([vectors[j] for j, d2 in enumerate(doc_of) if d2 == d and j != rows[(d, s)]]).mean(0)
+            for d, s in out.positions.tolist()])
+        want = model.prediction_head(context)
+    assert torch.allclose(out.predictions, want, atol=1e-5)
 
 
 def test_loss_weights_mlm_only_ablation(tiny_cfg, batch):
