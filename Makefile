@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install model browser ui results clean
+.PHONY: demo test install model browser ui results mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ results: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -ra --durations=12
+
+# Mutation testing of the core pure modules (mutmut 3, installed on demand; not part of `make test`): per-module
+# killed/survived table, benchmarks/results/mutation.json; docs/testing.md. About an hour on 2 CPUs.
+mutation: $(STAMP)
+	$(PY) -c "import mutmut" 2>/dev/null || $(PIP) install -q 'mutmut>=3.8,<4'
+	nice -n 10 $(PY) benchmarks/mutation.py
 
 # The Streamlit app on http://127.0.0.1:8501 over the demo outputs and the shared data.
 ui: $(STAMP)

@@ -1,0 +1,164 @@
+"""Mutation testing of the core pure modules with mutmut 3 (``make mutation``); docs/testing.md explains the figures.
+
+mutmut 3 imports the mutated code from ``mutants/src`` (or ``mutants/``), while this package lives in
+``platform/msm``. So the run happens in a staging folder, ``.mutation/`` (git-ignored): ``src/msm`` is a copy of
+``platform/msm`` and ``tests/``, ``configs/`` and ``k8s/`` are copied next to it. mutmut writes its mutants under
+``.mutation/mutants/``; nothing under ``platform/`` is ever rewritten.
+
+    python benchmarks/mutation.py            # fresh stage, run mutmut on 2 workers, print + write the report
+    python benchmarks/mutation.py --keep     # reuse .mutation/ (mutmut re-tests only changed functions)
+    python benchmarks/mutation.py --report   # report of the last run only
+
+Report: per module killed / survived / other / total and % killed, with the mutants of the classes listed in
+``EQUIVALENT`` (docs/testing.md, one by one) left out of the denominator; JSON to
+``benchmarks/results/mutation.json`` with every surviving mutant's diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STAGE = REPO / ".mutation"
+RESULTS = REPO / "benchmarks" / "results" / "mutation.json"
+
+# Modules under mutation, as paths inside src/ of the stage (= platform/ of the repo).
+MODULES = [
+    "msm/losses/hierarchical_contrastive.py", "msm/losses/memory_bank.py", "msm/losses/mlm.py",
+    "msm/model/msm.py", "msm/model/document_encoder.py",
+    "msm/data/align.py", "msm/data/pair.py",
+    "msm/eval/metrics.py", "msm/eval/tasks/common.py", "msm/eval/tasks/lareqa.py", "msm/eval/tasks/mewsli_x.py",
+    "msm/eval/tasks/mrtydi.py", "msm/eval/tasks/tatoeba.py", "msm/eval/tasks/xor_retrieve.py",
+    "msm/retrieval/index.py", "msm/tune/config.py",
+]
+# Fast unit tests of those modules (no Ray cluster, browser or e5-small download); mutmut runs, per mutant, only
+# the tests that call the mutated function.
+TESTS = [
+    "tests/model/test_loss.py", "tests/model/test_msm.py", "tests/data/test_align.py", "tests/data/test_pair.py",
+    "tests/data/test_pairing_quality.py", "tests/eval/test_metrics.py", "tests/eval/test_tasks.py",
+    "tests/eval/test_tasks_extra.py", "tests/retrieval/test_index.py", "tests/tune/test_tune_config.py",
+    "tests/mutation",
+]
+# mutation_plugin.py (copied to the stage) deselects Ray / browser / e5 and slow tests
+PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "mutation_plugin"]
+
+# mutants that cannot change behaviour, by mutant name (docs/testing.md explains each one)
+EQUIVALENT: dict[str, str] = {}
+
+
+def stage(keep: bool, modules: list[str], tests: list[str]) -> None:
+    if STAGE.exists() and not keep:
+        shutil.rmtree(STAGE)
+    (STAGE / "src").mkdir(parents=True, exist_ok=True)
+    for name in ("platform/msm", "tests", "configs", "k8s"):
+        _sync(REPO / name, STAGE / ("src/msm" if name == "platform/msm" else name))
+    shutil.copy2(REPO / "benchmarks" / "mutation_plugin.py", STAGE / "mutation_plugin.py")
+    toml = "\n".join([
+        "[tool.mutmut]",
+        'source_paths = ["src/msm"]',
+        f"only_mutate = {json.dumps(['src/' + m for m in modules])}",
+        f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}",
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
+        'also_copy = ["configs", "k8s", "mutation_plugin.py"]',
+        "",
+        "[tool.pytest.ini_options]",
+        "timeout = 600",
+        'markers = ["ray: starts a local Ray cluster (slow)", "browser: drives headless Chromium"]',
+        "",
+    ])
+    (STAGE / "pyproject.toml").write_text(toml)
+
+
+def _sync(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` file by file, leaving files whose bytes are unchanged (and their mtime) alone."""
+    for path in src.rglob("*"):
+        if "__pycache__" in path.parts or not path.is_file():
+            continue
+        target = dst / path.relative_to(src)
+        if target.is_file() and target.read_bytes() == path.read_bytes():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def run_mutmut(workers: int) -> float:
+    env = dict(os.environ, MSM_DATA_DIR=os.environ.get("MSM_DATA_DIR", str(REPO.parent / "shared" / "data")))
+    start = time.monotonic()
+    mutmut = Path(sys.executable).with_name("mutmut")
+    subprocess.run([str(mutmut), "run", "--max-children", str(workers)], cwd=STAGE, env=env, check=True)
+    return time.monotonic() - start
+
+
+def report(elapsed: float | None) -> dict:
+    os.chdir(STAGE)
+    sys.path.insert(0, str(STAGE))
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.stats import status_by_exit_code
+
+    modules, survivors = {}, []
+    for module in MODULES:
+        data = SourceFileMutationData(path=Path("src") / module)
+        data.load()
+        counts = {"killed": 0, "survived": 0, "equivalent": 0, "other": 0}
+        for name, code in sorted(data.exit_code_by_key.items()):
+            status = status_by_exit_code[code]
+            if name in EQUIVALENT:
+                counts["equivalent"] += 1
+            elif status in ("killed", "timeout", "segfault", "caught by type check"):
+                counts["killed"] += 1  # a hang or crash is a detected mutant
+            elif status == "survived":
+                counts["survived"] += 1
+                survivors.append({"module": module, "name": name,
+                                  "diff": get_diff_for_mutant(name, path=Path("src") / module)})
+            else:
+                counts["other"] += 1  # no tests / not checked: counted as not killed
+                survivors.append({"module": module, "name": name, "status": status})
+        total = counts["killed"] + counts["survived"] + counts["other"]
+        modules[module] = {**counts, "total": total, "killed_pct": round(100 * counts["killed"] / total, 1)
+                           if total else None}
+    out = {"tool": "mutmut 3", "seconds": elapsed, "workers": 2, "modules": modules, "survivors": survivors,
+           "equivalent": EQUIVALENT}
+    print(f"{'module':40} {'killed':>6} {'surv':>5} {'other':>5} {'equiv':>5} {'total':>5} {'%killed':>7}")
+    for module, c in modules.items():
+        print(f"{module:40} {c['killed']:6} {c['survived']:5} {c['other']:5} {c['equivalent']:5} {c['total']:5} "
+              f"{c['killed_pct'] if c['killed_pct'] is not None else '-':>7}")
+    if elapsed is not None:
+        print(f"mutmut run: {elapsed / 60:.1f} min")
+    print(f"\n{len(survivors)} surviving mutants:")
+    for s in survivors:
+        print(f"--- {s['name']} ({s.get('status', 'survived')})")
+        if "diff" in s:
+            print("\n".join(line for line in s["diff"].splitlines()[2:] if line[:1] in "+-"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--keep", action="store_true", help="reuse .mutation/ and mutmut's cached results")
+    ap.add_argument("--report", action="store_true", help="only print the report of the last run")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--modules", nargs="+", help="only the modules whose path contains one of these (a quick check)")
+    ap.add_argument("--tests", nargs="+", default=TESTS, help="test selection (default: the fast unit tests)")
+    args = ap.parse_args()
+    elapsed = None
+    if not args.report:
+        modules = [m for m in MODULES if not args.modules or any(x in m for x in args.modules)]
+        stage(args.keep, modules, args.tests)
+        elapsed = run_mutmut(args.workers)
+    out = report(elapsed)
+    if elapsed is None and RESULTS.is_file():
+        out["seconds"] = json.loads(RESULTS.read_text()).get("seconds")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
