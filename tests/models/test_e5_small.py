@@ -196,7 +196,8 @@ def test_prepare_is_idempotent(e5_dir, caplog):
     config = json.loads((e5_dir / "config.json").read_text())
     assert (config["vocab_size"], config["hidden_size"], config["num_hidden_layers"], config["pad_token_id"]) == (
         250037, 384, 12, 1)
-    assert json.loads((e5_dir / "msm_model.json").read_text())["passage_prefix"] == "passage: "
+    meta = json.loads((e5_dir / "msm_model.json").read_text())  # e5's prompts, which the Encoder prepends
+    assert (meta["pooling"], meta["query_prefix"], meta["passage_prefix"]) == ("mean", "query: ", "passage: ")
 
 
 def test_resolve_model(tmp_path, tiny_model_dir):
