@@ -2,7 +2,7 @@
 
 mutmut 3 imports the mutated code from ``mutants/src`` (or ``mutants/``), while this package lives in
 ``platform/msm``. So the run happens in a staging folder, ``.mutation/`` (git-ignored): ``src/msm`` is a copy of
-``platform/msm`` and ``tests/``, ``configs/`` and ``k8s/`` are copied next to it. mutmut writes its mutants under
+``platform/msm`` and ``tests/``, ``configs/``, ``k8s/`` and ``jobs/`` are copied next to it. mutmut writes its mutants under
 ``.mutation/mutants/``; nothing under ``platform/`` is ever rewritten.
 
     python benchmarks/mutation.py            # fresh stage, run mutmut on 2 workers, print + write the report
@@ -57,7 +57,7 @@ def stage(keep: bool, modules: list[str], tests: list[str]) -> None:
     if STAGE.exists() and not keep:
         shutil.rmtree(STAGE)
     (STAGE / "src").mkdir(parents=True, exist_ok=True)
-    for name in ("platform/msm", "tests", "configs", "k8s"):
+    for name in ("platform/msm", "tests", "configs", "k8s", "jobs"):
         _sync(REPO / name, STAGE / ("src/msm" if name == "platform/msm" else name))
     shutil.copy2(REPO / "benchmarks" / "mutation_plugin.py", STAGE / "mutation_plugin.py")
     toml = "\n".join([
@@ -66,7 +66,7 @@ def stage(keep: bool, modules: list[str], tests: list[str]) -> None:
         f"only_mutate = {json.dumps(['src/' + m for m in modules])}",
         f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}",
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
-        'also_copy = ["configs", "k8s", "mutation_plugin.py"]',
+        'also_copy = ["configs", "k8s", "jobs", "mutation_plugin.py"]',
         "",
         "[tool.pytest.ini_options]",
         "timeout = 600",
