@@ -140,38 +140,61 @@ def test_space_keys_values_and_base(tmp_path):
 
 
 def test_param_space_and_searchers(tmp_path):
-    from ray import tune
+    """Every configured value reaches the Tune objects (Ray keeps some only in private fields, read here). Kills a
+    hard-coded ASHA grace period / reduction factor / max_t, a dropped seed or max_concurrent, a choice cut to its
+    first value and swapped or wrong loguniform / uniform bounds."""
+    import numpy as np
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
+    from ray.tune.search.sample import Categorical, Float
 
     from msm.tune.runner import build_scheduler, build_search_alg, param_space
 
-    space = {"model.memory_bank_size": {"grid": [0, 64]}, "model.balance_bias": {"choice": [0.0, 0.5]},
+    space = {"model.memory_bank_size": {"grid": [0, 64]}, "model.balance_bias": {"choice": [0.0, 0.25, 0.5]},
              "model.temperature": {"loguniform": [0.05, 0.2]}, "model.mask_ratio": {"uniform": [0.5, 1.0]}}
-    sweep = load_sweep(write_sweep(tmp_path, space, seed=3))
+    sweep = load_sweep(write_sweep(tmp_path, space, seed=3, asha={"grace_period": 2, "reduction_factor": 3,
+                                                                   "max_t": 50, "time_attr": "step"}))
     ps = param_space(sweep.knobs, "random")
     assert ps["model"]["memory_bank_size"] == {"grid_search": [0, 64]}
-    assert isinstance(ps["model"]["balance_bias"], tune.search.sample.Categorical)
-    assert isinstance(ps["model"]["temperature"].get_sampler(), tune.search.sample.LogUniform)
-    assert (ps["model"]["mask_ratio"].lower, ps["model"]["mask_ratio"].upper) == (0.5, 1.0)
+    bias, temp, mask = ps["model"]["balance_bias"], ps["model"]["temperature"], ps["model"]["mask_ratio"]
+    assert isinstance(bias, Categorical) and bias.categories == [0.0, 0.25, 0.5]
+    assert isinstance(temp.get_sampler(), Float._LogUniform) and (temp.lower, temp.upper) == (0.05, 0.2)
+    assert isinstance(mask.get_sampler(), Float._Uniform) and (mask.lower, mask.upper) == (0.5, 1.0)
     grid = load_sweep(write_sweep(tmp_path, {"model.balance_bias": {"choice": [0.0, 0.5]}}, searcher="grid"))
     assert param_space(grid.knobs, "grid") == {"model": {"balance_bias": {"grid_search": [0.0, 0.5]}}}
-    assert isinstance(build_search_alg(sweep.cfg), BasicVariantGenerator)
-    assert isinstance(build_scheduler(sweep.cfg), ASHAScheduler)
+    search = build_search_alg(sweep.cfg, max_concurrent=2)
+    assert isinstance(search, BasicVariantGenerator) and search.max_concurrent == 2
+    assert search._random_state.random() == np.random.default_rng(3).random()  # seeded with the config's seed
+    assert build_search_alg(sweep.cfg).max_concurrent == 0  # 0: no limit
+    asha = build_scheduler(sweep.cfg)
+    assert isinstance(asha, ASHAScheduler) and (asha._time_attr, asha._max_t, asha._reduction_factor) == ("step", 50, 3)
+    # rungs at grace_period × reduction_factor^i below max_t: 2, 6, 18 (54 > 50)
+    assert sorted(milestone for milestone, _ in asha._brackets[0]._rungs) == [2, 6, 18]
     fifo = load_sweep(write_sweep(tmp_path, space, asha={"enabled": False}))
     assert isinstance(build_scheduler(fifo.cfg), FIFOScheduler)
 
 
 def test_optuna_searcher(tmp_path):
     pytest.importorskip("optuna")
+    from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search.sample import Categorical, Float
 
-    from msm.tune.runner import build_search_alg
+    from msm.tune.runner import build_search_alg, param_space
 
     sweep = load_sweep(write_sweep(tmp_path, {"model.temperature": {"loguniform": [0.05, 0.2]},
-                                              "model.num_cross_doc_negatives": {"choice": [None, 2]}},
-                                   searcher="optuna"))
-    assert isinstance(build_search_alg(sweep.cfg), OptunaSearch)
+                                              "model.num_cross_doc_negatives": {"choice": [None, 2, 8]}},
+                                   searcher="optuna", seed=7))
+    search = build_search_alg(sweep.cfg)
+    assert isinstance(search, OptunaSearch) and search._seed == 7
+    limited = build_search_alg(sweep.cfg, max_concurrent=3)
+    assert isinstance(limited, ConcurrencyLimiter) and limited.max_concurrent == 3
+    assert isinstance(limited.searcher, OptunaSearch) and limited.searcher._seed == 7
+    ps = param_space(sweep.knobs, "optuna")["model"]
+    assert isinstance(ps["num_cross_doc_negatives"], Categorical) and ps["num_cross_doc_negatives"].categories == [
+        None, 2, 8]
+    temp = ps["temperature"]
+    assert isinstance(temp.get_sampler(), Float._LogUniform) and (temp.lower, temp.upper) == (0.05, 0.2)
     with pytest.raises(ConfigError, match="space.optim.betas.choice: searcher 'optuna' takes only"):
         load_sweep(write_sweep(tmp_path, {"optim.betas": {"choice": [[0.9, 0.98], [0.9, 0.999]]}},
                                searcher="optuna"))
