@@ -14,6 +14,7 @@ from msm.cluster.validate import K8S_VERSION, validate_object
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO.parent / "shared" / "k8s" / "kuberay-crds"
 OVERLAYS = ["base", "overlays/dev-cpu", "overlays/gpu"]
+JOB_KUSTOMIZATIONS = ["jobs", "overlays/gpu"]  # the folders whose render holds RayJobs (checked below)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,13 @@ def test_patch_semantics_against_hand_results():
         json6902(base, [{"op": "replace", "path": "/missing", "value": 1}])
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_job_kustomizations_are_exactly_the_ones_with_rayjobs():
+    folders = sorted(str(p.parent.relative_to(REPO / "k8s")) for p in (REPO / "k8s").rglob("kustomization.yaml"))
+    with_jobs = [f for f in folders if any(o["kind"] == "RayJob" for o in render(REPO / "k8s" / f))]
+    assert with_jobs == JOB_KUSTOMIZATIONS
+
+
+@pytest.mark.parametrize("overlay", JOB_KUSTOMIZATIONS)
 def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay):
     """Each RayJob runs ``python jobs/X.py --config FILE key=value ...``: the script and config exist and the
     overrides are keys of that config (a typo here only shows once the job runs on the cluster)."""
@@ -120,9 +127,9 @@ def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay):
     from msm.train.config import PretrainConfig
     from msm.tune.config import load_sweep
 
-    for (kind, name), obj in _by_kind(render(REPO / "k8s" / overlay)).items():
-        if kind != "RayJob":
-            continue
+    jobs = {name: obj for (kind, name), obj in _by_kind(render(REPO / "k8s" / overlay)).items() if kind == "RayJob"}
+    assert sorted(jobs) == ["msm-mine", "msm-pretrain", "msm-sweep"]
+    for name, obj in jobs.items():
         argv = shlex.split(obj["spec"]["entrypoint"])
         assert argv[:1] == ["python"] and (REPO / argv[1]).is_file(), name
         config = REPO / argv[argv.index("--config") + 1]
