@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 from msm.cli import main
 
 
+VERBS = ["eval", "index", "mine", "models", "pretrain", "smoke", "submit", "tune", "ui"]
+
+
 def test_help_lists_verbs():
     out = subprocess.run([sys.executable, "-m", "msm.cli", "--help"], capture_output=True, text=True, check=True)
-    assert "models" in out.stdout
+    listed = [line.split()[0] for line in out.stdout.splitlines() if re.match(r" {4}\S", line)]  # not wrapped help
+    assert listed == VERBS, out.stdout
+
+
+def test_smoke_exits_0_iff_the_loss_falls(tmp_path, tiny_model_dir, shared_data, capsys):
+    """``msm smoke`` on the tiny model and real NTREX documents: it trains (the loss falls, exit 0) at a usable
+    learning rate; with lr 0 nothing is learnt and the growing memory bank only adds negatives (exit 1)."""
+    argv = ["smoke", "--model", str(tiny_model_dir), "--steps", "8", "--data-dir", str(shared_data)]
+    assert main([*argv, "--lr", "3e-3"]) == 0
+    out = capsys.readouterr().out
+    assert "from NTREX-128" in out and "8 steps in" in out
+    assert main([*argv, "--lr", "0"]) == 1
 
 
 def test_user_error_exits_2_with_message(monkeypatch, capsys, tmp_path):
