@@ -105,3 +105,56 @@ def test_bad_override_names_file_and_key(tmp_path):
         load_config(path, Outer, parse_overrides(["inner=3"]))
     # overrides merge into nested sections instead of replacing them
     assert load_config(path, Outer, parse_overrides(["inner.mode=b"])).inner == Inner(lr=0.1, mode="b")
+
+
+# ---- every shipped YAML under configs/ -------------------------------------------------------------------------
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SHIPPED = sorted(CONFIGS.rglob("*.y*ml"))
+
+
+def load_shipped(path: Path) -> object:
+    """Load and validate one config the way its command does, chosen by its folder under configs/."""
+    from msm.data.config import MineConfig
+    from msm.data.pipeline import validate_config
+    from msm.train.config import PretrainConfig
+    from msm.tune import load_sweep
+
+    folder = path.parent.name
+    kind = path.stem.split("-")[0] if folder == "demo" else folder  # demo/mine-*.yaml, demo/pretrain.yaml
+    if kind == "mine":
+        cfg = load_config(path, MineConfig)
+        validate_config(cfg)
+        return cfg
+    if kind == "pretrain":
+        return load_config(path, PretrainConfig)
+    if kind in ("tune", "sweep"):
+        return load_sweep(path)
+    raise AssertionError(f"{path}: no loader for configs/{folder}/; add one to load_shipped")
+
+
+def test_every_folder_of_configs_is_covered():
+    assert {p.parent.name for p in SHIPPED} == {"demo", "mine", "pretrain", "sweep", "tune"}
+    assert len(SHIPPED) >= 15
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(CONFIGS)) for p in SHIPPED])
+def test_shipped_config_loads_and_validates(path):
+    assert load_shipped(path) is not None
+
+
+@pytest.mark.parametrize(("folder", "text", "message"), [
+    ("pretrain", "model: {temprature: 0.1}\n", "model.temprature: unknown key"),
+    ("mine", "inputs: [{kind: ntrex, path: ntrex}]\nlanguages: [de, tlh]\n", "cannot be handled by the encoder"),
+    ("tune", "space: {model.temperature: {choice: []}}\n", "space.model.temperature.choice: empty list"),
+    ("demo", "model: [unclosed\n", "not valid YAML"),
+])
+def test_a_broken_config_fails_the_loader(tmp_path, folder, text, message):
+    """What the parametrised test above would report for a broken file in each kind of folder."""
+    from msm.errors import MSMError
+
+    path = tmp_path / folder / ("pretrain.yaml" if folder == "demo" else "broken.yaml")
+    path.parent.mkdir()
+    path.write_text(text)
+    with pytest.raises(MSMError, match=message):
+        load_shipped(path)
