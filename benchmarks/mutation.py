@@ -106,7 +106,12 @@ def report(elapsed: float | None) -> dict:
     modules, survivors = {}, []
     for module in MODULES:
         data = SourceFileMutationData(path=Path("src") / module)
-        data.load()
+        for _ in range(10):  # a run in progress rewrites the file: retry a torn read
+            try:
+                data.load()
+                break
+            except json.JSONDecodeError:
+                time.sleep(0.5)
         counts = {"killed": 0, "survived": 0, "equivalent": 0, "other": 0}
         for name, code in sorted(data.exit_code_by_key.items()):
             status = status_by_exit_code[code]

@@ -16,10 +16,11 @@ class TableEncoder:
     """Fixed vectors per text (unit rows); records the kinds it was asked for."""
 
     def __init__(self, table: dict):
-        self.table, self.kinds = table, []
+        self.table, self.kinds, self.progress = table, [], []
 
     def encode(self, texts, kind="passage", show_progress=False):
         self.kinds.append(kind)
+        self.progress.append(show_progress)
         rows = np.array([self.table[t] for t in texts], dtype=np.float32)
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
@@ -38,8 +39,8 @@ def test_tatoeba_both_directions_per_language_and_mean(tmp_path):
     rng = np.random.default_rng(0)
     table, truth = {}, {}
     for lang, n in (("fra", 5), ("deu", 4)):
-        src = [f"{lang}{i}" for i in range(n)]
-        eng = [f"eng-{lang}{i}" for i in range(n)]
+        src = [f"{lang} sentence {i}" for i in range(n - 1)] + [f"{lang} ends with X "]
+        eng = [f"eng {lang} sentence {i}" for i in range(n - 1)] + [f"English {lang} ends with X "]
         (folder / f"tatoeba.{lang}-eng.{lang}").write_text("\n".join(src) + "\n", encoding="utf-8")
         (folder / f"tatoeba.{lang}-eng.eng").write_text("\n".join(eng) + "\n", encoding="utf-8")
         x, y = rng.normal(size=(n, 4)), rng.normal(size=(n, 4))
@@ -60,10 +61,14 @@ def test_tatoeba_both_directions_per_language_and_mean(tmp_path):
     assert got[("mean", "acc@1 xxx->eng")] == pytest.approx((np.mean([t[0] for t in truth.values()]), 2))
     assert got[("mean", "acc@1 eng->xxx")] == pytest.approx((np.mean([t[1] for t in truth.values()]), 2))
     assert [r.language for r in results] == ["deu", "deu", "fra", "fra", "mean", "mean"]
-    assert set(enc.kinds) == {"query"}  # symmetric task: both sides encoded as queries
-    assert tatoeba.load_pairs(folder, "fra", limit=2) == (["fra0", "fra1"], ["eng-fra0", "eng-fra1"])
-    only = tatoeba.evaluate(enc, tmp_path, langs=["deu"], limit=3)
+    assert {r.task for r in results} == {"tatoeba"}
+    assert set(enc.kinds) == {"query"} and set(enc.progress) == {False}  # both sides encoded as queries
+    assert tatoeba.load_pairs(folder, "fra", limit=2) == (["fra sentence 0", "fra sentence 1"],
+                                                          ["eng fra sentence 0", "eng fra sentence 1"])
+    assert tatoeba.load_pairs(folder, "fra")[0][-1] == "fra ends with X "  # only the final newline is stripped
+    only = tatoeba.evaluate(enc, tmp_path, langs=["deu"], limit=3, show_progress=True)
     assert [(r.language, r.count) for r in only] == [("deu", 3), ("deu", 3), ("mean", 1), ("mean", 1)]
+    assert enc.progress[-2:] == [True, True]
 
 
 def test_tatoeba_bad_files(tmp_path):
@@ -78,7 +83,11 @@ def test_tatoeba_bad_files(tmp_path):
     with pytest.raises(MSMError, match=r"no files for language 'deu' in .* \(have fra\)"):
         tatoeba.load_pairs(folder, "deu")
     (folder / "tatoeba.fra-eng.eng").write_bytes(b"\xff\xfe\n\x00")
-    with pytest.raises(MSMError, match="not UTF-8"):
+    with pytest.raises(MSMError, match=r"tatoeba.fra-eng.eng: not UTF-8"):
+        tatoeba.load_pairs(folder, "fra")
+    (folder / "tatoeba.fra-eng.eng").write_text("a\nb\n")
+    (folder / "tatoeba.fra-eng.fra").write_bytes(b"ok\n\xff\n")
+    with pytest.raises(MSMError, match=r"tatoeba.fra-eng.fra: not UTF-8"):  # names the bad file, not the other
         tatoeba.load_pairs(folder, "fra")
 
 
@@ -153,7 +162,11 @@ def test_lareqa_evaluate_with_a_table_encoder(tmp_path):
         table[text] = np.eye(3)[topic[qid]] + 0.3 * rng.normal(size=3)
     enc = TableEncoder(table)
     results = lareqa.evaluate(enc, tmp_path, ["en", "de"], k=2)
-    assert enc.kinds == ["passage", "query"]
+    assert enc.kinds == ["passage", "query"] and enc.progress == [False, False]
+    assert {r.task for r in results} == {"lareqa"}
+    limited = lareqa.evaluate(enc, tmp_path, ["en"], limit=2, show_progress=True)
+    assert [(r.language, r.count, r.metric) for r in limited] == [("en", 2, "mAP@20"), ("mean", 1, "mAP@20")]
+    assert enc.progress[-2:] == [True, True]
     uids = [u for u, _, _ in data.candidates]
     cand = enc.encode([(s, c) for _, s, c in data.candidates])
     want = {}

@@ -21,14 +21,17 @@ def load_pairs(folder: Path, lang: str, limit: int | None = None) -> tuple[list[
     src, eng = folder / f"tatoeba.{lang}-eng.{lang}", folder / f"tatoeba.{lang}-eng.eng"
     if not src.is_file() or not eng.is_file():
         raise MSMError(f"tatoeba: no files for language {lang!r} in {folder} (have {', '.join(languages(folder))})")
-    try:
-        a = src.read_text(encoding="utf-8").rstrip("\n").split("\n")
-        b = eng.read_text(encoding="utf-8").rstrip("\n").split("\n")
-    except UnicodeDecodeError as exc:
-        raise MSMError(f"{src if 'src' in str(exc) else eng}: not UTF-8 ({exc}); re-download the Tatoeba file") from exc
+    a, b = _read_lines(src), _read_lines(eng)
     if len(a) != len(b) or not a:
         raise MSMError(f"tatoeba {lang}: {src.name} has {len(a)} lines, {eng.name} {len(b)}; files must be line-aligned")
     return a[:limit], b[:limit]
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
+    except UnicodeDecodeError as exc:
+        raise MSMError(f"{path}: not UTF-8 ({exc}); re-download the Tatoeba file") from exc
 
 
 def accuracy(x: np.ndarray, y: np.ndarray) -> float:
