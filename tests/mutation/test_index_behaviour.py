@@ -94,3 +94,36 @@ def test_saved_files_and_cpu_default(tmp_path):
     (tmp_path / "idx" / "ids.json").unlink()
     with pytest.raises(MSMError, match="ids.json: missing"):
         SearchIndex.load(tmp_path / "idx")
+
+
+def test_gpu_paths_convert_through_faiss(monkeypatch, tmp_path):
+    """The GPU branches with faiss's CPU<->GPU converters replaced by recorders (CPU faiss has no GPU)."""
+    import faiss
+
+    calls = []
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", lambda index: calls.append(("to_gpu", index)) or index,
+                        raising=False)
+    monkeypatch.setattr(faiss, "index_gpu_to_cpu", lambda index: calls.append(("to_cpu", index)) or index,
+                        raising=False)
+    x = unit_rows(20)
+    ids = [str(i) for i in range(20)]
+    built = SearchIndex.build(x, ids, use_gpu=True)
+    assert built.meta["gpu"] is True and calls == [("to_gpu", built.index)]
+    hnsw = SearchIndex.build(x, ids, kind="hnsw", use_gpu=True)  # faiss has no GPU HNSW: stays on the CPU
+    assert "gpu" not in hnsw.meta and len(calls) == 1
+    built.save(tmp_path / "idx")
+    assert calls[-1] == ("to_cpu", built.index)
+    assert "gpu" not in json.loads((tmp_path / "idx" / "meta.json").read_text())
+    loaded = SearchIndex.load(tmp_path / "idx", use_gpu=True)
+    assert loaded.meta["gpu"] is True and calls[-1][0] == "to_gpu"
+    hnsw.save(tmp_path / "hnsw")
+    assert "gpu" not in SearchIndex.load(tmp_path / "hnsw", use_gpu=True).meta
+
+
+def test_save_overwrites_and_writes_readable_meta(tmp_path):
+    x = unit_rows(12)
+    SearchIndex.build(x, [f"a{i}" for i in range(12)], use_gpu=False).save(tmp_path / "idx")
+    SearchIndex.build(x[:5], [f"b{i}" for i in range(5)], use_gpu=False).save(tmp_path / "idx")  # rebuild in place
+    loaded = SearchIndex.load(tmp_path / "idx", use_gpu=False)
+    assert loaded.ids == [f"b{i}" for i in range(5)] and loaded.index.ntotal == 5
+    assert (tmp_path / "idx" / "meta.json").read_text().startswith('{\n  "dim": 8')  # indented for people
