@@ -85,6 +85,11 @@ def test_saved_files_and_cpu_default(tmp_path):
     loaded = SearchIndex.load(tmp_path / "idx")
     assert loaded.ids == ids and loaded.dim == 8 and "gpu" not in loaded.meta
     assert loaded.search(x[3:4], 1)[1] == [["é3"]]
+    with pytest.raises(MSMError, match=r"another model \(e5\): rebuild it"):
+        SearchIndex.load(tmp_path / "idx", expected_dim=4)
+    SearchIndex.build(x, ids).save(tmp_path / "anonymous")
+    with pytest.raises(MSMError, match=r"another model \(\?\): rebuild it"):
+        SearchIndex.load(tmp_path / "anonymous", expected_dim=4)
     (tmp_path / "idx" / "meta.json").write_text("{not json")
     with pytest.raises(MSMError, match="corrupt index files"):
         SearchIndex.load(tmp_path / "idx")
