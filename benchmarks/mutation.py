@@ -63,6 +63,7 @@ EQUIVALENT: dict[str, str] = {
 
 
 def stage(keep: bool, modules: list[str], tests: list[str]) -> None:
+    """Fresh (or, with ``keep``, synced) copy of the package and the tests in STAGE with mutmut's config."""
     if STAGE.exists() and not keep:
         shutil.rmtree(STAGE)
     (STAGE / "src").mkdir(parents=True, exist_ok=True)
@@ -133,8 +134,9 @@ def report(elapsed: float | None) -> dict:
                 survivors.append({"module": module, "name": name,
                                   "diff": get_diff_for_mutant(name, path=Path("src") / module)})
             else:
-                counts["other"] += 1  # no tests / not checked: counted as not killed
-                survivors.append({"module": module, "name": name, "status": status})
+                counts["other"] += 1  # no tests / not checked (run stopped early): counted as not killed
+                if status != "not checked":
+                    survivors.append({"module": module, "name": name, "status": status})
         total = counts["killed"] + counts["survived"] + counts["other"]
         modules[module] = {**counts, "total": total, "killed_pct": round(100 * counts["killed"] / total, 1)
                            if total else None}
@@ -146,7 +148,7 @@ def report(elapsed: float | None) -> dict:
               f"{c['killed_pct'] if c['killed_pct'] is not None else '-':>7}")
     if elapsed is not None:
         print(f"mutmut run: {elapsed / 60:.1f} min")
-    print(f"\n{len(survivors)} surviving mutants:")
+    print(f"\n{len(survivors)} surviving mutants (and mutants no selected test reaches):")
     for s in survivors:
         print(f"--- {s['name']} ({s.get('status', 'survived')})")
         if "diff" in s:
@@ -155,23 +157,28 @@ def report(elapsed: float | None) -> dict:
 
 
 def main() -> None:
+    global STAGE
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keep", action="store_true", help="reuse .mutation/ and mutmut's cached results")
     ap.add_argument("--report", action="store_true", help="only print the report of the last run")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--stage", type=Path, default=STAGE, help="staging folder (default .mutation/)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="JSON report (default benchmarks/results/mutation.json)")
     ap.add_argument("--modules", nargs="+", help="only the modules whose path contains one of these (a quick check)")
     ap.add_argument("--tests", nargs="+", default=TESTS, help="test selection (default: the fast unit tests)")
     args = ap.parse_args()
+    STAGE, args.out = args.stage.resolve(), args.out.resolve()
     elapsed = None
     if not args.report:
         modules = [m for m in MODULES if not args.modules or any(x in m for x in args.modules)]
         stage(args.keep, modules, args.tests)
         elapsed = run_mutmut(args.workers)
     out = report(elapsed)
-    if elapsed is None and RESULTS.is_file():
-        out["seconds"] = json.loads(RESULTS.read_text()).get("seconds")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1))
+    if elapsed is None and args.out.is_file():
+        out["seconds"] = json.loads(args.out.read_text()).get("seconds")
+    out["tests"] = args.tests
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
