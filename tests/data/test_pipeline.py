@@ -1,4 +1,7 @@
-"""End to end on a local Ray cluster: a few NTREX documents in 3 languages plus bad input, the tiny encoder."""
+"""End to end on a local Ray cluster: a few NTREX documents in 3 languages plus bad input, the tiny encoder.
+
+One run of the job, a crashed run (the fault drill ``MSM_MINE_FAIL_AFTER``) and a re-run with two embedding
+workers share a test: each run starts Ray Data operators, the slow part."""
 
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ def read_dir(path):
     return pq.ParquetDataset(path).read()
 
 
-@pytest.mark.timeout(240)
-def test_mine_end_to_end_idempotent(ray_local, tiny_model_dir, shared_data, tmp_path) -> None:
+@pytest.mark.ray
+@pytest.mark.timeout(900)
+def test_mine_end_to_end_crash_safe_and_worker_count_free(ray_local, tiny_model_dir, shared_data, tmp_path,
+                                                          monkeypatch) -> None:
     from msm.data.pipeline import mine
 
     bad = tmp_path / "bad.jsonl"
@@ -38,7 +43,18 @@ def test_mine_end_to_end_idempotent(ray_local, tiny_model_dir, shared_data, tmp_
     docs, pairs, quarantine = read_dir(out / "documents"), read_dir(out / "pairs"), read_dir(out / "quarantine")
     assert docs.schema.remove_metadata().equals(DOCUMENTS) and pairs.schema.remove_metadata().equals(PAIRS)
     assert quarantine.schema.remove_metadata().equals(QUARANTINE)
-    assert len(list((out / "documents").glob("*.parquet"))) == 3  # 12 rows in shards of 5
+    shards = list((out / "documents").glob("*.parquet"))
+    assert len(shards) >= 3 and all(pq.ParquetFile(f).metadata.num_rows <= 5 for f in shards)  # 12 rows, ≤ 5 a file
+    emb = read_dir(out / "embeddings")
+    assert sorted(emb.column("doc_id").to_pylist()) == sorted(docs.column("doc_id").to_pylist())
+    n_sent = {r["doc_id"]: len(r["sentences"]) for r in docs.to_pylist()}
+    for r in emb.to_pylist():  # one unit vector per sentence, the document vector their normalised mean
+        import numpy as np
+
+        v = np.asarray(r["sentence_embeddings"], np.float32)
+        assert v.shape[0] == n_sent[r["doc_id"]] and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+        mean = v.mean(0) / np.linalg.norm(v.mean(0))
+        assert np.allclose(np.asarray(r["doc_embedding"]), mean, atol=1e-5)
     assert docs.num_rows + quarantine.num_rows == counts["input"]
     # NTREX lines are kept as the sentences, in order
     eng = {r["doc_id"]: r for r in docs.to_pylist() if r["lang"] == "en"}
@@ -55,11 +71,40 @@ def test_mine_end_to_end_idempotent(ray_local, tiny_model_dir, shared_data, tmp_
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == counts and manifest["config"]["embed"]["model"] == str(tiny_model_dir)
 
-    second = mine(cfg, log=lambda *_: None)  # same job, same output: replaced, not appended
+    assert manifest["files"]["documents"] == sorted(f"documents/{f.name}" for f in shards)
+    pairs_of = sorted((p["src_doc_id"], p["tgt_doc_id"], p["links"]) for p in pairs.to_pylist())
+
+    # a run that crashes between stages leaves the previous complete output as it was
+    for stage in ("align",):  # after pairs and alignments are written to staging
+        monkeypatch.setenv("MSM_MINE_FAIL_AFTER", stage)
+        with pytest.raises(RuntimeError, match=f"injected failure after stage '{stage}'"):
+            mine(cfg, log=lambda *_: None)
+        assert json.loads((out / "manifest.json").read_text()) == manifest
+        assert read_dir(out / "documents").sort_by("doc_id").equals(docs.sort_by("doc_id"))
+    monkeypatch.delenv("MSM_MINE_FAIL_AFTER")
+
+    # the same job with two embedding workers: same output, replaced (not appended), nothing left behind
+    cfg.embed.pool_size = 2
+    second = mine(cfg, log=lambda *_: None)
     assert second["counts"] == counts
     assert read_dir(out / "documents").sort_by("doc_id").equals(docs.sort_by("doc_id"))
-    assert read_dir(out / "pairs").num_rows == pairs.num_rows
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "out"]  # no temp dirs left behind
+    again = sorted((p["src_doc_id"], p["tgt_doc_id"], p["links"]) for p in read_dir(out / "pairs").to_pylist())
+    assert again == pairs_of
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "out"]  # no staging or work dirs left
+
+
+def test_commit_publishes_the_staged_folder_manifest_last(tmp_path) -> None:
+    """Until the commit, the output does not exist (the staging folder is hidden and has no manifest)."""
+    from msm.uri import commit_dir, resolve, sibling
+
+    out = resolve(tmp_path / "out")
+    staged = sibling(out, "staging")
+    staged.join("documents").mkdir()
+    staged.join("documents", "a.parquet").write_bytes(b"x")
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.staging" / "manifest.json").exists()
+    commit_dir(staged, out, "{}")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["documents", "manifest.json"]
+    assert not (tmp_path / ".out.staging").exists()
 
 
 def test_cli_reports_missing_input(tmp_path, capsys) -> None:

@@ -52,3 +52,28 @@ def test_bad_corpora_are_named(ray_local, tmp_path):
     (mixed / "b.csv").write_text("id,text\n")
     with pytest.raises(MSMError, match="must all be .jsonl or all .parquet"):
         read_corpus(mixed)
+
+
+def test_index_build_fails_loudly_when_shards_are_short(tmp_path):
+    """The build reads the embedding shards back and checks one vector per corpus record (a lost shard)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from msm.retrieval.build import index_from_shards
+    from msm.retrieval.index import SearchIndex
+    from msm.uri import resolve
+
+    staged = resolve(tmp_path / ".idx.staging")
+    (tmp_path / ".idx.staging" / "embeddings").mkdir(parents=True)
+    vecs = np.eye(4, dtype=np.float32)
+    for n, rows in enumerate([[0, 1], [2, 3]]):
+        pq.write_table(pa.table({"id": [f"p{i}" for i in rows], "embedding": [vecs[i].tolist() for i in rows]}),
+                       tmp_path / ".idx.staging" / "embeddings" / f"{n}.parquet")
+    with pytest.raises(MSMError, match=r"4 vectors in 2 embedding shards for 5 corpus records: shards were lost"):
+        index_from_shards(staged, 5, "flat", "m", use_gpu=False)
+    assert not (tmp_path / ".idx.staging" / "index").exists()
+    stats = index_from_shards(staged, 4, "flat", "m", use_gpu=False)
+    assert stats == {"kind": "flat", "model": "m", "passages": 4, "shards": 2, "dim": 4}
+    index = SearchIndex.load(tmp_path / ".idx.staging" / "index")
+    _, hits = index.search(vecs[[2]], 1)
+    assert hits == [["p2"]]

@@ -45,6 +45,8 @@ class EmbedConfig:
     max_length: int = 128
     batch_size: int = 64
     pool_size: int = 1
+    num_cpus: float = 1.0  # per actor (lowered when the pool would hold every CPU of the cluster)
+    docs_per_batch: int = 32  # documents per batch of the embedding actor (it encodes their sentences in batch_size)
     num_gpus: float = 0.0  # per actor; set > 0 on GPU clusters
 
 
@@ -66,6 +68,7 @@ class PairConfig:
     assign: Literal["none", "greedy"] = "greedy"  # 1-1 competitive linking of documents mutual best leaves free
     min_coverage: float = 0.0  # with rescore: least share of sentences that are mutual nearest neighbours (0 = off)
     pivot_lang: str | None = "en"  # pair every language with this one; null = every language pair
+    exact_knn_max: int = 200_000  # documents a side searched exactly by faiss; above, an IVF index (recall: docs/mining.md)
 
 
 @dataclass
@@ -80,7 +83,9 @@ class MineConfig:
     output_dir: str = "runs/mine"
     data_dir: str | None = None  # base for relative input paths; default $MSM_DATA_DIR or ../shared/data
     languages: list[str] = field(default_factory=list)  # keep only these (ISO 639-1); empty = all
-    shard_rows: int = 500
+    shard_rows: int = 500  # at most this many rows per output Parquet file
+    read_block_records: int = 1000  # records per block a reader yields (bounds a read task's memory)
+    shuffle_partitions: int = 8  # hash partitions of the shuffle that gives each document its pairs
     clean: CleanConfig = field(default_factory=CleanConfig)
     langid: LangIDConfig = field(default_factory=LangIDConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)

@@ -1,34 +1,48 @@
-"""The ``msm mine`` Ray Data pipeline: the only module here that touches Ray.
+"""The ``msm mine`` Ray Data graph: the only module here that touches Ray. The driver coordinates; the corpus
+flows through Ray Data and files at the output URI, never through the driver.
 
-read (driver) -> prepare (Ray Data map_batches: clean, language ID, segment) -> embed (Ray Data actor pool,
-length-sorted batches) -> pair + align (driver, NumPy/faiss) -> write Parquet shards + manifest (atomic).
+    read (msm.data.sources: file-parallel datasources) -> prepare (map_batches: clean, language ID, segment)
+      -> embed (actor pool, msm.data.embed) -> <work>/prepared/part=<lang>/   (staged, with embeddings)
+    counts + duplicate ids (Ray Data aggregates over the staged rows)
+    pair (one Ray task per language pair, msm.data.pair_stage) -> <work>/pairs_raw/
+    align (map_batches, msm.data.align_stage) -> <staging>/pairs/
+    write (msm.data.outputs): documents/ (joined with their pairs), embeddings/, quarantine/ -> <staging>/
+    commit (msm.uri.commit_dir): the staging folder becomes <output_dir>, manifest.json last
+
+Every location is a local path or a pyarrow filesystem URI. A crash at any point leaves ``<output_dir>`` as it
+was (or absent); the hidden ``.<name>.staging`` / ``.<name>.work`` folders it leaves are replaced by the next run.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+import json
 import os
+import posixpath
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from msm import code_version
 from msm.config import to_dict
-from msm.data.align import align
+from msm.data.align_stage import align_batch, link_type_counts
 from msm.data.config import MineConfig
-from msm.data.embed import SentenceEmbedder, document_embeddings
+from msm.data.embed import QUARANTINE_PART, DocumentEmbedder
 from msm.data.langid import XLMR_LANGUAGES
-from msm.data.pair import pair_documents
+from msm.data.outputs import (EMBEDDINGS_COLUMNS, count_rows, document_side, membership_side, merge_document,
+                              quarantine_rows)
+from msm.data.pair_stage import pair_language_pair
 from msm.data.prepare import prepare_batch
-from msm.data.readers import default_data_dir, read_input
-from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, RECORD
+from msm.data.readers import default_data_dir
+from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE
+from msm.data.sources import read_inputs
 from msm.errors import MSMError
-from msm.io import atomic_dir, atomic_write_json
 from msm.models.resolve import resolve_model as resolve
+from msm.uri import Location, commit_dir, resolve as resolve_uri, sibling
+
+FAIL_AFTER_ENV = "MSM_MINE_FAIL_AFTER"  # fault drill: raise after the named stage (tests of the commit protocol)
 
 
 def validate_config(cfg: MineConfig) -> None:
@@ -43,18 +57,93 @@ def validate_config(cfg: MineConfig) -> None:
         raise MSMError(f"pair.pivot_lang: {cfg.pair.pivot_lang!r} is not in languages={cfg.languages}; add it or set it to null")
 
 
-def _shards(table: pa.Table, out: Path, name: str, rows: int) -> list[str]:
-    (out / name).mkdir()
-    files = []
-    for n, start in enumerate(range(0, max(table.num_rows, 1), rows)):
-        f = out / name / f"part-{n:05d}.parquet"
-        pq.write_table(table.slice(start, rows), f)
-        files.append(str(f.relative_to(out)))
-    return files
+def _stage_done(name: str) -> None:
+    if os.environ.get(FAIL_AFTER_ENV) == name:
+        raise RuntimeError(f"injected failure after stage {name!r} ({FAIL_AFTER_ENV}={name})")
+
+
+def _write(ds, loc: Location, schema: pa.Schema, max_rows: int) -> list[str]:
+    """Write ``ds`` as Parquet under ``loc`` (an empty file with ``schema`` when it has no rows); the files, relative."""
+    ds.write_parquet(loc.path, filesystem=loc.fs, max_rows_per_file=max_rows)
+    if not loc.files(".parquet"):
+        loc.mkdir()
+        with loc.fs.open_output_stream(loc.join("part-empty.parquet").path) as fh:
+            pq.write_table(schema.empty_table(), fh)
+    root = len(posixpath.dirname(loc.path.rstrip("/"))) + 1
+    return [f[root:] for f in loc.files(".parquet")]
+
+
+def _partials(ds, fn, keys: tuple[str, ...]) -> dict[tuple, dict[str, int]]:
+    """Sum, per ``keys``, the small partial-count rows ``fn`` makes of each batch (a Ray Data map, then a sum on
+    the driver over one row per group and block: no shuffle, and nothing of the corpus on the driver)."""
+    out: dict[tuple, dict[str, int]] = {}
+    for row in ds.map_batches(fn, batch_format="pyarrow").take_all():
+        acc = out.setdefault(tuple(row[k] for k in keys), {})
+        for name, value in row.items():
+            if name not in keys:
+                acc[name] = acc.get(name, 0) + int(value or 0)
+    return out
+
+
+def _rows(root: Location, files: list[str]) -> int:
+    """Rows of written Parquet files, from their footers."""
+    total = 0
+    for f in files:
+        with root.fs.open_input_file(root.join(f).path) as fh:
+            total += pq.ParquetFile(fh).metadata.num_rows
+    return total
+
+
+def _user_error(exc: BaseException) -> BaseException:
+    """The :class:`MSMError` a Ray task raised, found in the chain Ray and Ray Data wrap it in (else ``exc``)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, MSMError):
+            return MSMError(str(seen).splitlines()[-1] if "\n" in str(seen) else str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _read(loc: Location, columns: list[str] | None = None, **kwargs):
+    import ray.data
+
+    ds = ray.data.read_parquet(loc.path, filesystem=loc.fs, **kwargs)
+    return ds.select_columns(columns) if columns else ds
+
+
+def _parts(keep_quarantine: bool):
+    from ray.data.datasource.partitioning import PathPartitionFilter
+
+    return PathPartitionFilter.of(lambda d: (d["part"] == QUARANTINE_PART) == keep_quarantine)
+
+
+def _actor_cpus(cfg: MineConfig, log) -> float:
+    """CPUs per embedding actor: ``embed.num_cpus``, lowered so the pool leaves one CPU of the cluster to the read,
+    prepare and write tasks around it (a pool holding every CPU waits forever for its own input)."""
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 1.0)
+    want = cfg.embed.num_cpus
+    if cfg.embed.pool_size * want <= total - 1:
+        return want
+    fit = max(0.25, (total - 1) / cfg.embed.pool_size)
+    log(f"[mine] embed.pool_size={cfg.embed.pool_size} x embed.num_cpus={want} would hold all {total:g} CPUs; "
+        f"each actor asks for {fit:g} CPU so the stages around it can run")
+    return fit
+
+
+def _lang_pairs(cfg: MineConfig, langs: list[str], log) -> list[tuple[str, str]]:
+    pivot = cfg.pair.pivot_lang
+    if pivot and pivot not in langs:
+        log(f"[mine] warning: no kept document in pair.pivot_lang={pivot!r}; no pairs will be mined")
+        return []
+    if pivot:
+        return [(pivot, lang) for lang in langs if lang != pivot]
+    return [(a, b) for i, a in enumerate(langs) for b in langs[i + 1:]]
 
 
 def mine(cfg: MineConfig, log=print) -> dict:
-    """Run the whole pipeline; returns the manifest (also written to ``<output_dir>/manifest.json``)."""
+    """Run the whole graph; returns the manifest (also written last to ``<output_dir>/manifest.json``)."""
     import ray
     import ray.data
 
@@ -63,144 +152,116 @@ def mine(cfg: MineConfig, log=print) -> dict:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     data_dir = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
-    records = [r for i, inp in enumerate(cfg.inputs) for r in read_input(inp, i, data_dir)]
-    ids = collections.Counter(r["doc_id"] for r in records)
-    dup = [d for d, c in ids.items() if c > 1]
-    if dup:
-        raise MSMError(f"duplicate document ids {dup[:5]}: give every document a unique id within its input")
-    timings["read"] = time.perf_counter() - t0
-    log(f"[mine] read {len(records)} documents from {len(cfg.inputs)} inputs ({timings['read']:.1f}s)")
+    out = resolve_uri(cfg.output_dir)
+    work, staged = sibling(out, "work"), sibling(out, "staging")
+    work.delete()
+    staged.delete()  # what a crashed run left: this run replaces it
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS", "local"), log_to_driver=False)
     model_path = resolve(cfg.embed.model)  # once, on the driver (an alias may be built on first use)
     cfg = dataclasses.replace(cfg, embed=dataclasses.replace(cfg.embed, model=model_path))
+    prepared = work.join("prepared")
 
+    # read -> prepare -> embed -> staged rows (one streaming execution)
     t = time.perf_counter()
-    table = pa.Table.from_pylist(records, schema=RECORD)
-    n_blocks = max(1, min(16, len(records) // 50))
-    step = -(-len(records) // n_blocks) if records else 1
-    ds = ray.data.from_arrow([table.slice(s, step) for s in range(0, max(len(records), 1), step)])
-    prepared = ds.map_batches(prepare_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None)
-    docs = pa.concat_tables(ray.get(prepared.to_arrow_refs())) if records else pa.table({"reason": []})
-    docs = docs.sort_by("doc_id") if records else docs
-    rows = docs.to_pylist()
-    kept = [r for r in rows if r["reason"] is None]
-    quarantined = [r for r in rows if r["reason"] is not None]
-    timings["prepare"] = time.perf_counter() - t
-    log(f"[mine] prepare: kept {len(kept)}, quarantined {len(quarantined)} ({timings['prepare']:.1f}s)")
-
-    t = time.perf_counter()
-    offsets = np.cumsum([0] + [len(r["sentences"]) for r in kept])
-    texts = [s for r in kept for s in r["sentences"]]
-    emb = embed_sentences(texts, cfg)
-    timings["embed"] = time.perf_counter() - t
-    log(f"[mine] embed: {len(texts)} sentences ({timings['embed']:.1f}s, {len(texts) / max(timings['embed'], 1e-9):.1f}/s)")
-
-    t = time.perf_counter()
-    doc_emb = document_embeddings(emb, offsets) if kept else np.zeros((0, 1), np.float32)
-    by_lang: dict[str, list[int]] = collections.defaultdict(list)
-    for d, r in enumerate(kept):
-        by_lang[r["lang"]].append(d)
-    langs = sorted(by_lang)
-    if cfg.pair.pivot_lang and cfg.pair.pivot_lang not in by_lang:
-        log(f"[mine] warning: no kept document in pair.pivot_lang={cfg.pair.pivot_lang!r}; no pairs will be mined")
-    if cfg.pair.pivot_lang:
-        lang_pairs = [(cfg.pair.pivot_lang, lang) for lang in langs if lang != cfg.pair.pivot_lang and cfg.pair.pivot_lang in by_lang]
-    else:
-        lang_pairs = [(a, b) for i, a in enumerate(langs) for b in langs[i + 1:]]
-    pairs = []
-    for la, lb in lang_pairs:
-        ia, ib = by_lang[la], by_lang[lb]
-        xs = ys = None
-        if cfg.pair.rescore != "none":  # sentence-level re-scoring needs each document's sentence embeddings
-            xs = [emb[offsets[d]:offsets[d + 1]] for d in ia]
-            ys = [emb[offsets[d]:offsets[d + 1]] for d in ib]
-        for i, j, m in pair_documents(doc_emb[ia], doc_emb[ib], k=cfg.pair.k, threshold=cfg.pair.margin_threshold,
-                                      mutual=cfg.pair.mutual, center_embeddings=cfg.pair.center,
-                                      rescore=cfg.pair.rescore, rescore_k=cfg.pair.rescore_k, assign=cfg.pair.assign,
-                                      x_sentences=xs, y_sentences=ys, min_coverage=cfg.pair.min_coverage,
-                                      skip_penalty=cfg.align.skip_penalty):
-            pairs.append((ia[i], ib[j], m))
-    timings["pair"] = time.perf_counter() - t
-    t = time.perf_counter()
-    pair_rows = []
-    link_types: collections.Counter = collections.Counter()
-    for da, db, m in pairs:
-        links = align(emb[offsets[da]:offsets[da + 1]], emb[offsets[db]:offsets[db + 1]],
-                      skip_penalty=cfg.align.skip_penalty, allow_many=cfg.align.allow_many)
-        link_types.update(f"{len(l.src)}-{len(l.tgt)}" for l in links)
-        real = [l.score for l in links if l.src and l.tgt]
-        a, b = kept[da], kept[db]
-        pair_rows.append({"pair_id": f"{a['doc_id']}|{b['doc_id']}", "src_doc_id": a["doc_id"], "src_lang": a["lang"],
-                          "tgt_doc_id": b["doc_id"], "tgt_lang": b["lang"], "pair_score": m,
-                          "links": [{"src": list(l.src), "tgt": list(l.tgt), "score": l.score} for l in links],
-                          "align_score": float(np.mean(real)) if real else 0.0})
-    timings["align"] = time.perf_counter() - t
-    log(f"[mine] pair: {len(pairs)} document pairs over {len(lang_pairs)} language pairs ({timings['pair']:.1f}s); "
-        f"align: {sum(link_types.values())} links {dict(link_types)} ({timings['align']:.1f}s)")
-
-    t = time.perf_counter()
-    partner: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
-    for p in pair_rows:
-        partner[p["src_doc_id"]].append((p["pair_id"], p["tgt_doc_id"]))
-        partner[p["tgt_doc_id"]].append((p["pair_id"], p["src_doc_id"]))
-    doc_rows = [{**{k: r[k] for k in DOCUMENTS.names if k in r},
-                 "pair_ids": [p for p, _ in partner[r["doc_id"]]],
-                 "aligned_doc_ids": [d for _, d in partner[r["doc_id"]]]} for r in kept]
-    q_rows = [{"doc_id": r["doc_id"], "lang": r["lang"], "source": r["source"], "reason": r["reason"],
-               "text_prefix": (r["text"] or " ".join(r["sentences"] or []))[:200]} for r in quarantined]
-    counts = {
-        "input": len(records), "kept": len(kept), "quarantined": len(quarantined),
-        "quarantine_reasons": dict(collections.Counter(r["reason"].split(":")[0] for r in quarantined)),
-        "documents_by_lang": {lang: len(v) for lang, v in sorted(by_lang.items())},
-        "sentences": len(texts), "pairs": len(pair_rows),
-        "pairs_by_lang_pair": dict(collections.Counter(f"{p['src_lang']}-{p['tgt_lang']}" for p in pair_rows)),
-        "links_by_type": dict(link_types),
-    }
-    if counts["input"] != counts["kept"] + counts["quarantined"]:
-        raise RuntimeError(f"counts do not reconcile: {counts}")
-    manifest = {"code_version": code_version(), "config": given, "model_path": model_path, "data_dir": str(data_dir),
-                "inputs": [to_dict(i) for i in cfg.inputs], "counts": counts}
-    out = Path(cfg.output_dir)
-    with atomic_dir(out, overwrite=True) as tmp:
-        manifest["files"] = {
-            "documents": _shards(pa.Table.from_pylist(doc_rows, schema=DOCUMENTS), tmp, "documents", cfg.shard_rows),
-            "pairs": _shards(pa.Table.from_pylist(pair_rows, schema=PAIRS), tmp, "pairs", cfg.shard_rows),
-            "quarantine": _shards(pa.Table.from_pylist(q_rows, schema=QUARANTINE), tmp, "quarantine", cfg.shard_rows),
-        }
-        timings["write"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
-        manifest["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-        atomic_write_json(tmp / "manifest.json", manifest)
-    log(f"[mine] input {counts['input']} = kept {counts['kept']} + quarantined {counts['quarantined']} "
-        f"{counts['quarantine_reasons']}; wrote {out} ({timings['total']:.1f}s)")
-    return manifest
-
-
-def embed_sentences(texts: list[str], cfg: MineConfig) -> np.ndarray:
-    """Embed ``texts`` with an actor pool of :class:`SentenceEmbedder`, longest first (less padding per batch)."""
-    import ray.data
-
-    if not texts:
-        return np.zeros((0, 1), np.float32)
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    table = pa.table({"key": pa.array(order, pa.int64()), "text": [texts[i] for i in order]})
-    # Blocks made here, not by ds.repartition(): a repartition task needs a free CPU, and an actor pool holding
-    # every CPU of the cluster (pool_size 2 on 2 cores) then waits for it forever.
-    n_blocks = max(1, min(64, len(texts) // (cfg.embed.batch_size * 4)))
-    step = -(-len(texts) // n_blocks)
-    ds = ray.data.from_arrow([table.slice(i, step) for i in range(0, len(texts), step)])
+    ds = read_inputs(cfg.inputs, data_dir, cfg.read_block_records)
+    ds = ds.map_batches(prepare_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=None)
     ds = ds.map_batches(
-        SentenceEmbedder,
+        DocumentEmbedder,
         fn_constructor_kwargs={"model": cfg.embed.model, "max_length": cfg.embed.max_length,
                                "batch_size": cfg.embed.batch_size},
-        batch_size=cfg.embed.batch_size, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=cfg.embed.pool_size),
-        **({"num_gpus": cfg.embed.num_gpus} if cfg.embed.num_gpus else {}),
-    )
-    out = None
-    for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
-        if out is None:
-            out = np.zeros((len(texts), batch["embedding"].shape[1]), np.float32)
-        out[batch["key"]] = batch["embedding"]
-    return out
+        batch_size=cfg.embed.docs_per_batch, batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=cfg.embed.pool_size), num_cpus=_actor_cpus(cfg, log),
+        **({"num_gpus": cfg.embed.num_gpus} if cfg.embed.num_gpus else {}))
+    ds.write_parquet(prepared.path, filesystem=prepared.fs, partition_cols=["part"])
+    timings["read_prepare_embed"] = time.perf_counter() - t
+    _stage_done("embed")
+
+    t = time.perf_counter()
+    groups = _partials(_read(prepared, ["part", "reason", "n_sentences"]), count_rows, ("part", "code"))
+    kept_by_lang = {part: g["rows"] for (part, code), g in groups.items() if code == "kept"}
+    reasons: dict[str, int] = {}
+    for (_, code), g in groups.items():
+        if code != "kept":
+            reasons[code] = reasons.get(code, 0) + g["rows"]
+    counts = {"input": sum(g["rows"] for g in groups.values()), "kept": sum(kept_by_lang.values()),
+              "quarantined": sum(reasons.values()), "quarantine_reasons": dict(sorted(reasons.items())),
+              "documents_by_lang": dict(sorted(kept_by_lang.items())),
+              "sentences": sum(g["sentences"] for (_, code), g in groups.items() if code == "kept")}
+    timings["count"] = time.perf_counter() - t
+    log(f"[mine] read, prepare, embed: kept {counts['kept']} documents ({counts['sentences']} sentences), "
+        f"quarantined {counts['quarantined']} ({timings['read_prepare_embed']:.1f}s)")
+
+    t = time.perf_counter()
+    lang_pairs = _lang_pairs(cfg, sorted(kept_by_lang), log)
+    task = ray.remote(num_cpus=1)(pair_language_pair)
+    work.join("pairs_raw").mkdir()
+    refs = {task.remote(prepared, a, b, cfg.pair, cfg.align, work.join("pairs_raw", f"{a}-{b}.parquet")): (a, b)
+            for a, b in lang_pairs}
+    summaries = []
+    while refs:
+        done, _ = ray.wait(list(refs), num_returns=1)
+        summaries.append(ray.get(done[0]))
+        refs.pop(done[0])
+        s = summaries[-1]
+        log(f"[mine] pair {s['lang_pair']}: {s['pairs']} pairs of {s['src_documents']} x {s['tgt_documents']} "
+            f"documents ({s['knn']} kNN, {s['seconds']:.1f}s) [{len(summaries)}/{len(lang_pairs)}]")
+    timings["pair"] = time.perf_counter() - t
+    _stage_done("pair")
+
+    t = time.perf_counter()
+    files: dict[str, list[str]] = {}
+    pairs_loc = staged.join("pairs")
+    if summaries:
+        aligned = _read(work.join("pairs_raw")).map_batches(
+            align_batch, fn_kwargs={"skip_penalty": cfg.align.skip_penalty, "allow_many": cfg.align.allow_many},
+            batch_format="pyarrow", batch_size=64)
+        files["pairs"] = _write(aligned, pairs_loc, PAIRS, cfg.shard_rows)
+    else:
+        files["pairs"] = _write(ray.data.from_arrow(PAIRS.empty_table()), pairs_loc, PAIRS, cfg.shard_rows)
+    pairs_ds = _read(pairs_loc)
+    links_by_type = {key[0]: g["count"] for key, g in sorted(_partials(pairs_ds, link_type_counts, ("link_type",)).items())}
+    timings["align"] = time.perf_counter() - t
+    log(f"[mine] align: {sum(links_by_type.values())} links {links_by_type} ({timings['align']:.1f}s)")
+    _stage_done("align")
+
+    t = time.perf_counter()
+    doc_columns = [f.name for f in DOCUMENTS if f.name not in ("pair_ids", "aligned_doc_ids")]
+    # A sort-based shuffle runs as tasks; the default hash shuffle starts one aggregator actor per partition,
+    # which on the 2-core machine cost 143 s against 81 s for 12 documents (docs/mining.md).
+    from ray.data.context import ShuffleStrategy
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    merged = (_read(prepared, doc_columns, partition_filter=_parts(False)).map_batches(document_side, batch_format="pyarrow")
+              .union(pairs_ds.map_batches(membership_side, batch_format="pyarrow"))
+              .groupby("doc_id", num_partitions=cfg.shuffle_partitions)
+              .map_groups(merge_document, batch_format="pyarrow"))
+    try:
+        files["documents"] = _write(merged, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
+    except Exception as exc:  # Ray wraps the task's error; a duplicate id is the user's to fix
+        raise _user_error(exc) from exc
+    files["embeddings"] = _write(_read(prepared, list(EMBEDDINGS_COLUMNS), partition_filter=_parts(False)),
+                                 staged.join("embeddings"), pa.schema([]), cfg.shard_rows)
+    files["quarantine"] = _write(_read(prepared, partition_filter=_parts(True)).map_batches(
+        quarantine_rows, batch_format="pyarrow"), staged.join("quarantine"), QUARANTINE, cfg.shard_rows)
+    written = {name: _rows(staged, files[name]) for name in ("documents", "quarantine", "pairs")}
+    counts.update(pairs=written["pairs"], links_by_type=links_by_type,
+                  pairs_by_lang_pair={s["lang_pair"]: s["pairs"] for s in sorted(summaries, key=lambda s: s["lang_pair"])})
+    if not (counts["input"] == written["documents"] + written["quarantine"]
+            and written["documents"] == counts["kept"] and written["quarantine"] == counts["quarantined"]
+            and written["pairs"] == sum(s["pairs"] for s in summaries)):
+        raise RuntimeError(f"counts do not reconcile: staged {counts}, written {written}")
+    _stage_done("write")
+    timings["write"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    manifest = {"code_version": code_version(), "config": given, "model_path": model_path, "data_dir": str(data_dir),
+                "inputs": [to_dict(i) for i in cfg.inputs], "counts": counts, "pairing": sorted(
+                    summaries, key=lambda s: s["lang_pair"]),
+                "timings_s": {k: round(v, 3) for k, v in timings.items()},
+                "files": files}
+    commit_dir(staged, out, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+    work.delete()
+    log(f"[mine] input {counts['input']} = kept {counts['kept']} + quarantined {counts['quarantined']} "
+        f"{counts['quarantine_reasons']}; {counts['pairs']} pairs; wrote {out.uri} ({timings['total']:.1f}s)")
+    return manifest

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from msm.data.config import InputConfig
@@ -38,47 +38,66 @@ def _decode(raw: bytes, where: str) -> tuple[str, str | None]:
         return "", f"invalid_utf8: {where}: byte {exc.start}: {exc.reason}"
 
 
+def jsonl_records(lines: Iterable[bytes], where: str, name: str, bad_id: str = "") -> Iterator[dict]:
+    """Records of JSONL ``lines`` (raw bytes) read from ``where``; a bad line becomes a record with ``error``
+    naming ``where:line``, id ``<name>:<bad_id>line<n>``."""
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        line, err = _decode(raw, f"{where}:{n}")
+        if err:
+            yield record(f"{name}:{bad_id}line{n}", lang=None, source=f"jsonl:{where}", error=err)
+            continue
+        try:
+            obj = json.loads(line)
+            doc_id, text = str(obj["id"]), obj["text"]
+            if not isinstance(text, str):
+                raise TypeError("'text' is not a string")
+        except (ValueError, KeyError, TypeError) as exc:
+            yield record(f"{name}:{bad_id}line{n}", lang=None, source=f"jsonl:{where}",
+                         error=f"bad_record: {where}:{n}: {type(exc).__name__}: {exc} "
+                               '(expected {"id": ..., "text": ...})')
+            continue
+        yield record(f"{name}:{doc_id}", lang=obj.get("lang"), source=f"jsonl:{where}", text=text, url=obj.get("url"))
+
+
 def read_jsonl(path: Path, name: str) -> Iterator[dict]:
     with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            line, err = _decode(raw, f"{path}:{n}")
-            if err:
-                yield record(f"{name}:line{n}", lang=None, source=f"jsonl:{path}", error=err)
-                continue
-            try:
-                obj = json.loads(line)
-                doc_id, text = str(obj["id"]), obj["text"]
-                if not isinstance(text, str):
-                    raise TypeError("'text' is not a string")
-            except (ValueError, KeyError, TypeError) as exc:
-                yield record(f"{name}:line{n}", lang=None, source=f"jsonl:{path}",
-                             error=f"bad_record: {path}:{n}: {type(exc).__name__}: {exc} "
-                                   '(expected {"id": ..., "text": ...})')
-                continue
-            yield record(f"{name}:{doc_id}", lang=obj.get("lang"), source=f"jsonl:{path}", text=text, url=obj.get("url"))
+        yield from jsonl_records(fh, str(path), name)
+
+
+def parquet_records(source, where: str, name: str, batch_rows: int = 4096) -> Iterator[list[dict]]:
+    """Records of one Parquet file (a path or an open file), ``batch_rows`` at a time. A truncated or foreign
+    file, or one without ``id``/``text``, yields one record with ``error`` (the file is quarantined whole)."""
+    import pyarrow.parquet as pq
+
+    base = where.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        pf = pq.ParquetFile(source)
+        names = set(pf.schema_arrow.names)
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for truncated or foreign files
+        yield [record(f"{name}:{base}", lang=None, source=f"parquet:{where}", error=f"unreadable_parquet: {where}: {exc}")]
+        return
+    missing = {"id", "text"} - names
+    if missing:
+        yield [record(f"{name}:{base}", lang=None, source=f"parquet:{where}",
+                      error=f"bad_schema: {where}: missing columns {sorted(missing)} (need 'id' and 'text')")]
+        return
+    columns = [c for c in ("id", "text", "lang", "url") if c in names]
+    try:
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+            yield [record(f"{name}:{row['id']}", lang=row.get("lang"), source=f"parquet:{where}",
+                          text=row["text"] or "", url=row.get("url")) for row in batch.to_pylist()]
+    except Exception as exc:  # a row group that fails to decode part-way: the rest of the file is lost, say so
+        yield [record(f"{name}:{base}", lang=None, source=f"parquet:{where}",
+                      error=f"unreadable_parquet: {where}: {exc} (rows before it were kept)")]
 
 
 def read_parquet(path: Path, name: str) -> Iterator[dict]:
-    import pyarrow.parquet as pq
-
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     for f in files:
-        try:
-            table = pq.read_table(f)
-        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for truncated or foreign files
-            yield record(f"{name}:{f.name}", lang=None, source=f"parquet:{f}",
-                         error=f"unreadable_parquet: {f}: {exc}")
-            continue
-        missing = {"id", "text"} - set(table.column_names)
-        if missing:
-            yield record(f"{name}:{f.name}", lang=None, source=f"parquet:{f}",
-                         error=f"bad_schema: {f}: missing columns {sorted(missing)} (need 'id' and 'text')")
-            continue
-        for row in table.to_pylist():
-            yield record(f"{name}:{row['id']}", lang=row.get("lang"), source=f"parquet:{f}",
-                         text=row["text"] or "", url=row.get("url"))
+        for rows in parquet_records(f, str(f), name):
+            yield from rows
 
 
 def read_txt_dir(path: Path, name: str) -> Iterator[dict]:

@@ -1,0 +1,141 @@
+"""Paths as URIs: a local path, ``file://``, ``s3://``, ``gs://``, ``hdfs://``... through ``pyarrow.fs``.
+
+Every job that reads or writes at a configurable location goes through :func:`resolve`, so the same config runs
+on a laptop (local folders) and on a cluster (object storage). :func:`commit_dir` publishes a staged output:
+a rename where the filesystem has one, else copy-then-manifest, so an output without its manifest is never
+complete.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from msm.errors import MSMError
+
+
+@dataclass(frozen=True)
+class Location:
+    """A filesystem and a path inside it; ``uri`` is what the user wrote (made absolute when local)."""
+
+    fs: pafs.FileSystem
+    path: str
+    uri: str
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def join(self, *parts: str) -> Location:
+        path = posixpath.join(self.path, *parts)
+        uri = path if self.local and "://" not in self.uri else posixpath.join(self.uri, *parts)
+        return Location(self.fs, path, uri)
+
+    def exists(self) -> bool:
+        return _info(self).type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return _info(self).type == pafs.FileType.File
+
+    def files(self, suffix: str = "") -> list[str]:
+        """Paths (inside ``fs``) of the files under this folder, recursively, sorted; [] when it is missing."""
+        if not self.exists():
+            return []
+        sel = pafs.FileSelector(self.path, recursive=True)
+        return sorted(i.path for i in _call(self, self.fs.get_file_info, sel)
+                      if i.type == pafs.FileType.File and i.path.endswith(suffix))
+
+    def read_text(self) -> str:
+        with _call(self, self.fs.open_input_stream, self.path) as fh:
+            return fh.read().decode("utf-8")
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write one file: via a temp name and a rename on local disks; object stores put an object atomically."""
+        if self.local:
+            from msm.io import atomic_write_bytes
+
+            atomic_write_bytes(self.path, data)
+            return
+        with _call(self, self.fs.open_output_stream, self.path) as fh:
+            fh.write(data)
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode("utf-8"))
+
+    def delete(self) -> None:
+        """Remove this file or folder if it exists."""
+        info = _info(self)
+        if info.type == pafs.FileType.Directory:
+            _call(self, self.fs.delete_dir, self.path)
+        elif info.type == pafs.FileType.File:
+            _call(self, self.fs.delete_file, self.path)
+
+    def mkdir(self) -> None:
+        _call(self, self.fs.create_dir, self.path, recursive=True)
+
+
+def resolve(path: str | Path) -> Location:
+    """The :class:`Location` of a local path or URI; names the input and the fix when the URI is unusable."""
+    text = str(path)
+    if "://" not in text:
+        local = str(Path(text).expanduser().resolve())
+        return Location(pafs.LocalFileSystem(), local, local)
+    try:
+        fs, inner = pafs.FileSystem.from_uri(text)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError / ArrowNotImplementedError
+        raise MSMError(f"{text}: not a usable URI ({type(exc).__name__}: {exc}); use a local path or a pyarrow "
+                       "filesystem URI such as file:///abs/path, s3://bucket/prefix or gs://bucket/prefix") from exc
+    return Location(fs, inner.rstrip("/") or inner, text.rstrip("/"))
+
+
+def _call(loc: Location, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); check the URI, the credentials and, for "
+                       "S3-compatible stores, AWS_ENDPOINT_URL") from exc
+
+
+def _info(loc: Location) -> pafs.FileInfo:
+    return _call(loc, loc.fs.get_file_info, loc.path)
+
+
+def sibling(out: Location, role: str) -> Location:
+    """A hidden sibling of an output (``.<name>.<role>``: ``staging``, ``work``), fixed per output, so a re-run
+    finds and replaces what a crashed run left there."""
+    parent, name = posixpath.split(out.path.rstrip("/"))
+    uri_parent = posixpath.dirname(out.uri.rstrip("/"))
+    return Location(out.fs, posixpath.join(parent, f".{name}.{role}"), posixpath.join(uri_parent, f".{name}.{role}"))
+
+
+def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: str = "manifest.json") -> None:
+    """Publish the finished folder ``staged`` at ``out``, with ``manifest`` (text) written last.
+
+    Local disks: the manifest goes into ``staged``, which then replaces ``out`` by rename (``out`` is complete or
+    absent at every instant). Object stores have no rename: ``out``'s old manifest is deleted first, then its files,
+    the staged files are copied over and the manifest is put last, so ``out`` without a manifest is never mistaken
+    for a complete output, whatever step a crash interrupts.
+    """
+    if out.local:
+        import os
+        import shutil
+
+        staged.join(manifest_name).write_text(manifest)
+        Path(out.path).parent.mkdir(parents=True, exist_ok=True)
+        old = Path(out.path).with_name(f".{Path(out.path).name}.old-{uuid.uuid4().hex[:8]}")
+        if Path(out.path).exists():
+            os.replace(out.path, old)
+        os.replace(staged.path, out.path)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    out.join(manifest_name).delete()
+    out.delete()
+    _call(out, pafs.copy_files, staged.path, out.path, source_filesystem=staged.fs, destination_filesystem=out.fs)
+    out.join(manifest_name).write_text(manifest)
+    staged.delete()
