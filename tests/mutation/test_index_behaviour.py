@@ -101,6 +101,15 @@ def test_saved_files_and_cpu_default(tmp_path):
         SearchIndex.load(tmp_path / "idx")
 
 
+def test_gpu_count_asks_faiss_when_it_can(monkeypatch):
+    import faiss
+
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 3, raising=False)
+    assert gpu_count() == 3
+    monkeypatch.delattr(faiss, "get_num_gpus")  # a faiss build without GPU support
+    assert gpu_count() == 0
+
+
 def test_gpu_paths_convert_through_faiss(monkeypatch, tmp_path):
     """The GPU branches with faiss's CPU<->GPU converters replaced by recorders (CPU faiss has no GPU)."""
     import faiss

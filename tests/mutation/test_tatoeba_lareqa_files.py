@@ -39,8 +39,8 @@ def test_tatoeba_both_directions_per_language_and_mean(tmp_path):
     rng = np.random.default_rng(0)
     table, truth = {}, {}
     for lang, n in (("fra", 5), ("deu", 4)):
-        src = [f"{lang} sentence {i}" for i in range(n - 1)] + [f"{lang} ends with X "]
-        eng = [f"eng {lang} sentence {i}" for i in range(n - 1)] + [f"English {lang} ends with X "]
+        src = [f"{lang} sentence {i}" for i in range(n - 1)] + [f"{lang} ends with X"]
+        eng = [f"eng {lang} sentence {i}" for i in range(n - 1)] + [f"English {lang} ends with X"]
         (folder / f"tatoeba.{lang}-eng.{lang}").write_text("\n".join(src) + "\n", encoding="utf-8")
         (folder / f"tatoeba.{lang}-eng.eng").write_text("\n".join(eng) + "\n", encoding="utf-8")
         x, y = rng.normal(size=(n, 4)), rng.normal(size=(n, 4))
@@ -65,7 +65,12 @@ def test_tatoeba_both_directions_per_language_and_mean(tmp_path):
     assert set(enc.kinds) == {"query"} and set(enc.progress) == {False}  # both sides encoded as queries
     assert tatoeba.load_pairs(folder, "fra", limit=2) == (["fra sentence 0", "fra sentence 1"],
                                                           ["eng fra sentence 0", "eng fra sentence 1"])
-    assert tatoeba.load_pairs(folder, "fra")[0][-1] == "fra ends with X "  # only the final newline is stripped
+    assert tatoeba.load_pairs(folder, "fra")[0][-1] == "fra ends with X"  # only the final newline is stripped
+    with pytest.raises(MSMError, match=r"no files for language 'ita' in .* \(have deu, fra\)"):
+        tatoeba.load_pairs(folder, "ita")
+    (folder / "tatoeba.ita-eng.ita").write_text("solo\n")  # the English side is missing
+    with pytest.raises(MSMError, match="no files for language 'ita'"):
+        tatoeba.load_pairs(folder, "ita")
     only = tatoeba.evaluate(enc, tmp_path, langs=["deu"], limit=3, show_progress=True)
     assert [(r.language, r.count) for r in only] == [("deu", 3), ("deu", 3), ("mean", 1), ("mean", 1)]
     assert enc.progress[-2:] == [True, True]
@@ -132,7 +137,7 @@ def test_lareqa_pool_relevance_and_limits(tmp_path):
     capped = lareqa.load(folder, ["en", "de"], max_questions=1)  # per language
     assert [(l, q) for l, q, _ in capped.questions] == [("en", "q1"), ("de", "q1")]
     assert len(capped.candidates) == 6  # the pool keeps every sentence
-    with pytest.raises(MSMError, match="lareqa: .*xx.json not found"):
+    with pytest.raises(MSMError, match=r"lareqa: .*xx.json not found \(known languages: ar, de, el, en, es,"):
         lareqa.load(folder, ["xx"])
     (folder / "en.json").write_text("[]")
     with pytest.raises(MSMError, match="not SQuAD-format XQuAD-R JSON"):
