@@ -233,18 +233,25 @@ def mine(cfg: MineConfig, log=print) -> dict:
 
     ctx = ray.data.DataContext.get_current()
     ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
-    merged = (_read(prepared, doc_columns, partition_filter=_parts(False)).map_batches(document_side, batch_format="pyarrow")
-              .union(pairs_ds.map_batches(membership_side, batch_format="pyarrow"))
-              .groupby("doc_id", num_partitions=cfg.shuffle_partitions)
-              .map_groups(merge_document, batch_format="pyarrow"))
-    try:
-        files["documents"] = _write(merged, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
-    except Exception as exc:  # Ray wraps the task's error; a duplicate id is the user's to fix
-        raise _user_error(exc) from exc
-    files["embeddings"] = _write(_read(prepared, list(EMBEDDINGS_COLUMNS), partition_filter=_parts(False)),
-                                 staged.join("embeddings"), pa.schema([]), cfg.shard_rows)
-    files["quarantine"] = _write(_read(prepared, partition_filter=_parts(True)).map_batches(
-        quarantine_rows, batch_format="pyarrow"), staged.join("quarantine"), QUARANTINE, cfg.shard_rows)
+    empty = ray.data.from_arrow(pa.table({}))  # a stage with no rows still writes one empty file of its schema
+    if counts["kept"]:
+        merged = (_read(prepared, doc_columns, partition_filter=_parts(False))
+                  .map_batches(document_side, batch_format="pyarrow")
+                  .union(pairs_ds.map_batches(membership_side, batch_format="pyarrow"))
+                  .groupby("doc_id", num_partitions=cfg.shuffle_partitions)
+                  .map_groups(merge_document, batch_format="pyarrow"))
+        try:
+            files["documents"] = _write(merged, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
+        except Exception as exc:  # Ray wraps the task's error; a duplicate id is the user's to fix
+            raise _user_error(exc) from exc
+        files["embeddings"] = _write(_read(prepared, list(EMBEDDINGS_COLUMNS), partition_filter=_parts(False)),
+                                     staged.join("embeddings"), pa.schema([]), cfg.shard_rows)
+    else:
+        files["documents"] = _write(empty, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
+        files["embeddings"] = _write(empty, staged.join("embeddings"), pa.schema([]), cfg.shard_rows)
+    quarantined = (_read(prepared, partition_filter=_parts(True)).map_batches(quarantine_rows, batch_format="pyarrow")
+                   if counts["quarantined"] else empty)
+    files["quarantine"] = _write(quarantined, staged.join("quarantine"), QUARANTINE, cfg.shard_rows)
     written = {name: _rows(staged, files[name]) for name in ("documents", "quarantine", "pairs")}
     counts.update(pairs=written["pairs"], links_by_type=links_by_type,
                   pairs_by_lang_pair={s["lang_pair"]: s["pairs"] for s in sorted(summaries, key=lambda s: s["lang_pair"])})
