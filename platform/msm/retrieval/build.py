@@ -46,7 +46,7 @@ def read_corpus(path: str | Path):
     kinds = {posixpath.splitext(f)[1] for f in files}
     try:
         if kinds <= {".jsonl", ".json"}:
-            ds = ray.data.read_json(files, filesystem=loc.fs, lines=True)
+            ds = ray.data.read_json(files, filesystem=loc.fs)  # pyarrow reads newline-delimited JSON
         elif kinds == {".parquet"}:
             ds = ray.data.read_parquet(files, filesystem=loc.fs)
         else:
