@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,20 @@ def atomic_write_png(path: str | Path, fig: Any, dpi: int = 100) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def replace_dir(src: str | Path, dst: str | Path) -> None:
+    """Move the folder ``src`` to ``dst``, replacing what is there by renames (the old one is moved aside first and
+    then deleted), so ``dst`` is the old or the new folder at every instant a reader could look."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(src, dst)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp directory beside ``path``; on success it is renamed to ``path``.
@@ -63,16 +78,9 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     os.chmod(tmp, 0o755)
     try:
         yield tmp
-        if path.exists():
-            if not overwrite:
-                raise FileExistsError(f"{path} already exists")
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists")
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

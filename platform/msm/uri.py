@@ -9,7 +9,6 @@ complete.
 from __future__ import annotations
 
 import posixpath
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,16 +122,10 @@ def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: st
     for a complete output, whatever step a crash interrupts.
     """
     if out.local:
-        import os
-        import shutil
+        from msm.io import replace_dir
 
         staged.join(manifest_name).write_text(manifest)
-        Path(out.path).parent.mkdir(parents=True, exist_ok=True)
-        old = Path(out.path).with_name(f".{Path(out.path).name}.old-{uuid.uuid4().hex[:8]}")
-        if Path(out.path).exists():
-            os.replace(out.path, old)
-        os.replace(staged.path, out.path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(staged.path, out.path)
         return
     out.join(manifest_name).delete()
     out.delete()

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from msm.data.config import InputConfig, MineConfig
-from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE
+from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, embeddings_schema
 from msm.errors import MSMError
 
 
@@ -42,6 +42,7 @@ def test_mine_end_to_end_crash_safe_and_worker_count_free(ray_local, tiny_model_
 
     docs, pairs, quarantine = read_dir(out / "documents"), read_dir(out / "pairs"), read_dir(out / "quarantine")
     assert docs.schema.remove_metadata().equals(DOCUMENTS) and pairs.schema.remove_metadata().equals(PAIRS)
+    assert read_dir(out / "embeddings").schema.remove_metadata().equals(embeddings_schema(32))  # tiny model: 32 dims
     assert quarantine.schema.remove_metadata().equals(QUARANTINE)
     shards = list((out / "documents").glob("*.parquet"))
     assert len(shards) >= 3 and all(pq.ParquetFile(f).metadata.num_rows <= 5 for f in shards)  # 12 rows, ≤ 5 a file

@@ -83,25 +83,25 @@ def load_side(prepared: Location, lang: str, scratch: Path, batch_rows: int = 20
                 SentenceStore(rows, cat(starts), cat(ends)))
 
 
+def _nest(blocks: list[np.ndarray], dim: int) -> pa.ListArray:
+    """Per-document (n_i, dim) sentence blocks as one list<list<float32>> column."""
+    flat = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
+    inner = nested_vectors(flat, np.concatenate([[0], np.cumsum([len(x) for x in blocks])]))
+    return inner.cast(pa.list_(pa.list_(pa.float32())))
+
+
 def _write_pairs(pairs: list[tuple[int, int, float]], a: Side, b: Side, out: Location, chunk: int = 512) -> None:
+    dim = a.docs.shape[1]
     with out.fs.open_output_stream(out.path) as sink, pq.ParquetWriter(sink, RAW_PAIRS) as writer:
         for s in range(0, max(len(pairs), 1), chunk):
             part = pairs[s:s + chunk]
-            xs = [a.sentences[i] for i, _, _ in part]
-            ys = [b.sentences[j] for _, j, _ in part]
-            dim = a.docs.shape[1]
-
-            def nest(blocks):
-                flat = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
-                inner = nested_vectors(flat, np.concatenate([[0], np.cumsum([len(x) for x in blocks])]))
-                return inner.cast(pa.list_(pa.list_(pa.float32())))
-
             writer.write_table(pa.table({
                 "pair_id": [f"{a.ids[i]}|{b.ids[j]}" for i, j, _ in part],
                 "src_doc_id": [a.ids[i] for i, _, _ in part], "src_lang": [a.lang] * len(part),
                 "tgt_doc_id": [b.ids[j] for _, j, _ in part], "tgt_lang": [b.lang] * len(part),
                 "pair_score": pa.array([m for _, _, m in part], pa.float32()),
-                "src_embeddings": nest(xs), "tgt_embeddings": nest(ys)}, schema=RAW_PAIRS))
+                "src_embeddings": _nest([a.sentences[i] for i, _, _ in part], dim),
+                "tgt_embeddings": _nest([b.sentences[j] for _, j, _ in part], dim)}, schema=RAW_PAIRS))
 
 
 def pair_language_pair(prepared: Location, src: str, tgt: str, pair: PairConfig, align: AlignConfig,

@@ -15,11 +15,13 @@ was (or absent); the hidden ``.<name>.staging`` / ``.<name>.work`` folders it le
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import posixpath
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,7 +38,7 @@ from msm.data.outputs import (EMBEDDINGS_COLUMNS, count_rows, document_side, mem
 from msm.data.pair_stage import pair_language_pair
 from msm.data.prepare import prepare_batch
 from msm.data.readers import default_data_dir
-from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE
+from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, embeddings_schema
 from msm.data.sources import read_inputs
 from msm.errors import MSMError
 from msm.models.resolve import resolve_model as resolve
@@ -142,6 +144,22 @@ def _lang_pairs(cfg: MineConfig, langs: list[str], log) -> list[tuple[str, str]]
     return [(a, b) for i, a in enumerate(langs) for b in langs[i + 1:]]
 
 
+@contextlib.contextmanager
+def _sort_shuffle() -> Iterator[None]:
+    """Ray Data's sort-based shuffle for the write stage, the caller's strategy restored after.
+
+    It runs as tasks; the default hash shuffle starts one aggregator actor per partition, which on the 2-core
+    machine cost 143 s against 81 s for 12 documents (docs/mining.md)."""
+    from ray.data.context import DataContext, ShuffleStrategy
+
+    ctx = DataContext.get_current()
+    previous, ctx.shuffle_strategy = ctx.shuffle_strategy, ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    try:
+        yield
+    finally:
+        ctx.shuffle_strategy = previous
+
+
 def mine(cfg: MineConfig, log=print) -> dict:
     """Run the whole graph; returns the manifest (also written last to ``<output_dir>/manifest.json``)."""
     import ray
@@ -227,31 +245,26 @@ def mine(cfg: MineConfig, log=print) -> dict:
 
     t = time.perf_counter()
     doc_columns = [f.name for f in DOCUMENTS if f.name not in ("pair_ids", "aligned_doc_ids")]
-    # A sort-based shuffle runs as tasks; the default hash shuffle starts one aggregator actor per partition,
-    # which on the 2-core machine cost 143 s against 81 s for 12 documents (docs/mining.md).
-    from ray.data.context import ShuffleStrategy
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
-    empty = ray.data.from_arrow(pa.table({}))  # a stage with no rows still writes one empty file of its schema
-    if counts["kept"]:
-        merged = (_read(prepared, doc_columns, partition_filter=_parts(False))
-                  .map_batches(document_side, batch_format="pyarrow")
-                  .union(pairs_ds.map_batches(membership_side, batch_format="pyarrow"))
-                  .groupby("doc_id", num_partitions=cfg.shuffle_partitions)
-                  .map_groups(merge_document, batch_format="pyarrow"))
-        try:
-            files["documents"] = _write(merged, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
-        except Exception as exc:  # Ray wraps the task's error; a duplicate id is the user's to fix
-            raise _user_error(exc) from exc
-        files["embeddings"] = _write(_read(prepared, list(EMBEDDINGS_COLUMNS), partition_filter=_parts(False)),
-                                     staged.join("embeddings"), pa.schema([]), cfg.shard_rows)
-    else:
-        files["documents"] = _write(empty, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
-        files["embeddings"] = _write(empty, staged.join("embeddings"), pa.schema([]), cfg.shard_rows)
-    quarantined = (_read(prepared, partition_filter=_parts(True)).map_batches(quarantine_rows, batch_format="pyarrow")
-                   if counts["quarantined"] else empty)
-    files["quarantine"] = _write(quarantined, staged.join("quarantine"), QUARANTINE, cfg.shard_rows)
+    with _sort_shuffle():
+        empty = ray.data.from_arrow(pa.table({}))  # a stage with no rows still writes one empty file of its schema
+        if counts["kept"]:
+            merged = (_read(prepared, doc_columns, partition_filter=_parts(False))
+                      .map_batches(document_side, batch_format="pyarrow")
+                      .union(pairs_ds.map_batches(membership_side, batch_format="pyarrow"))
+                      .groupby("doc_id", num_partitions=cfg.shuffle_partitions)
+                      .map_groups(merge_document, batch_format="pyarrow"))
+            try:
+                files["documents"] = _write(merged, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
+            except Exception as exc:  # Ray wraps the task's error; a duplicate id is the user's to fix
+                raise _user_error(exc) from exc
+            files["embeddings"] = _write(_read(prepared, list(EMBEDDINGS_COLUMNS), partition_filter=_parts(False)),
+                                         staged.join("embeddings"), embeddings_schema(None), cfg.shard_rows)
+        else:
+            files["documents"] = _write(empty, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
+            files["embeddings"] = _write(empty, staged.join("embeddings"), embeddings_schema(None), cfg.shard_rows)
+        quarantined = (_read(prepared, partition_filter=_parts(True))
+                       .map_batches(quarantine_rows, batch_format="pyarrow") if counts["quarantined"] else empty)
+        files["quarantine"] = _write(quarantined, staged.join("quarantine"), QUARANTINE, cfg.shard_rows)
     written = {name: _rows(staged, files[name]) for name in ("documents", "quarantine", "pairs")}
     counts.update(pairs=written["pairs"], links_by_type=links_by_type,
                   pairs_by_lang_pair={s["lang_pair"]: s["pairs"] for s in sorted(summaries, key=lambda s: s["lang_pair"])})

@@ -31,7 +31,7 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
-def _decode(raw: bytes, where: str) -> tuple[str, str | None]:
+def decode_text(raw: bytes, where: str) -> tuple[str, str | None]:
     try:
         return raw.decode("utf-8"), None
     except UnicodeDecodeError as exc:
@@ -44,7 +44,7 @@ def jsonl_records(lines: Iterable[bytes], where: str, name: str, bad_id: str = "
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        line, err = _decode(raw, f"{where}:{n}")
+        line, err = decode_text(raw, f"{where}:{n}")
         if err:
             yield record(f"{name}:{bad_id}line{n}", lang=None, source=f"jsonl:{where}", error=err)
             continue
@@ -104,7 +104,7 @@ def read_txt_dir(path: Path, name: str) -> Iterator[dict]:
     if not path.is_dir():
         raise MSMError(f"input kind txt_dir: {path} is not a directory (point inputs[].path at a folder of .txt files)")
     for f in sorted(path.glob("*.txt")):
-        text, err = _decode(f.read_bytes(), str(f))
+        text, err = decode_text(f.read_bytes(), str(f))
         yield record(f"{name}:{f.stem}", lang=None, source=f"txt:{f}", text=text, error=err)
 
 
@@ -126,7 +126,7 @@ def read_ntrex(path: Path, name: str, langs: list[str], max_documents: int | Non
     for lang in langs or list(files):
         if lang not in files:
             raise MSMError(f"input kind ntrex: no file for language {lang!r} in {path} (have {sorted(files)})")
-        text, err = _decode(files[lang].read_bytes(), str(files[lang]))
+        text, err = decode_text(files[lang].read_bytes(), str(files[lang]))
         lines = text.split("\n")[: len(doc_ids)]
         if err or len(lines) != len(doc_ids):
             raise MSMError(f"{files[lang]}: {err or f'{len(lines)} lines, {ids_file} has {len(doc_ids)}'}")

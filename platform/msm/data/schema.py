@@ -55,6 +55,14 @@ PAIRS = pa.schema([
     ("align_score", pa.float32()),      # mean link score of non-empty links
 ])
 
+def embeddings_schema(dim: int | None) -> pa.Schema:
+    """``embeddings/``: one row per kept document, its unit sentence vectors and their normalised mean
+    (fixed-size lists of ``dim``; variable-size when ``dim`` is None: an output with no document has no vector)."""
+    vector = pa.list_(pa.float32(), dim if dim is not None else -1)
+    return pa.schema([("doc_id", pa.string()), ("lang", pa.string()), ("doc_embedding", vector),
+                      ("sentence_embeddings", pa.list_(vector))])
+
+
 QUARANTINE = pa.schema([
     ("doc_id", pa.string()),
     ("lang", pa.string()),

@@ -22,7 +22,7 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, FileBasedDatasource, ReadTask
 
 from msm.data.config import InputConfig
-from msm.data.readers import BIBLE_LANGS, _decode, jsonl_records, ntrex_files, parquet_records, read_bible, read_ntrex
+from msm.data.readers import BIBLE_LANGS, decode_text, jsonl_records, ntrex_files, parquet_records, read_bible, read_ntrex
 from msm.data.schema import RECORD, record
 from msm.errors import MSMError
 from msm.uri import Location, resolve
@@ -92,7 +92,7 @@ class TextFiles(_RecordFiles):
     """One document per ``.txt`` file, id = the file's stem."""
 
     def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
-        text, err = _decode(f.read(), path)
+        text, err = decode_text(f.read(), path)
         stem = posixpath.splitext(posixpath.basename(path))[0]
         yield _table([record(f"{self.name}:{stem}", lang=None, source=f"txt:{path}", text=text, error=err)], self.lang)
 
