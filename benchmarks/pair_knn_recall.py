@@ -21,6 +21,7 @@ import numpy as np
 
 from msm.data import pair
 from msm.io import atomic_write_json
+from portable import portable  # benchmarks/portable.py
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'kept by IVF':>11} {'exact s':>7} {'ivf s':>6}")
     print(f"{row['queries']:7d} {row['base']:6d} {nlist:5d} {row['nprobe']:6d} {recall:8.4f} {len(exact_pairs):11d} "
           f"{kept:11.4f} {t_exact:7.2f} {t_ivf:6.2f}")
-    atomic_write_json(args.out, row)
+    atomic_write_json(args.out, portable(row))
     print(f"wrote {args.out}")
     return 0
 

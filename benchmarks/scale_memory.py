@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from portable import portable  # benchmarks/portable.py
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -310,7 +311,7 @@ def measure(args: argparse.Namespace) -> int:
 def save(results_file: Path, label: str, run: dict) -> None:
     """Replace ``label``'s entry of ``results_file``, keeping the other labels' (re-read: another run may write)."""
     stored = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    stored[label] = run
+    stored[label] = portable(run)
     results_file.parent.mkdir(parents=True, exist_ok=True)
     results_file.write_text(json.dumps(stored, indent=2) + "\n")
 

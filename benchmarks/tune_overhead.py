@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from portable import portable  # benchmarks/portable.py
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "tune_overhead.json"
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("bare_sequential_s", "ray_train_sequential_s", "tune_s", "tune_vs_ray_train", "tune_vs_bare",
               "tune_overhead_per_trial_s", "ray_train_overhead_per_run_s", "trials_finished"):
         print(f"{k:32s} {result[k]}")
-    atomic_write_json(Path(args.out), result)
+    atomic_write_json(Path(args.out), portable(result))
     print(f"wrote {args.out} (work dir {work})")
     return 0
 
