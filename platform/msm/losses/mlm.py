@@ -23,7 +23,10 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: 
 
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-    """Mean cross-entropy over masked tokens; None when nothing was masked."""
+    """Mean cross-entropy over masked tokens (``labels`` -100 elsewhere); None when nothing was masked.
+
+    ``logits`` [..., V] and ``labels`` [...] may cover every token or, as ``MSMModel`` passes them, only the
+    masked ones."""
     if not (labels != -100).any():
         return None
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)

@@ -112,7 +112,8 @@ class MSMModel(nn.Module):
             flat_ids, labels = mask_tokens(flat_ids, flat_mask, special, self.mask_token_id,
                                            self.sentence_encoder.model.config.vocab_size,
                                            self.cfg.mlm_probability, self.generator)
-        vectors, mlm_logits = self.sentence_encoder(flat_ids, flat_mask)  # [K, H]
+        masked = labels != -100 if labels is not None else None
+        vectors, mlm_logits = self.sentence_encoder(flat_ids, flat_mask, masked)  # [K, H], [M, V] at masked tokens
         sentences = vectors.new_zeros(bsz, n_sent, vectors.shape[-1])
         sentences[sentence_mask] = vectors
 
@@ -141,7 +142,7 @@ class MSMModel(nn.Module):
             temperature=self.cfg.temperature, balance_bias=self.cfg.balance_bias,
             query_lang=lang[doc_index], bank_keys=bank_keys, bank_langs=bank_langs, cross_doc_keep=keep,
         )
-        mlm = mlm_loss(mlm_logits, labels) if labels is not None else None
+        mlm = mlm_loss(mlm_logits, labels[masked]) if labels is not None else None
         loss = self.cfg.doc_weight * result.loss + (self.cfg.mlm_weight * mlm if mlm is not None else 0.0)
         if (self.training if update_memory is None else update_memory) and self.cfg.memory_bank_size:
             self.memory_bank.enqueue(targets.detach(), lang[key_doc])
