@@ -17,13 +17,11 @@ def _langid(model_path: str | None) -> LangID:
     return LangID(model_path)
 
 
-@functools.lru_cache(maxsize=2)
 def _tokenizer(model: str):
-    from transformers import AutoTokenizer
-
     from msm.models.resolve import resolve_model as resolve
+    from msm.models.tokenizer import load_tokenizer
 
-    return AutoTokenizer.from_pretrained(resolve(model))
+    return load_tokenizer(resolve(model))
 
 
 def prepare_records(records: list[dict], cfg: MineConfig) -> list[dict]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from msm.errors import MSMError
@@ -29,11 +31,13 @@ def resolve_model(name_or_path: str | Path) -> str:
     if name == TINY_ALIAS:
         from msm.models.tiny import build_tiny_model
 
-        return str(build_tiny_model(default_cache_dir() / "models" / "tiny-random-xlmr"))
+        with _build_lock("tiny-random-xlmr"):
+            return str(build_tiny_model(default_cache_dir() / "models" / "tiny-random-xlmr"))
     if name in E5_ALIASES:
         from msm.models.e5_small import prepare_e5_small
 
-        return str(prepare_e5_small())
+        with _build_lock("multilingual-e5-small"):
+            return str(prepare_e5_small())
     path = Path(name).expanduser()
     if path.is_dir():
         if (path / "config.json").is_file():
@@ -47,6 +51,22 @@ def resolve_model(name_or_path: str | Path) -> str:
     if path.suffix or name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_id(name):
         raise MSMError(f"{name}: model path does not exist; pass an existing folder, a hub id or 'e5-small'")
     return name
+
+
+@contextlib.contextmanager
+def _build_lock(name: str) -> Iterator[None]:
+    """An exclusive lock (``flock``) on ``<cache>/models/.<name>.lock`` while an alias is checked or built, so
+    processes that resolve it at once (parallel jobs, test workers) build it once and never see it half-written."""
+    import fcntl
+
+    lock = default_cache_dir() / "models" / f".{name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _looks_like_hub_id(name: str) -> bool:

@@ -24,12 +24,12 @@ def build_tiny_model(
 
     Idempotent: an existing complete folder is returned as is unless ``overwrite``.
     """
-    import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
-
     out_dir = Path(out_dir)
     if (out_dir / "config.json").is_file() and not overwrite:
         return out_dir
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
     with atomic_dir(out_dir, overwrite=True) as tmp:
         torch.manual_seed(seed)
         config = XLMRobertaConfig(

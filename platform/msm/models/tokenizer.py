@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -46,3 +47,22 @@ def write_tokenizer(out_dir: str | Path, model_max_length: int = 512) -> Path:
     (out_dir / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2))
     (out_dir / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS_MAP, indent=2))
     return out_dir
+
+
+def load_tokenizer(path: str | Path):
+    """``AutoTokenizer.from_pretrained(path)``, once per process and folder state (the same object is returned
+    while the folder's files are unchanged: callers must not mutate it).
+
+    Loading the 250k-piece XLM-R tokenizer takes ~5 s with transformers 5 on one core; the model, its data
+    pipeline and its validation each need it."""
+    folder = Path(path)
+    stamp = tuple(sorted((f.name, f.stat().st_mtime_ns) for f in folder.iterdir() if "token" in f.name or
+                         f.name.endswith((".json", ".model", ".txt")))) if folder.is_dir() else ()
+    return _load_tokenizer(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_tokenizer(path: str, stamp: tuple):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)

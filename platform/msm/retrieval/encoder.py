@@ -26,7 +26,9 @@ Text = str | tuple[str, str]
 class Encoder:
     def __init__(self, model: str | Path, pooling: str | None = None, max_length: int = 128, batch_size: int = 64,
                  device: str | None = None, dtype: torch.dtype | None = None) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
+
+        from msm.models.tokenizer import load_tokenizer
 
         self.path = resolve_model(str(model))
         meta = read_model_meta(self.path) if Path(self.path).is_dir() else {}
@@ -35,7 +37,7 @@ class Encoder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype if dtype is not None else (torch.bfloat16 if self.device.startswith("cuda") else None)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self.tokenizer = load_tokenizer(self.path)
             self.model = AutoModel.from_pretrained(self.path).to(self.device).eval()
         except (OSError, ValueError) as exc:
             raise MSMError(f"{model}: not a loadable model ({exc}); pass an HF model folder, an MSM checkpoint "

@@ -142,9 +142,9 @@ class Tokenize:
     """Ray Data callable: planned batches → padded token tensors (one tokenizer per actor)."""
 
     def __init__(self, tokenizer_path: str, max_sentences: int, max_tokens: int) -> None:
-        from transformers import AutoTokenizer
+        from msm.models.tokenizer import load_tokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+        self.tokenizer = load_tokenizer(tokenizer_path)
         self.shape = (max_sentences, max_tokens)
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
