@@ -48,7 +48,7 @@ results: $(STAMP)
 	$(PY) -m msm.experiment
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q -ra --durations=12
+	$(PY) -m pytest -q -ra --durations=12 -n 2 --dist loadgroup
 
 # Mutation testing of the core pure modules (mutmut 3, installed on demand; not part of `make test`): per-module
 # killed/survived table, benchmarks/results/mutation.json; docs/testing.md. Hours on 2 CPUs (model/msm.py dominates).

@@ -61,6 +61,19 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "ci_may_skip: this test may skip even when $CI is set")
 
 
+# ---- parallel runs (`make test` uses pytest-xdist, 2 workers) -------------------------------------------------
+# Every test that starts Ray (the session cluster, or a private head) goes to one worker, in one group: one local
+# cluster at a time. The other worker runs the in-process tests meanwhile, while the Ray tests wait on worker
+# start-up and polling.
+RAY_FIXTURES = {"ray_local", "head"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
