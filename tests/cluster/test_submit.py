@@ -57,7 +57,7 @@ def test_missing_job_is_named_before_submitting(tmp_path):
         submit_job("nope", "http://127.0.0.1:1", "c.yaml", working_dir=tmp_path)
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(600)
 def test_submit_trivial_job_succeeds_and_failure_is_reported(head, tmp_path):
     work = tmp_path / "work"
     (work / "jobs").mkdir(parents=True)
@@ -66,33 +66,33 @@ def test_submit_trivial_job_succeeds_and_failure_is_reported(head, tmp_path):
     out = tmp_path / "marker.txt"
     log = io.StringIO()
     job_id, status = submit_job(
-        "marker", head.job_address, "marker.yaml", [f"--out={out}"], work, python=sys.executable, timeout_s=60, out=log
+        "marker", head.job_address, "marker.yaml", [f"--out={out}"], work, python=sys.executable, timeout_s=200, out=log
     )
     assert status == "SUCCEEDED", log.getvalue()
     assert out.read_text() == "hello 42\n"
     assert "marker written" in log.getvalue() and job_id in log.getvalue()
     # A failing job (unknown flag) must end FAILED, which `msm submit` turns into exit code 1.
     _, status = submit_job("marker", head.job_address, "marker.yaml", ["--bogus"], work, python=sys.executable,
-                           timeout_s=60, out=io.StringIO())
+                           timeout_s=120, out=io.StringIO())
     assert status == "FAILED"
     # The CLI verb maps the terminal status to the exit code (0 iff SUCCEEDED).
     from msm.cli import main
 
     argv = ["submit", "marker", "--address", head.job_address, "--config", "marker.yaml", "--working-dir", str(work),
-            "--python", sys.executable, "--timeout", "60"]
+            "--python", sys.executable, "--timeout", "120"]
     assert main([*argv, f"--set=--out={tmp_path / 'cli.txt'}"]) == 0 and (tmp_path / "cli.txt").is_file()
     assert main([*argv, "--set=--bogus"]) == 1
     assert main(["submit", "nope", "--address", head.job_address, "--config", "marker.yaml", "--working-dir", str(work)]) == 2
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_submit_tiny_pretraining_job(head, tmp_path):
     for shipped in ("jobs/pretrain.py", "configs/pretrain/tiny-cpu.yaml"):  # deleted: a failure, never a skip
         assert (REPO / shipped).is_file(), f"{shipped} is missing"
     out_dir = tmp_path / "pretrain"
     log = io.StringIO()
     _, status = submit_job("pretrain", head.job_address, "configs/pretrain/tiny-cpu.yaml", [f"run.output_dir={out_dir}"],
-                           REPO, python=sys.executable, timeout_s=240, out=log)
+                           REPO, python=sys.executable, timeout_s=500, out=log)
     assert status == "SUCCEEDED", log.getvalue()[-3000:]
     files = {p.name for p in out_dir.rglob("*") if p.is_file()}
     assert any(f.endswith(".safetensors") for f in files), files

@@ -1,7 +1,7 @@
 """End to end on a local Ray cluster: a few NTREX documents in 3 languages plus bad input, the tiny encoder.
 
-One run of the job, a crashed run (the fault drill ``MSM_MINE_FAIL_AFTER``) and a re-run with two embedding
-workers share a test: each run starts Ray Data operators, the slow part."""
+A crashed run with two embedding workers (the fault drill ``MSM_MINE_FAIL_AFTER``) and a complete re-run with one
+share a test: each run starts Ray Data operators, the slow part."""
 
 from __future__ import annotations
 
@@ -33,8 +33,22 @@ def test_mine_end_to_end_crash_safe_and_worker_count_free(ray_local, tiny_model_
         data_dir=str(shared_data), output_dir=str(tmp_path / "out"), shard_rows=5)
     cfg.embed.model, cfg.embed.batch_size = str(tiny_model_dir), 16
     cfg.pair.margin_threshold = 0.0
-    first = mine(cfg, log=lambda *_: None)
     out = tmp_path / "out"
+
+    # two embedding workers, a crash after pairs and alignments are staged: nothing at the output looks complete
+    cfg.embed.pool_size = 2
+    monkeypatch.setenv("MSM_MINE_FAIL_AFTER", "align")
+    with pytest.raises(RuntimeError, match="injected failure after stage 'align'"):
+        mine(cfg, log=lambda *_: None)
+    monkeypatch.delenv("MSM_MINE_FAIL_AFTER")
+    assert not out.exists() and not (out / "manifest.json").exists()
+    staged_pairs = sorted((p["src_doc_id"], p["tgt_doc_id"], p["links"])
+                          for p in read_dir(tmp_path / ".out.staging" / "pairs").to_pylist())
+
+    # the re-run with one worker replaces what the crash left and commits
+    cfg.embed.pool_size = 1
+    first = mine(cfg, log=lambda *_: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "out"]  # no staging or work dirs left
     counts = first["counts"]
     assert counts["input"] == 14 and counts["kept"] == 12 and counts["quarantined"] == 2
     assert counts["quarantine_reasons"] == {"invalid_utf8": 1, "empty": 1}
@@ -71,27 +85,10 @@ def test_mine_end_to_end_crash_safe_and_worker_count_free(ray_local, tiny_model_
         assert p["pair_id"] in by_id[p["tgt_doc_id"]]["pair_ids"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == counts and manifest["config"]["embed"]["model"] == str(tiny_model_dir)
-
     assert manifest["files"]["documents"] == sorted(f"documents/{f.name}" for f in shards)
-    pairs_of = sorted((p["src_doc_id"], p["tgt_doc_id"], p["links"]) for p in pairs.to_pylist())
 
-    # a run that crashes between stages leaves the previous complete output as it was
-    for stage in ("align",):  # after pairs and alignments are written to staging
-        monkeypatch.setenv("MSM_MINE_FAIL_AFTER", stage)
-        with pytest.raises(RuntimeError, match=f"injected failure after stage '{stage}'"):
-            mine(cfg, log=lambda *_: None)
-        assert json.loads((out / "manifest.json").read_text()) == manifest
-        assert read_dir(out / "documents").sort_by("doc_id").equals(docs.sort_by("doc_id"))
-    monkeypatch.delenv("MSM_MINE_FAIL_AFTER")
-
-    # the same job with two embedding workers: same output, replaced (not appended), nothing left behind
-    cfg.embed.pool_size = 2
-    second = mine(cfg, log=lambda *_: None)
-    assert second["counts"] == counts
-    assert read_dir(out / "documents").sort_by("doc_id").equals(docs.sort_by("doc_id"))
-    again = sorted((p["src_doc_id"], p["tgt_doc_id"], p["links"]) for p in read_dir(out / "pairs").to_pylist())
-    assert again == pairs_of
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "out"]  # no staging or work dirs left
+    # one embedding worker mined exactly the pairs and sentence links two did
+    assert sorted((p["src_doc_id"], p["tgt_doc_id"], p["links"]) for p in pairs.to_pylist()) == staged_pairs
 
 
 def test_commit_publishes_the_staged_folder_manifest_last(tmp_path) -> None:
