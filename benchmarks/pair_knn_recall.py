@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         pair.knn = real_knn
     kept = len(exact_pairs & ivf_pairs) / max(len(exact_pairs), 1)
     nlist = int(4 * np.sqrt(len(base)))
-    row = {"queries": len(queries), "base": len(base), "dim": int(base.shape[1]), "k": args.k, "nlist": nlist,
+    row = {"langs": sorted(vecs), "queries": len(queries), "base": len(base), "dim": int(base.shape[1]), "k": args.k, "nlist": nlist,
            "nprobe": min(nlist, max(16, nlist // 8)), "recall_at_k": round(recall, 4),
            "exact_pairs": len(exact_pairs), "ivf_pairs": len(ivf_pairs), "exact_pairs_kept": round(kept, 4),
            "exact_s": round(t_exact, 3), "ivf_s": round(t_ivf, 3), "loadavg": os.getloadavg()}
