@@ -17,7 +17,9 @@ def _langid(model_path: str | None) -> LangID:
     return LangID(model_path)
 
 
+@functools.lru_cache(maxsize=2)
 def _tokenizer(model: str):
+    """Resolved and loaded once per process: prepare asks for it for every document it chunks."""
     from msm.models.resolve import resolve_model as resolve
     from msm.models.tokenizer import load_tokenizer
 
