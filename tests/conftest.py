@@ -68,6 +68,7 @@ def pytest_configure(config) -> None:
 RAY_FIXTURES = {"ray_local", "head"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
