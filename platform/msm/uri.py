@@ -48,9 +48,12 @@ class Location:
         return sorted(i.path for i in _call(self, self.fs.get_file_info, sel)
                       if i.type == pafs.FileType.File and i.path.endswith(suffix))
 
-    def read_text(self) -> str:
+    def read_bytes(self) -> bytes:
         with _call(self, self.fs.open_input_stream, self.path) as fh:
-            return fh.read().decode("utf-8")
+            return fh.read()
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
 
     def write_bytes(self, data: bytes) -> None:
         """Write one file: via a temp name and a rename on local disks; object stores put an object atomically."""

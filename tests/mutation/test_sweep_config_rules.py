@@ -179,6 +179,9 @@ def test_resolved_copy_round_trips(tmp_path):
     assert list(yaml.safe_load(text)) == list(data)  # key order kept (sort_keys=False)
     again = load_sweep(path)
     assert again.knobs == sweep.knobs and again.base == sweep.base
+    named = dump_sweep(sweep_of({"model.temperature": {"choice": [0.1]}}, output_dir=str(tmp_path / "o"),
+                                name="süß-Ω"), tmp_path / "named.yaml")
+    assert "name: süß-Ω" in named.read_text(encoding="utf-8")  # written as is (allow_unicode), not \xFC escapes
     uri = SweepConfig(base=str(TINY_BASE), space={"model.temperature": {"choice": [0.1]}}, output_dir="s3://b/x")
     with pytest.raises(ConfigError, match="<src>: output_dir: 's3://b/x' is a URI"):
         build_sweep(uri, "<src>")

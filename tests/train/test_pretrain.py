@@ -81,7 +81,7 @@ def test_checkpoint_and_data_errors(tmp_path, shared_data):
     with pytest.raises(MSMError, match="no checkpoint to resume from"):
         run_local(tiny(tmp_path / "fresh", shared_data), resume=True)
     with pytest.raises(MSMError, match="no pretrain_config.yaml there"):
-        resume_config(tmp_path / "run")
+        resume_config(tmp_path / "fresh")
     with pytest.raises(MSMError, match="written for other training data"):
         other = tiny(tmp_path / "run", shared_data, "data.max_docs_per_lang=3", "optim.max_steps=2")
         (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "fingerprint": "0123"}))

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import resource
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from msm.config import config_from_dict, to_dict
 from msm.errors import MSMError
 from msm.model.msm import MSMModel
 from msm.train.config import PretrainConfig
+from msm.train.run_folder import RunFolder
 from msm.train.schedule import lr_factor
 
 STATE_FILE = "trainer_state.json"
@@ -71,19 +71,19 @@ def train_loop(config: dict) -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, cfg.optim.max_steps, cfg.optim.power))
     start = 0
+    run = RunFolder(cfg.run.output_dir)
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             start = load_state(Path(folder), model, opt, sched, fingerprint)
     elif config.get("resume_from"):
-        start = load_state(Path(config["resume_from"]), model, opt, sched, fingerprint)
+        start = load_state(run.fetch_dir(config["resume_from"]), model, opt, sched, fingerprint)
     restored = start > 0
     if restored and rank:  # the checkpoint holds rank 0's RNG streams; other ranks get their own, reproducibly
         torch.manual_seed(cfg.run.seed + rank + start)
         model.generator.manual_seed(cfg.run.seed + rank + start)
-    out = Path(cfg.run.output_dir)
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        _truncate_metrics(out / "metrics.jsonl", start)
+        _truncate_metrics(run.pull("metrics.jsonl"), start)
+        run.push("metrics.jsonl")
     train_model = model
     if ctx is not None and ctx.get_world_size() > 1:
         train_model = ray.train.torch.prepare_model(  # the HF pooler is unused with mean pooling
@@ -93,7 +93,7 @@ def train_loop(config: dict) -> None:
         from msm.train.validate import validation_pairs
 
         pairs = validation_pairs(cfg)
-    writer = _tensorboard(out, cfg) if rank == 0 else None
+    writer = _tensorboard(run.work, cfg) if rank == 0 else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.run.bf16
                 else contextlib.nullcontext())
     for step in range(start, cfg.optim.max_steps):
@@ -124,7 +124,7 @@ def train_loop(config: dict) -> None:
 
             metrics.update(evaluate(model.sentence_encoder, pairs, cfg.model.max_tokens))
         if rank == 0:
-            with open(out / "metrics.jsonl", "a") as fh:
+            with open(run.work / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(metrics) + "\n")
             if writer is not None:
                 for k, v in metrics.items():
@@ -132,6 +132,8 @@ def train_loop(config: dict) -> None:
                         writer.add_scalar(f"train/{k}" if not k.startswith("val_") else f"val/{k[4:]}", v, step + 1)
                 writer.flush()
         save = done or (step + 1) % cfg.run.checkpoint_every == 0
+        if rank == 0 and (save or "val_score" in metrics or (step + 1) % cfg.run.report_every == 0):
+            run.push("metrics.jsonl", "tensorboard")
         if ctx is not None:
             if save:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -142,9 +144,10 @@ def train_loop(config: dict) -> None:
             elif "val_score" in metrics or (step + 1) % cfg.run.report_every == 0:
                 ray.train.report(metrics)  # a report waits for the Train controller's poll (2 s by default)
         elif save:
-            save_local(out / "checkpoints", model, opt, sched, step + 1, cfg, fingerprint)
+            save_local(run, model, opt, sched, step + 1, cfg, fingerprint)
     if writer is not None:
         writer.close()
+        run.push("metrics.jsonl", "tensorboard")
 
 
 def _tensorboard(out: Path, cfg: PretrainConfig):
@@ -182,17 +185,16 @@ def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: Pretra
                                                  "code_version": code_version()}, indent=2))
 
 
-def save_local(root: Path, model, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str) -> Path:
-    """Without Ray: ``root/step-NNNNNN`` written under a temporary name then renamed; keeps the newest N."""
-    final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
+def save_local(run: RunFolder, model, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str) -> str:
+    """Without Ray: ``checkpoints/step-NNNNNN`` of the run, written in a temp folder and published with its
+    ``trainer_state.json`` last (:meth:`RunFolder.put_dir`); keeps the newest ``run.keep_checkpoints``."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:06d}-", dir=run.work if not run.remote else None))
     save_state(tmp, model, opt, sched, step, cfg, fingerprint)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old in sorted(root.glob("step-*"))[: -cfg.run.keep_checkpoints]:
-        shutil.rmtree(old)
-    return final
+    name = f"checkpoints/step-{step:06d}"
+    run.put_dir(tmp, name, STATE_FILE)
+    for old in run.folders("checkpoints", "step-", STATE_FILE)[: -cfg.run.keep_checkpoints]:
+        run.delete(old)
+    return name
 
 
 def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | None = None) -> int:
@@ -223,6 +225,13 @@ def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | Non
     return step
 
 
-def latest_local_checkpoint(out: Path) -> Path | None:
-    found = sorted((out / "checkpoints").glob("step-*"))
+def latest_checkpoint(run: RunFolder) -> str | None:
+    """The newest complete ``checkpoints/step-*`` of a run without Ray (a name inside the run), or None."""
+    found = run.folders("checkpoints", "step-", STATE_FILE)
     return found[-1] if found else None
+
+
+def latest_local_checkpoint(out: Path) -> Path | None:
+    """The same for a local run folder, as a path."""
+    name = latest_checkpoint(RunFolder(out))
+    return Path(out) / name if name else None

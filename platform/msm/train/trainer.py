@@ -10,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
 import yaml
 
 from msm.config import load_config, to_dict
 from msm.errors import MSMError
-from msm.io import atomic_write_text
 from msm.train.config import PretrainConfig
-from msm.train.loop import STATE_FILE, latest_local_checkpoint, train_loop
+from msm.train.loop import STATE_FILE, latest_checkpoint, train_loop
+from msm.train.run_folder import RunFolder
+from msm.uri import resolve
 
 CONFIG_FILE = "pretrain_config.yaml"
 
@@ -48,11 +50,20 @@ def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None):
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.num_workers, use_gpu=cfg.run.use_gpu,
                                                resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
         run_config=ray.train.RunConfig(
-            storage_path=cfg.run.output_dir, name=cfg.run.name,
+            **_storage(cfg.run.output_dir), name=cfg.run.name,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
             failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
             **(run_config_kwargs or {})),
     )
+
+
+def _storage(output_dir: str) -> dict:
+    """Ray Train's storage: a local folder, or the URI's pyarrow filesystem (the one our own files use, so an
+    S3-compatible endpoint or credentials configured for one apply to both)."""
+    if "://" not in output_dir:
+        return {"storage_path": output_dir}
+    loc = resolve(output_dir)
+    return {"storage_path": loc.path, "storage_filesystem": loc.fs}
 
 
 def ensure_ray() -> None:
@@ -64,8 +75,9 @@ def ensure_ray() -> None:
         ray.init()
 
 
-def run_pretraining(cfg: PretrainConfig, log=print) -> Path:
-    """Fit on the current Ray cluster (a local one is started if none); export the encoder; return the run dir.
+def run_pretraining(cfg: PretrainConfig, log=print) -> Path | str:
+    """Fit on the current Ray cluster (a local one is started if none); export the encoder; return the run dir
+    (a local path, or the ``run.output_dir`` URI).
 
     Re-running with the same ``output_dir`` and ``name`` continues from the run's latest checkpoint (Ray Train
     restores it), which is what ``msm pretrain --resume`` does.
@@ -73,53 +85,66 @@ def run_pretraining(cfg: PretrainConfig, log=print) -> Path:
     from msm.model.msm import MSMModel
 
     cfg = absolute(cfg)
-    out = Path(cfg.run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    run = RunFolder(cfg.run.output_dir)
+    _write_config(run, cfg)
     ensure_ray()
     # Each ray.train.report waits for the Train controller's next poll (default every 2 s); poll faster.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     result = build_trainer(cfg).fit()
     if result.checkpoint is None:
-        raise MSMError(f"{out}: the run finished without a checkpoint; see the Ray Train log above")
+        raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint; see the Ray Train log above")
     with result.checkpoint.as_directory() as folder:
         model = MSMModel.load(Path(folder) / "model")
-    export(model, out)
+    export(model, run)
     log(f"finished: {json.dumps({k: v for k, v in result.metrics.items() if v is not None})}")
-    log(f"encoder exported to {out / 'export'} (HF) and {out / 'export-st'} (sentence-transformers)")
-    return out
+    log(f"encoder exported to {run.loc.join('export').uri} (HF) and {run.loc.join('export-st').uri} "
+        "(sentence-transformers)")
+    return run.work if not run.remote else run.loc.uri
 
 
-def export(model, out: Path) -> None:
+def _write_config(run: RunFolder, cfg: PretrainConfig) -> None:
+    run.loc.join(CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+
+
+def export(model, out: Path | RunFolder) -> None:
+    """``export/`` (HF folder) and ``export-st/`` (sentence-transformers) of the run, each published complete."""
+    import tempfile
+
     from msm.models.st_export import write_sentence_transformers_folder
 
-    model.export_encoder(out / "export")
-    write_sentence_transformers_folder(out / "export", out / "export-st", overwrite=True)
+    run = out if isinstance(out, RunFolder) else RunFolder(out)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=None if run.remote else run.work))
+    model.export_encoder(tmp / "export")
+    write_sentence_transformers_folder(tmp / "export", tmp / "export-st", overwrite=True)
+    run.put_dir(tmp / "export-st", "export-st", "modules.json")
+    run.put_dir(tmp / "export", "export", "config.json")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resume_config(run_dir: str | Path) -> PretrainConfig:
     """The config a run was started with, after checking the run has a checkpoint to continue from."""
-    run_dir = Path(run_dir).expanduser().resolve()
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise MSMError(f"--resume {run_dir}: no {CONFIG_FILE} there; pass the run.output_dir of an earlier "
+    run = RunFolder(run_dir)
+    where = run.loc.uri
+    if not run.loc.join(CONFIG_FILE).is_file():
+        raise MSMError(f"--resume {where}: no {CONFIG_FILE} there; pass the run.output_dir of an earlier "
                        "msm pretrain run")
-    cfg = load_config(run_dir / CONFIG_FILE, PretrainConfig)
-    found = [p.parent for p in (run_dir / cfg.run.name).glob(f"checkpoint_*/{STATE_FILE}")]
-    local = latest_local_checkpoint(run_dir)
-    if not found and local is None:
-        raise MSMError(f"--resume {run_dir}: no checkpoint under {run_dir / cfg.run.name}; start a new run instead")
-    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=str(run_dir)))
+    cfg = load_config(run.pull(CONFIG_FILE), PretrainConfig)  # the work copy: downloaded when at a URI
+    found = run.folders(cfg.run.name, "checkpoint_", STATE_FILE)
+    if not found and latest_checkpoint(run) is None:
+        raise MSMError(f"--resume {where}: no checkpoint under {where}/{cfg.run.name}; start a new run instead")
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=where))
 
 
-def run_local(cfg: PretrainConfig, resume: bool = False) -> Path:
-    """The same loop in this process without Ray (tests, benchmarks); checkpoints in ``<output_dir>/checkpoints``."""
+def run_local(cfg: PretrainConfig, resume: bool = False) -> Path | str:
+    """The same loop in this process without Ray (tests, benchmarks); checkpoints in ``<output_dir>/checkpoints``
+    (the run dir may be a URI as with Ray)."""
     from msm.train.data import fingerprint, plan_batches
 
     cfg = absolute(cfg)
-    out = Path(cfg.run.output_dir)
-    last = latest_local_checkpoint(out) if resume else None
+    run = RunFolder(cfg.run.output_dir)
+    last = latest_checkpoint(run) if resume else None
     if resume and last is None:
-        raise MSMError(f"{out}: no checkpoint to resume from (expected {out / 'checkpoints'}/step-*)")
-    train_loop({"config": to_dict(cfg), "fingerprint": fingerprint(plan_batches(cfg)),
-                "resume_from": str(last) if last else None})
-    return out
+        raise MSMError(f"{run.loc.uri}: no checkpoint to resume from (expected {run.loc.uri}/checkpoints/step-*)")
+    _write_config(run, cfg)
+    train_loop({"config": to_dict(cfg), "fingerprint": fingerprint(plan_batches(cfg)), "resume_from": last})
+    return run.work if not run.remote else run.loc.uri

@@ -1,0 +1,102 @@
+"""A pretraining run's folder (``run.output_dir``) as a local path or a URI (``s3://``, ``gs://``, ``file://``).
+
+Ray Train writes its own checkpoints through ``pyarrow.fs`` (``storage_filesystem``); this module covers what
+the loop and the driver write besides them: ``metrics.jsonl`` (appended every step), TensorBoard event files
+(``SummaryWriter`` only writes local files), the config copy, exports and, without Ray, checkpoints. Object
+stores cannot append or rename, so those are written into a local *work* folder and :meth:`RunFolder.push`
+uploads what changed (at every report, checkpoint and at the end); a folder is uploaded with its marker file last
+(``trainer_state.json``, ``config.json``), so a half-uploaded one never looks complete. For a local
+``output_dir`` the work folder *is* the output and pushing is a no-op.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+import tempfile
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from msm.uri import Location, resolve
+
+
+class RunFolder:
+    def __init__(self, uri: str | Path) -> None:
+        self.loc: Location = resolve(uri)
+        self.work = Path(self.loc.path) if self.loc.local else Path(tempfile.mkdtemp(prefix="msm-run-"))
+        self.work.mkdir(parents=True, exist_ok=True)
+        self._pushed: dict[str, tuple[int, int]] = {}  # relative path -> (size, mtime_ns) last uploaded
+
+    @property
+    def remote(self) -> bool:
+        return not self.loc.local
+
+    def pull(self, name: str) -> Path:
+        """The work copy of file ``name``, downloaded first when the run lives at a URI (a resumed run's metrics)."""
+        local = self.work / name
+        if self.remote and self.loc.join(name).is_file():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(self.loc.join(name).read_bytes())
+            self._remember(name)
+        return local
+
+    def push(self, *names: str) -> None:
+        """Upload the files ``names`` (files or folders, relative to the work folder) that changed since last time."""
+        if not self.remote:
+            return
+        for name in names:
+            src = self.work / name
+            files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src] if src.is_file() else []
+            for f in files:
+                rel = f.relative_to(self.work).as_posix()
+                st = f.stat()
+                if self._pushed.get(rel) != (st.st_size, st.st_mtime_ns):
+                    self.loc.join(rel).write_bytes(f.read_bytes())
+                    self._pushed[rel] = (st.st_size, st.st_mtime_ns)
+
+    def put_dir(self, local: Path, name: str, marker: str) -> None:
+        """Publish the finished local folder ``local`` as ``name``, replacing what is there; ``marker`` (a file in
+        it) goes last. Local runs: a rename. The local folder is consumed."""
+        if not self.remote:
+            from msm.io import replace_dir
+
+            replace_dir(local, self.work / name)
+            return
+        dest = self.loc.join(name)
+        dest.join(marker).delete()
+        dest.delete()
+        files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: p.name == marker)
+        for f in files:
+            dest.join(f.relative_to(local).as_posix()).write_bytes(f.read_bytes())
+        shutil.rmtree(local, ignore_errors=True)
+
+    def folders(self, parent: str, pattern_prefix: str, marker: str) -> list[str]:
+        """Names (``parent/x``) of the complete sub-folders of ``parent`` starting with ``pattern_prefix``, sorted."""
+        base = self.loc.join(parent)
+        if not base.exists():
+            return []
+        infos = base.fs.get_file_info(pafs.FileSelector(base.path, recursive=False))
+        names = sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
+        return [f"{parent}/{n}" for n in names
+                if n.startswith(pattern_prefix) and self.loc.join(parent, n, marker).is_file()]
+
+    def fetch_dir(self, name: str) -> Path:
+        """A local copy of the folder ``name`` (the folder itself when the run is local)."""
+        if not self.remote:
+            return self.work / name
+        out = Path(tempfile.mkdtemp(prefix="msm-fetch-"))
+        src = self.loc.join(name)
+        pafs.copy_files(src.path, str(out), source_filesystem=src.fs, destination_filesystem=pafs.LocalFileSystem())
+        return out
+
+    def delete(self, name: str) -> None:
+        if self.remote:
+            self.loc.join(name).delete()
+        else:
+            path = self.work / name
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+    def _remember(self, rel: str) -> None:
+        st = (self.work / rel).stat()
+        self._pushed[rel] = (st.st_size, st.st_mtime_ns)
