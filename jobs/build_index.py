@@ -2,6 +2,7 @@
 
 import sys
 
+import _path  # noqa: F401  (first: the uploaded platform/msm, not an installed one)
 from msm.cli import main
 
 if __name__ == "__main__":
