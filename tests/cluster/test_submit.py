@@ -54,7 +54,7 @@ def head(bare_env):
     old = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
     python, env = bare_env
-    h = start_local_head(num_cpus=2, python=python, base_env=env)  # the head and every worker: no msm installed
+    h = start_local_head(num_cpus=2, python=python, base_env=env, timeout_s=180)  # head and workers: no msm
     yield h
     h.stop()
     assert not h.processes(), "head processes survived teardown"

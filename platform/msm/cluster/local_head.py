@@ -122,8 +122,12 @@ def start_local_head(
         f"--num-cpus={num_cpus}", "--num-gpus=0", f"--temp-dir={temp_dir}", "--disable-usage-stats",
     ]
     head = LocalHead(temp_dir, gcs, dash, env)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s,
-                          cwd=None if python is None else temp_dir)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s,
+                              cwd=None if python is None else temp_dir)
+    except subprocess.TimeoutExpired as e:
+        head.stop()  # the daemons it started so far would otherwise outlive the caller
+        raise MSMError(f"ray start --head not done after {timeout_s:.0f} s (see {temp_dir}/session_latest/logs)") from e
     if proc.returncode != 0:
         head.stop()
         raise MSMError(f"ray start --head failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
