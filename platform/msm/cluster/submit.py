@@ -36,10 +36,10 @@ def build_runtime_env(working_dir: str | Path, runtime_env_file: str | Path | No
     against the start directory, so ``platform`` means ``<node's copy of the working dir>/platform`` in every process.
     Ray then orders ``PYTHONPATH`` as working dir, our entries, the cluster's own ``PYTHONPATH``; all of them precede
     site-packages, so an msm installed in the image (editable or not) is shadowed and a head without msm works.
-    ``py_modules: [platform/msm]`` was not chosen: it uploads the package a second time next to the working dir, the
-    plain ``ray job submit`` line would need a local absolute path, and a Ray bug was reported where tasks of a job
-    using both ``working_dir`` and ``py_modules`` miss the ``py_modules`` path (ray-project/ray PR 61080). A
-    ``PYTHONPATH`` from the runtime env file is kept, after ``platform``.
+    ``py_modules: [platform/msm]`` was not chosen: it uploads the package a second time next to the working dir, and
+    a Ray bug was reported where tasks of a job using both ``working_dir`` and ``py_modules`` miss the ``py_modules``
+    path (ray-project/ray PR 61080). A ``PYTHONPATH`` from the runtime env file is kept, after ``platform`` (":" as
+    the separator: the cluster is Linux whatever the client is).
     """
     env: dict[str, Any] = {"working_dir": str(working_dir), "excludes": list(DEFAULT_EXCLUDES), "env_vars": dict(DEFAULT_ENV_VARS)}
     env["env_vars"]["PYTHONPATH"] = UPLOADED_PYTHONPATH
