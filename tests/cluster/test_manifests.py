@@ -122,6 +122,7 @@ def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay):
     overrides are keys of that config (a typo here only shows once the job runs on the cluster)."""
     import shlex
 
+    from msm.cluster.submit import UPLOADED_PYTHONPATH
     from msm.config import load_config, parse_overrides
     from msm.data.config import MineConfig
     from msm.train.config import PretrainConfig
@@ -135,6 +136,8 @@ def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay):
         config = REPO / argv[argv.index("--config") + 1]
         overrides = parse_overrides(argv[argv.index("--config") + 2:])
         job = Path(argv[1]).stem
+        env = yaml.safe_load(obj["spec"]["runtimeEnvYAML"])  # the uploaded package first on driver and workers
+        assert env["env_vars"]["PYTHONPATH"] == UPLOADED_PYTHONPATH and env["working_dir"], name
         if job == "sweep":
             load_sweep(config, overrides)
         else:

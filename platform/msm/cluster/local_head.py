@@ -92,17 +92,28 @@ class LocalHead:
             psutil.wait_procs(alive, timeout=timeout_s)
 
 
-def start_local_head(num_cpus: int = 2, temp_root: str | None = None, timeout_s: float = 60.0) -> LocalHead:
-    """``ray start --head`` on 127.0.0.1 with free ports, auth disabled, its own temp dir; waits for the job API."""
-    ray_bin = Path(sys.executable).with_name("ray")
+def start_local_head(
+    num_cpus: int = 2,
+    temp_root: str | None = None,
+    timeout_s: float = 60.0,
+    python: str | Path | None = None,
+    base_env: dict[str, str] | None = None,
+) -> LocalHead:
+    """``ray start --head`` on 127.0.0.1 with free ports, auth disabled, its own temp dir; waits for the job API.
+
+    ``python``: run the head (and so every Ray worker it starts) with this interpreter, as ``python -m
+    ray.scripts.scripts start`` from the temp dir, instead of the ``ray`` script next to ``sys.executable``.
+    ``base_env``: the environment to start from instead of ``os.environ`` (e.g. without ``PYTHONPATH``).
+    """
     # Unix socket paths must stay short (< 108 chars): keep the temp dir directly under /tmp.
     temp_dir = Path(tempfile.mkdtemp(prefix="msmray-", dir=temp_root or "/tmp"))
     ports = free_ports(9)
     gcs, dash, client, node_mgr, obj_mgr, agent_http, agent_grpc, metrics, rt_env = ports
     min_w = free_port_range(WORKER_PORTS, avoid=set(ports))
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**(os.environ if base_env is None else base_env), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_cmd = [str(Path(sys.executable).with_name("ray"))] if python is None else [str(python), "-m", "ray.scripts.scripts"]
     cmd = [
-        str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+        *ray_cmd, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
         f"--ray-client-server-port={client}", f"--node-manager-port={node_mgr}", f"--object-manager-port={obj_mgr}",
         f"--dashboard-agent-listen-port={agent_http}", f"--dashboard-agent-grpc-port={agent_grpc}",
@@ -111,7 +122,12 @@ def start_local_head(num_cpus: int = 2, temp_root: str | None = None, timeout_s:
         f"--num-cpus={num_cpus}", "--num-gpus=0", f"--temp-dir={temp_dir}", "--disable-usage-stats",
     ]
     head = LocalHead(temp_dir, gcs, dash, env)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s,
+                              cwd=None if python is None else temp_dir)
+    except subprocess.TimeoutExpired as e:
+        head.stop()  # the daemons it started so far would otherwise outlive the caller
+        raise MSMError(f"ray start --head not done after {timeout_s:.0f} s (see {temp_dir}/session_latest/logs)") from e
     if proc.returncode != 0:
         head.stop()
         raise MSMError(f"ray start --head failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")

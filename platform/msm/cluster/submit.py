@@ -14,6 +14,8 @@ from msm.errors import MSMError
 
 DEFAULT_EXCLUDES = [".venv/", ".git/", "outputs/", "runs/", ".cache/", "__pycache__/", "*.pyc", ".pytest_cache/", "benchmarks/results/"]
 DEFAULT_ENV_VARS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+# Relative to the job's working dir (the cwd of its driver and workers): the uploaded package shadows an installed msm.
+UPLOADED_PYTHONPATH = "platform"
 
 
 def job_entrypoint(job: str, config: str, overrides: list[str] | None = None, python: str = "python") -> str:
@@ -24,8 +26,23 @@ def job_entrypoint(job: str, config: str, overrides: list[str] | None = None, py
 
 
 def build_runtime_env(working_dir: str | Path, runtime_env_file: str | Path | None = None) -> dict[str, Any]:
-    """The working dir with the standard excludes and offline env vars, merged with an optional YAML file's keys."""
+    """The working dir with the standard excludes and offline env vars, merged with an optional YAML file's keys.
+
+    The uploaded ``platform/`` comes first on ``sys.path`` of the driver and of every worker through
+    ``env_vars.PYTHONPATH = "platform"`` (:data:`UPLOADED_PYTHONPATH`), a path relative to the working dir. Why that
+    works, from Ray 2.60's documented runtime_env semantics: ``working_dir`` is unpacked on every node and "the Ray
+    worker processes will be started in their node's copy of that directory" (the job's entrypoint runs there too),
+    and ``env_vars`` are set for the driver and all workers of the job; Python makes each ``PYTHONPATH`` entry absolute
+    against the start directory, so ``platform`` means ``<node's copy of the working dir>/platform`` in every process.
+    Ray then orders ``PYTHONPATH`` as working dir, our entries, the cluster's own ``PYTHONPATH``; all of them precede
+    site-packages, so an msm installed in the image (editable or not) is shadowed and a head without msm works.
+    ``py_modules: [platform/msm]`` was not chosen: it uploads the package a second time next to the working dir, and
+    a Ray bug was reported where tasks of a job using both ``working_dir`` and ``py_modules`` miss the ``py_modules``
+    path (ray-project/ray PR 61080). A ``PYTHONPATH`` from the runtime env file is kept, after ``platform`` (":" as
+    the separator: the cluster is Linux whatever the client is).
+    """
     env: dict[str, Any] = {"working_dir": str(working_dir), "excludes": list(DEFAULT_EXCLUDES), "env_vars": dict(DEFAULT_ENV_VARS)}
+    env["env_vars"]["PYTHONPATH"] = UPLOADED_PYTHONPATH
     if runtime_env_file is None:
         return env
     path = Path(runtime_env_file)
@@ -33,7 +50,11 @@ def build_runtime_env(working_dir: str | Path, runtime_env_file: str | Path | No
     if not isinstance(extra, dict):
         raise MSMError(f"runtime env file {path} must hold a YAML mapping (e.g. 'env_vars: {{A: b}}'), got {type(extra).__name__}")
     env["excludes"] += extra.pop("excludes", [])
-    env["env_vars"].update(extra.pop("env_vars", {}))
+    extra_vars = dict(extra.pop("env_vars", None) or {})
+    user_path = extra_vars.pop("PYTHONPATH", None)
+    env["env_vars"].update(extra_vars)
+    if user_path:
+        env["env_vars"]["PYTHONPATH"] = f"{UPLOADED_PYTHONPATH}:{user_path}"
     env.update(extra)
     return env
 
