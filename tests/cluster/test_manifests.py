@@ -1,4 +1,5 @@
-"""Render k8s/ overlays with msm's kustomize subset and validate every object offline (core schemas + KubeRay CRDs)."""
+"""Render k8s/ overlays with the real ``kubectl kustomize`` (conftest.py) and validate every object offline (core schemas
++ KubeRay CRDs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from msm.cluster.kustomize import json6902, render, strategic_merge
 from msm.cluster.validate import K8S_VERSION, validate_object
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def _by_kind(objs):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_renders_and_validates(overlay, crd_dir):
+def test_overlay_renders_and_validates(overlay, crd_dir, render):
     objs = render(REPO / "k8s" / overlay)
     errors = [e for o in objs for e in validate_object(o, crd_dir)]
     assert errors == []
@@ -39,7 +39,7 @@ def test_overlay_renders_and_validates(overlay, crd_dir):
             assert c["image"] == "msm-platform" if overlay == "base" else c["image"].startswith("ghcr.io/example/msm-platform:0.1.0-")
 
 
-def test_gpu_overlay_contents():
+def test_gpu_overlay_contents(render):
     objs = _by_kind(render(REPO / "k8s" / "overlays" / "gpu"))
     kinds = sorted(k for k, _ in objs)
     assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "RayCluster", "RayJob", "RayJob", "RayJob", "Service"]
@@ -73,7 +73,7 @@ def _containers(node):
             yield from _containers(v)
 
 
-def test_dev_cpu_overlay_has_no_gpus():
+def test_dev_cpu_overlay_has_no_gpus(render):
     objs = _by_kind(render(REPO / "k8s" / "overlays" / "dev-cpu"))
     assert not any(k == "RayJob" for k, _ in objs)
     text = yaml.safe_dump(list(objs.values()))
@@ -82,7 +82,7 @@ def test_dev_cpu_overlay_has_no_gpus():
     assert objs[("PersistentVolumeClaim", "msm-shared")]["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
-def test_misspelt_fields_fail_validation(crd_dir):
+def test_misspelt_fields_fail_validation(crd_dir, render):
     objs = _by_kind(render(REPO / "k8s" / "overlays" / "gpu"))
     job = copy.deepcopy(objs[("RayJob", "msm-pretrain")])
     job["spec"]["shutdownAfterJobFinish"] = job["spec"].pop("shutdownAfterJobFinishes")
@@ -99,25 +99,57 @@ def test_misspelt_fields_fail_validation(crd_dir):
     assert validate_object(dep, crd_dir), f"core schema {K8S_VERSION} strict should reject imagePullPolcy"
 
 
-def test_patch_semantics_against_hand_results():
-    base = {"a": {"b": 1, "c": [1, 2]}, "cs": [{"name": "x", "v": 1}, {"name": "y", "v": 2}], "gone": 1}
-    patch = {"a": {"c": [3]}, "cs": [{"name": "y", "v": 5}, {"name": "z"}], "gone": None}
-    assert strategic_merge(base, patch) == {"a": {"b": 1, "c": [3]}, "cs": [{"name": "x", "v": 1}, {"name": "y", "v": 5}, {"name": "z"}]}
-    ops = [{"op": "replace", "path": "/cs/1/v", "value": 9}, {"op": "remove", "path": "/gone"},
-           {"op": "add", "path": "/cs/-", "value": {"name": "w"}}, {"op": "add", "path": "/a~1b", "value": 0}]
-    assert json6902(base, ops) == {"a": {"b": 1, "c": [1, 2]}, "cs": [{"name": "x", "v": 1}, {"name": "y", "v": 9}, {"name": "w"}], "a/b": 0}
-    with pytest.raises(KeyError):
-        json6902(base, [{"op": "replace", "path": "/missing", "value": 1}])
+def test_real_kustomize_merge_keys_registry_ports_and_name_references(tmp_path, render):
+    """What the hand-written renderer this replaced got wrong: ``volumeMounts`` merge by ``mountPath`` and ``ports`` by
+    ``containerPort`` (not by ``name``), an image name with a registry port (``registry:5000/img``) is matched whole,
+    and ``namePrefix`` also rewrites the references to the renamed objects."""
+    base, overlay = tmp_path / "base", tmp_path / "overlay"
+    base.mkdir()
+    overlay.mkdir()
+    container = {"name": "app", "image": "registry:5000/team/app:1.0",
+                 "ports": [{"name": "http", "containerPort": 8080}],
+                 "envFrom": [{"configMapRef": {"name": "cfg"}}],
+                 "volumeMounts": [{"name": "shared", "mountPath": "/mnt/a"}]}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"},
+                  "spec": {"selector": {"matchLabels": {"app": "a"}},
+                           "template": {"metadata": {"labels": {"app": "a"}},
+                                        "spec": {"containers": [container],
+                                                 "volumes": [{"name": "shared", "persistentVolumeClaim": {"claimName": "data"}}]}}}}
+    (base / "app.yaml").write_text(yaml.safe_dump_all([
+        deployment,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"K": "v"}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]))
+    (base / "kustomization.yaml").write_text(yaml.safe_dump({"resources": ["app.yaml"]}))
+    patch = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"},
+             "spec": {"template": {"spec": {"containers": [{
+                 "name": "app",
+                 "ports": [{"name": "http", "containerPort": 9090}],  # same name, another port: a second entry
+                 "volumeMounts": [{"name": "shared", "mountPath": "/mnt/b", "readOnly": True}]}]}}}}
+    (overlay / "patch.yaml").write_text(yaml.safe_dump(patch))
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": ["../base"], "namePrefix": "p-", "patches": [{"path": "patch.yaml"}],
+        "images": [{"name": "registry:5000/team/app", "newName": "registry:5000/team/app2", "newTag": "2.0"}]}))
+
+    objs = _by_kind(render(overlay))
+    assert sorted(objs) == [("ConfigMap", "p-cfg"), ("Deployment", "p-app"), ("PersistentVolumeClaim", "p-data")]
+    spec = objs[("Deployment", "p-app")]["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    assert c["image"] == "registry:5000/team/app2:2.0"
+    assert sorted((m["mountPath"], m.get("readOnly", False)) for m in c["volumeMounts"]) == [("/mnt/a", False), ("/mnt/b", True)]
+    assert sorted(p["containerPort"] for p in c["ports"]) == [8080, 9090]
+    assert c["envFrom"] == [{"configMapRef": {"name": "p-cfg"}}]
+    assert spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == "p-data"
 
 
-def test_job_kustomizations_are_exactly_the_ones_with_rayjobs():
+def test_job_kustomizations_are_exactly_the_ones_with_rayjobs(render):
     folders = sorted(str(p.parent.relative_to(REPO / "k8s")) for p in (REPO / "k8s").rglob("kustomization.yaml"))
     with_jobs = [f for f in folders if any(o["kind"] == "RayJob" for o in render(REPO / "k8s" / f))]
     assert with_jobs == JOB_KUSTOMIZATIONS
 
 
 @pytest.mark.parametrize("overlay", JOB_KUSTOMIZATIONS)
-def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay):
+def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay, render):
     """Each RayJob runs ``python jobs/X.py --config FILE key=value ...``: the script and config exist and the
     overrides are keys of that config (a typo here only shows once the job runs on the cluster)."""
     import shlex

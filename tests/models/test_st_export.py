@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -46,8 +47,8 @@ def test_export_loads_and_matches_mean_pooled_automodel(model_with_prefixes, tmp
 
     out = write_sentence_transformers_folder(model_with_prefixes, tmp_path / "st")
     modules = json.loads((out / "modules.json").read_text())
-    assert [m["path"] for m in modules] == ["0_Transformer", "1_Pooling", "2_Normalize"]
-    assert not (out / "0_Transformer" / "msm_model.json").exists()
+    assert [m["path"] for m in modules] == ["", "1_Pooling", "2_Normalize"]
+    assert not (out / "msm_model.json").exists()
     st = SentenceTransformer(str(out), device="cpu")
     assert st.max_seq_length == 128  # the tiny model's 130 positions minus RoBERTa's padding offset
     np.testing.assert_allclose(st.encode(TEXTS, prompt_name="query"),
@@ -56,6 +57,46 @@ def test_export_loads_and_matches_mean_pooled_automodel(model_with_prefixes, tmp
     np.testing.assert_allclose(st.encode(TEXTS, prompt_name="passage"),
                                reference(model_with_prefixes, ["passage: " + t for t in TEXTS], "mean", True),
                                atol=1e-5)
+
+
+def _json(path):
+    return json.loads(path.read_text())
+
+
+def test_export_is_what_sentence_transformers_saves_and_loads_without_deprecation(model_with_prefixes, tmp_path):
+    """modules.json names each module by its current class path (not a deprecated ``sentence_transformers.models.*``
+    alias), every module's config file is what ``SentenceTransformer.save()`` of the pinned release writes for the
+    same model, and loading warns about nothing deprecated."""
+    import sentence_transformers
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.util import deprecated_import
+
+    out = write_sentence_transformers_folder(model_with_prefixes, tmp_path / "st")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        st = SentenceTransformer(str(out), device="cpu")
+        st.encode(TEXTS, prompt_name="passage")
+    deprecated = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+    deprecations = [w for w in caught if issubclass(w.category, deprecated)]
+    assert deprecations == [], [str(w.message) for w in deprecations]
+
+    modules = _json(out / "modules.json")
+    loaded = [f"{type(m).__module__}.{type(m).__qualname__}" for m in st]
+    assert [m["type"] for m in modules] == loaded  # the class itself, not an alias that resolves to it
+    assert not {m["type"].rpartition(".")[0] for m in modules} & set(deprecated_import.DEPRECATED_MODULE_PATHS)
+
+    st.save(str(tmp_path / "saved"))
+    saved = tmp_path / "saved"
+    assert modules == _json(saved / "modules.json"), sentence_transformers.__version__
+    for name in ["sentence_bert_config.json", "1_Pooling/config.json", "2_Normalize/config.json"]:
+        assert _json(out / name) == _json(saved / name), name
+    ours, theirs = _json(out / "config_sentence_transformers.json"), _json(saved / "config_sentence_transformers.json")
+    assert ours.pop("prompts") == {"query": "query: ", "passage": "passage: "}
+    assert theirs.pop("prompts").items() >= {"query": "query: ", "passage": "passage: "}.items()  # + its defaults
+    theirs.pop("__version__")  # the versions of the saving process: not written by the export
+    assert ours == theirs
+    max_len = [_json(folder / "tokenizer_config.json")["model_max_length"] for folder in (out, saved)]
+    assert max_len == [128, 128]
 
 
 def test_export_cls_pooling_without_normalize(tiny_model_dir, tmp_path):

@@ -1,9 +1,12 @@
 """Export an encoder folder as a sentence-transformers model (Transformer → Pooling → Normalize).
 
-Written in the classic layout every sentence-transformers release reads (``modules.json`` with
-``sentence_transformers.models.*`` types, ``0_Transformer/``, ``1_Pooling/``, ``2_Normalize/``), so the export
-needs no sentence-transformers install and the folder loads with ``SentenceTransformer(out_dir)``.
-Prefixes from ``msm_model.json`` become prompts (``encode(texts, prompt_name="query")``).
+Written in the layout ``SentenceTransformer.save()`` of sentence-transformers 6.2 writes: the Transformer in the
+folder's root (the HF files, ``sentence_bert_config.json``, the maximum sequence length as the tokenizer's
+``model_max_length``), ``1_Pooling/config.json``, ``2_Normalize/config.json``, and ``modules.json`` with the current
+class paths (the ``sentence_transformers.models.*`` ones are deprecated aliases since 5.4/6.0). The export needs no
+sentence-transformers install; the folder loads with ``SentenceTransformer(out_dir)`` (sentence-transformers >= 6.2)
+and, being an HF folder too, with ``AutoModel.from_pretrained(out_dir)``. Prefixes from ``msm_model.json`` become
+prompts (``encode(texts, prompt_name="query")``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from msm.models.resolve import read_model_meta, resolve_model
 
 log = logging.getLogger(__name__)
 POOLING_MODES = ("mean", "cls")
-_SKIP = {"msm_model.json"}  # MSM metadata: carried over as prompts/pooling instead
+# msm_model.json: MSM metadata, carried over as prompts/pooling instead; the others are written here (a source that is
+# itself an export is re-exported, not copied)
+_SKIP = {"msm_model.json", "modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"}
+# modules.json "type"s as sentence-transformers 6.2 saves them (the module path of each class, then its name)
+TRANSFORMER = "sentence_transformers.base.modules.transformer.Transformer"
+POOLING = "sentence_transformers.sentence_transformer.modules.pooling.Pooling"
+NORMALIZE = "sentence_transformers.base.modules.normalize.Normalize"
 
 
 def _max_seq_length(hf_dir: Path) -> int:
@@ -53,34 +62,34 @@ def write_sentence_transformers_folder(hf_dir: str | Path, out_dir: str | Path, 
     hidden = int(json.loads((src / "config.json").read_text())["hidden_size"])
     prompts = {kind: meta[f"{kind}_prefix"] for kind in ("query", "passage") if meta.get(f"{kind}_prefix")}
 
-    modules = [{"idx": 0, "name": "0", "path": "0_Transformer", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    modules = [{"idx": 0, "name": "0", "path": "", "type": TRANSFORMER},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": POOLING}]
     if normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-    pooling_config = {
-        "word_embedding_dimension": hidden,
-        "pooling_mode_cls_token": pooling == "cls",
-        "pooling_mode_mean_tokens": pooling == "mean",
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-        "pooling_mode_weightedmean_tokens": False,
-        "pooling_mode_lasttoken": False,
-        "include_prompt": True,
-    }
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": NORMALIZE})
+    tok_file = src / "tokenizer_config.json"
+    tokenizer_config = json.loads(tok_file.read_text()) if tok_file.is_file() else {}
+    tokenizer_config["model_max_length"] = _max_seq_length(src)  # where 6.2 keeps max_seq_length
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        (tmp / "0_Transformer").mkdir()
         for file in sorted(src.iterdir()):
             if file.is_file() and file.name not in _SKIP:
-                shutil.copyfile(file, tmp / "0_Transformer" / file.name)
-        _write_json(tmp / "0_Transformer" / "sentence_bert_config.json",
-                    {"max_seq_length": _max_seq_length(src), "do_lower_case": False})
+                shutil.copyfile(file, tmp / file.name)
+        _write_json(tmp / "tokenizer_config.json", tokenizer_config)
+        _write_json(tmp / "sentence_bert_config.json", {
+            "transformer_task": "feature-extraction",
+            "modality_config": {"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+            "module_output_name": "token_embeddings",
+        })
         (tmp / "1_Pooling").mkdir()
-        _write_json(tmp / "1_Pooling" / "config.json", pooling_config)
+        _write_json(tmp / "1_Pooling" / "config.json",
+                    {"embedding_dimension": hidden, "pooling_mode": pooling, "include_prompt": True})
         if normalize:
             (tmp / "2_Normalize").mkdir()
+            _write_json(tmp / "2_Normalize" / "config.json",
+                        {"module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"})
         _write_json(tmp / "modules.json", modules)
         _write_json(tmp / "config_sentence_transformers.json",
-                    {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"})
+                    {"model_type": "SentenceTransformer", "prompts": prompts, "default_prompt_name": None,
+                     "similarity_fn_name": "cosine"})
     log.info("wrote sentence-transformers folder %s (%s pooling%s, prompts %s)", out, pooling,
              ", normalised" if normalize else "", sorted(prompts) or "none")
     return out
