@@ -75,6 +75,7 @@ def train_in_process(cfg: FinetuneConfig, out: Path, resume: bool) -> tuple[obje
 
 def train_worker(config: dict) -> None:
     """Ray Train worker: the trainer prepared for Ray (its data is this worker's shard of the Ray Dataset)."""
+    import shutil
     import tempfile
 
     import ray.train
@@ -87,6 +88,7 @@ def train_worker(config: dict) -> None:
     ctx = ray.train.get_context()
     out = Path(cfg.run.output_dir)
     scratch = Path(tempfile.gettempdir()) / f"msm-finetune-{config['run_id']}-rank{ctx.get_world_rank()}"
+    shutil.rmtree(scratch, ignore_errors=True)  # RayTrainReportCallback reports the highest checkpoint-N found there
     model = build_model(cfg)
     args = training_arguments(cfg, scratch, max_steps=config["max_steps"], in_process=False)
     extra = callbacks(cfg, out) if ctx.get_world_rank() == 0 else [FailAt(cfg.train.fail_at_step)]
