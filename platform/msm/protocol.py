@@ -113,11 +113,13 @@ def lareqa_scores(encoder, heldout: Path, langs: list[str], k: int = 20) -> dict
     return scores
 
 
-def evaluate(model: str, data_dir: Path, heldout: Path, langs: list[str], pairs: int) -> dict[str, float]:
+def evaluate(model: str, data_dir: Path, heldout: Path, langs: list[str], pairs: int,
+             max_length: int = 256) -> dict[str, float]:
+    """LAReQA on the held-out articles (passages cut at ``max_length``, the fine-tuning's) + the Tatoeba means."""
     from msm.experiment import evaluate as experiment_evaluate
     from msm.retrieval.encoder import Encoder
 
-    scores = lareqa_scores(Encoder(model, max_length=256), heldout, langs)
+    scores = lareqa_scores(Encoder(model, max_length=max_length), heldout, langs)
     if pairs > 0:
         scores.update({k: v for k, v in experiment_evaluate(model, data_dir, pairs, ["tatoeba"]).items()
                        if k.startswith("mean")})
@@ -201,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
               "`python -m msm.demo --stage model --stage mine` first (or pass --rows start,finetune)", file=sys.stderr)
         return 2
     data_dir, out, config = Path(data_dir), Path(args.out), Path(args.config)
+    from msm.config import load_config, parse_overrides
+    from msm.finetune.config import FinetuneConfig
+
+    max_length = load_config(config, FinetuneConfig, parse_overrides(args.set)).model.passage_max_length
     command = " ".join(["python -m msm.experiment --protocol finetune"] + (argv if argv is not None else sys.argv[1:]))
     settings = [args.encoder, args.steps, args.msm_steps, args.split_seed, langs, args.pairs, config.name, args.set,
                 Path(args.msm_config).name, args.msm_set, mined.name]
@@ -226,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             model = start if row == "start" else str(
                 finetune(start, seed, out / f"{row}-seed{seed}-{run_id}", train_file, config, args.steps, args.set))
             done[key] = {"row": row, "seed": seed, "run": run_id, "device": device, "model": model,
-                         "scores": evaluate(model, data_dir, heldout, langs, args.pairs),
+                         "scores": evaluate(model, data_dir, heldout, langs, args.pairs, max_length),
                          "seconds": round(time.perf_counter() - t, 1)}
             atomic_write_json(cache, done)
             print(f"{row} seed {seed}: mAP@20 {done[key]['scores']['mean mAP@20']:.3f} "
