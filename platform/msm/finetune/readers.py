@@ -209,6 +209,9 @@ def data_files(path: str, fmt: str) -> list[str]:
     loc = resolve(path)
     if loc.is_file():
         return [loc.path]
+    if not loc.exists():
+        raise MSMError(f"data.path {loc.uri}: does not exist; point it at a {' / '.join(SUFFIXES[fmt])} file or a "
+                       f"folder of them (data.format {fmt})")
     files = [f for f in loc.files() if f.endswith(SUFFIXES[fmt])]
     if not files:
         raise MSMError(f"{loc.uri}: no {' / '.join(SUFFIXES[fmt])} file there (data.format {fmt}); point data.path "

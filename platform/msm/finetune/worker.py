@@ -66,9 +66,9 @@ def train_in_process(cfg: FinetuneConfig, out: Path, resume: bool) -> tuple[obje
 
     ckpt = out / "checkpoints"
     last = get_last_checkpoint(str(ckpt)) if resume and ckpt.is_dir() else None
+    rows = rows_from_examples(read_examples(cfg.data), cfg)  # a bad input fails before the model loads
     model = build_model(cfg)
-    trainer = build_trainer(cfg, model, training_arguments(cfg, ckpt), hf_dataset(rows_from_examples(
-        read_examples(cfg.data), cfg)), callbacks(cfg, out))
+    trainer = build_trainer(cfg, model, training_arguments(cfg, ckpt), hf_dataset(rows), callbacks(cfg, out))
     trainer.train(resume_from_checkpoint=last)
     return trainer.model, trainer.state.log_history
 
