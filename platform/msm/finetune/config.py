@@ -36,10 +36,13 @@ class DataConfig:
     language: str = "en"  # squad: sentence splitting for paragraphs without sentence_breaks
     max_examples: int | None = None  # first N examples (quick runs)
     dedupe: bool = True  # drop an example whose query or positive already occurs in its batch (false negatives)
+    shuffle_buffer: int = 10000  # under Ray: rows in each worker's seeded local shuffle (in process: a full shuffle)
 
     def __post_init__(self) -> None:
         if self.hard_negatives < 0:
             raise ValueError("hard_negatives must be >= 0")
+        if self.shuffle_buffer < 0:
+            raise ValueError("shuffle_buffer must be >= 0 (0: file order)")
         if self.max_examples is not None and self.max_examples < 1:
             raise ValueError("max_examples must be >= 1 or null")
 

@@ -6,8 +6,9 @@ Columns in anchor-first order, as ``MultipleNegativesRankingLoss`` reads them: `
 Under Ray the graph is one chain, and the driver never holds the data::
 
     read (FinetuneFiles: one task per file, the readers' parsers, path:line errors)
-      → limit (max_examples) → randomize_block_order (seeded) → one shard per worker
-      → iter_torch_batches(collate_fn=RayBatches): drop in-batch duplicates, ST's own collator tokenises
+      → limit (max_examples) → randomize_block_order (seeded; one copy per pass, unioned) → one shard per worker
+      → iter_torch_batches(local_shuffle_buffer_size, local_shuffle_seed, collate_fn=RayBatches):
+        seeded local shuffle, drop in-batch duplicates, ST's own collator tokenises
 
 The sentence-transformers trainer's batch sampler and collator are bypassed by
 ``ray.train.huggingface.transformers.prepare_trainer``; :class:`RayBatches` calls the trainer's collator itself,

@@ -106,6 +106,17 @@ def build_ray_trainer(cfg: FinetuneConfig, run_config_kwargs: dict | None = None
     )
 
 
+def check_cpus(cfg: FinetuneConfig, log=print) -> None:
+    """Ray Data's read tasks need a CPU beside the workers': with none left the run would wait forever."""
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 0.0)
+    if total - cfg.run.num_workers * cfg.run.cpus_per_worker < 0.5:
+        log(f"warning: the Ray cluster has {total:g} CPUs and the {cfg.run.num_workers} training workers take "
+            f"{cfg.run.num_workers * cfg.run.cpus_per_worker:g}; Ray Data's readers need one more or the run waits "
+            "for them forever: lower run.cpus_per_worker (e.g. 0.5) or add a node")
+
+
 def run_finetune(cfg: FinetuneConfig, log=print) -> Path:
     """Fit on the current Ray cluster (a local one is started if none), export, return the run folder.
 
@@ -119,6 +130,7 @@ def run_finetune(cfg: FinetuneConfig, log=print) -> Path:
     cfg = absolute(cfg)
     out = _start(cfg)
     ensure_ray()
+    check_cpus(cfg, log)
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     result = build_ray_trainer(cfg).fit()
     if result.checkpoint is None:

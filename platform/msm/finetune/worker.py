@@ -94,8 +94,10 @@ def train_worker(config: dict) -> None:
     extra = callbacks(cfg, out) if ctx.get_world_rank() == 0 else [FailAt(cfg.train.fail_at_step)]
     trainer = build_trainer(cfg, model, args, None, [RayTrainReportCallback(), *extra])  # report before a drill
     shard = ray.train.get_dataset_shard("train")
-    trainer.train_dataset = shard.iter_torch_batches(batch_size=ray_batch_size(cfg), drop_last=True,
-                                                     collate_fn=RayBatches(trainer.data_collator, cfg))
+    trainer.train_dataset = shard.iter_torch_batches(
+        batch_size=ray_batch_size(cfg), drop_last=True, collate_fn=RayBatches(trainer.data_collator, cfg),
+        local_shuffle_buffer_size=cfg.data.shuffle_buffer or None,
+        local_shuffle_seed=cfg.train.seed + ctx.get_world_rank() if cfg.data.shuffle_buffer else None)
     trainer = prepare_trainer(trainer)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
