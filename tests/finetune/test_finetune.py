@@ -75,3 +75,22 @@ def test_every_recipe_loads(path):
     text = path.read_text()
     assert text.startswith("#") and ("Source" in text or "tiny" in path.name or "Mechanics" in text), path
     assert cfg.train.batch_size >= 2
+
+
+def test_ray_batches_drop_duplicates_and_keep_the_batch_size(tiny_cfg):
+    """Under Ray each worker's batch is cut to exactly batch_size (the gathered loss needs equal batches), with
+    rows sharing a text with an earlier row dropped first (ST's NO_DUPLICATES in process)."""
+    from msm.finetune.data import RayBatches, ray_batch_size
+
+    cfg = tiny_cfg("batches", "train.batch_size=4")
+    assert ray_batch_size(cfg) == 5
+    collate = RayBatches(lambda rows: rows, cfg)
+
+    def batch(pairs):
+        return {"query": [q for q, _ in pairs], "positive": [p for _, p in pairs], "context": [""] * len(pairs),
+                "negatives": [[] for _ in pairs]}
+
+    rows = collate(batch([("a", "x"), ("b", "x"), ("c", "y"), ("d", "z"), ("e", "w")]))
+    assert [r["anchor"] for r in rows] == ["a", "c", "d", "e"]  # ("b", "x") repeats x
+    rows = collate(batch([("a", "x"), ("b", "x"), ("c", "x"), ("d", "y"), ("e", "y")]))
+    assert len(rows) == 4 and [r["anchor"] for r in rows[:2]] == ["a", "d"]  # refilled from the dropped rows
