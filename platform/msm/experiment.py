@@ -131,6 +131,16 @@ def write_section(path: Path, section: str, md: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     from msm.model.smoke import default_data_dir
 
+    rest = list(sys.argv[1:] if argv is None else argv)
+    if "--protocol" in rest:  # python -m msm.experiment --protocol finetune ...: the paper's protocol (msm.protocol)
+        i = rest.index("--protocol")
+        if rest[i + 1:i + 2] != ["finetune"]:
+            print("msm experiment: error: --protocol takes 'finetune' (the only protocol)", file=sys.stderr)
+            return 2
+        from msm.protocol import main as protocol_main
+
+        return protocol_main(rest[:i] + rest[i + 2:])
+
     p = argparse.ArgumentParser(prog="python -m msm.experiment", description=__doc__.split("\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--seeds", default="0,1", help="seeds for the --two-seeds variants; the others use the first")
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--section", default="experiment", help="the --results-md section to (re)write")
     p.add_argument("--results-md", default=str(REPO / "docs" / "RESULTS.md"))
     p.add_argument("--report-only", action="store_true", help="write the table from <out>/results.json, run nothing")
+    p.add_argument("--protocol", choices=["finetune"], help="run the fine-tuning protocol instead (msm.protocol; "
+                   "`python -m msm.experiment --protocol finetune --help`)")
     args = p.parse_args(argv)
     command = " ".join(["python -m msm.experiment"] + (argv if argv is not None else sys.argv[1:]))
     variants, tasks = args.variants.split(","), args.tasks.split(",")

@@ -42,7 +42,8 @@ def test_overlay_renders_and_validates(overlay, crd_dir, render):
 def test_gpu_overlay_contents(render):
     objs = _by_kind(render(REPO / "k8s" / "overlays" / "gpu"))
     kinds = sorted(k for k, _ in objs)
-    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "RayCluster", "RayJob", "RayJob", "RayJob", "Service"]
+    assert kinds == ["ConfigMap", "Deployment", "PersistentVolumeClaim", "RayCluster", "RayJob", "RayJob", "RayJob", "RayJob",
+                     "Service"]
     rc = objs[("RayCluster", "msm")]["spec"]
     assert rc["rayVersion"] == "2.60.0" and rc["enableInTreeAutoscaling"] is True
     assert rc["headGroupSpec"]["serviceType"] == "ClusterIP"
@@ -157,11 +158,12 @@ def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay, r
     from msm.cluster.submit import UPLOADED_PYTHONPATH
     from msm.config import load_config, parse_overrides
     from msm.data.config import MineConfig
+    from msm.finetune.config import FinetuneConfig
     from msm.train.config import PretrainConfig
     from msm.tune.config import load_sweep
 
     jobs = {name: obj for (kind, name), obj in _by_kind(render(REPO / "k8s" / overlay)).items() if kind == "RayJob"}
-    assert sorted(jobs) == ["msm-mine", "msm-pretrain", "msm-sweep"]
+    assert sorted(jobs) == ["msm-finetune", "msm-mine", "msm-pretrain", "msm-sweep"]
     for name, obj in jobs.items():
         argv = shlex.split(obj["spec"]["entrypoint"])
         assert argv[:1] == ["python"] and (REPO / argv[1]).is_file(), name
@@ -173,4 +175,4 @@ def test_rayjob_entrypoints_name_existing_configs_and_valid_overrides(overlay, r
         if job == "sweep":
             load_sweep(config, overrides)
         else:
-            load_config(config, {"pretrain": PretrainConfig, "mine": MineConfig}[job], overrides)
+            load_config(config, {"pretrain": PretrainConfig, "mine": MineConfig, "finetune": FinetuneConfig}[job], overrides)

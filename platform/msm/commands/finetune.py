@@ -1,0 +1,40 @@
+"""``msm finetune --config configs/finetune/X.yaml [key=value ...]`` or ``msm finetune --resume RUN_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+
+from msm.errors import MSMError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from msm.config import load_config, parse_overrides
+    from msm.finetune.config import FinetuneConfig
+    from msm.finetune.trainer import has_local_checkpoint, resume_config, run_finetune, run_local
+
+    if bool(args.config) == bool(args.resume):
+        raise MSMError("pass exactly one of --config FILE (a new run) or --resume RUN_DIR (continue a run)")
+    if args.resume:
+        if args.overrides:
+            raise MSMError("--resume continues a run with its saved config; key=value overrides are not allowed")
+        if args.no_ray:
+            raise MSMError("--resume continues a Ray Train run; for an in-process run re-run --config ... --no-ray")
+        cfg = resume_config(args.resume)
+    else:
+        cfg = load_config(args.config, FinetuneConfig, parse_overrides(args.overrides))
+    if args.no_ray:
+        run_local(cfg, resume=has_local_checkpoint(cfg))
+    else:
+        run_finetune(cfg)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("finetune", help="bi-encoder contrastive fine-tuning (sentence-transformers under Ray Train)")
+    p.add_argument("--config", help="fine-tuning YAML (configs/finetune/)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (its run.output_dir) from its "
+                   "latest checkpoint")
+    p.add_argument("--no-ray", action="store_true", help="train in this process (one worker, no Ray); an "
+                   "interrupted --no-ray run continues when re-run with the same run.output_dir")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. run.output_dir=/tmp/ft train.max_steps=10")
+    p.set_defaults(func=_run)

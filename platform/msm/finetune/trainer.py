@@ -1,0 +1,155 @@
+"""``msm finetune``: Ray Train wiring (``TorchTrainer`` over :func:`msm.finetune.worker.train_worker`), or in process.
+
+Run layout (``run.output_dir``): ``finetune_config.yaml``, ``metrics.jsonl``, ``tensorboard/``,
+``<run.name>/checkpoint_*`` (Ray Train; each holds ``checkpoint/``, the Hugging Face trainer's checkpoint),
+``export/`` (HF folder) and ``export-st/`` (sentence-transformers folder). In process: ``checkpoints/checkpoint-N``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import yaml
+
+from msm.config import load_config, to_dict
+from msm.errors import MSMError
+from msm.finetune.config import FinetuneConfig
+from msm.io import atomic_write_text
+
+CONFIG_FILE = "finetune_config.yaml"
+
+
+def absolute(cfg: FinetuneConfig) -> FinetuneConfig:
+    """Local paths made absolute on the driver (Ray workers run elsewhere); aliases and hub ids kept."""
+    def fix(p: str) -> str:
+        return p if not p or "://" in p else str(Path(p).expanduser().resolve())
+
+    enc = cfg.model.encoder
+    enc = fix(enc) if Path(enc).expanduser().exists() else enc
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=fix(cfg.run.output_dir)),
+                               data=dataclasses.replace(cfg.data, path=fix(cfg.data.path)),
+                               model=dataclasses.replace(cfg.model, encoder=enc))
+
+
+def _start(cfg: FinetuneConfig) -> Path:
+    out = Path(cfg.run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
+    return out
+
+
+def has_local_checkpoint(cfg: FinetuneConfig) -> bool:
+    return any((Path(absolute(cfg).run.output_dir) / "checkpoints").glob("checkpoint-*"))
+
+
+def run_local(cfg: FinetuneConfig, resume: bool = False, log=print) -> Path:
+    """Fit in this process (tests, the protocol on one machine); ``resume`` continues from the latest checkpoint."""
+    from msm.finetune.model import save_exports
+    from msm.finetune.worker import train_in_process
+
+    cfg = absolute(cfg)
+    out = _start(cfg)
+    if resume and not any((out / "checkpoints").glob("checkpoint-*")):
+        raise MSMError(f"{out}: no checkpoint to resume from (expected {out / 'checkpoints'}/checkpoint-*)")
+    model, history = train_in_process(cfg, out, resume)
+    save_exports(cfg, model, out)
+    losses = [h["loss"] for h in history if "loss" in h]
+    log(f"finished {len(losses)} logged steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "finished")
+    return out
+
+
+def plan_steps(cfg: FinetuneConfig, rows: int) -> tuple[int, int]:
+    """(optimiser steps, passes over the data) for ``rows`` examples on ``run.num_workers`` workers."""
+    from msm.finetune.data import ray_batch_size
+
+    per_step = cfg.train.batch_size * cfg.run.num_workers
+    read_per_step = ray_batch_size(cfg) * cfg.run.num_workers
+    if rows < read_per_step:
+        raise MSMError(f"{cfg.data.path}: {rows} examples, fewer than one step needs ({read_per_step} = "
+                       f"{cfg.run.num_workers} worker(s) x {ray_batch_size(cfg)}); lower train.batch_size")
+    steps = cfg.train.max_steps if cfg.train.max_steps > 0 else max(1, int(cfg.train.epochs * rows // per_step))
+    passes = math.ceil(steps * read_per_step / rows) + 1  # + 1: a worker's shard may run a few rows short
+    return steps, passes
+
+
+def build_ray_trainer(cfg: FinetuneConfig, run_config_kwargs: dict | None = None):
+    import ray.train
+    from ray.data import ExecutionOptions
+    from ray.train.torch import TorchTrainer
+
+    from msm.finetune.data import ray_dataset
+    from msm.finetune.worker import train_worker
+
+    base = ray_dataset(cfg)
+    steps, passes = plan_steps(cfg, base.count())
+    epochs = [base if e == 0 else base.randomize_block_order(seed=cfg.train.seed + e) for e in range(passes)]
+    ds = epochs[0].union(*epochs[1:]) if passes > 1 else epochs[0]
+    run_id = hashlib.sha1(f"{cfg.run.output_dir}/{cfg.run.name}".encode()).hexdigest()[:10]
+    options = ExecutionOptions(preserve_order=True)  # the same rows in the same order on every run
+    return TorchTrainer(
+        train_worker,
+        train_loop_config={"config": to_dict(cfg), "max_steps": steps, "run_id": run_id},
+        datasets={"train": ds},
+        dataset_config=ray.train.DataConfig(execution_options=options),
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.num_workers, use_gpu=cfg.run.use_gpu,
+                                               resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            storage_path=cfg.run.output_dir, name=cfg.run.name,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
+            **(run_config_kwargs or {})),
+    )
+
+
+def check_cpus(cfg: FinetuneConfig, log=print) -> None:
+    """Ray Data's read tasks need a CPU beside the workers': with none left the run would wait forever."""
+    import ray
+
+    total = ray.cluster_resources().get("CPU", 0.0)
+    if total - cfg.run.num_workers * cfg.run.cpus_per_worker < 0.5:
+        log(f"warning: the Ray cluster has {total:g} CPUs and the {cfg.run.num_workers} training workers take "
+            f"{cfg.run.num_workers * cfg.run.cpus_per_worker:g}; Ray Data's readers need one more or the run waits "
+            "for them forever: lower run.cpus_per_worker (e.g. 0.5) or add a node")
+
+
+def run_finetune(cfg: FinetuneConfig, log=print) -> Path:
+    """Fit on the current Ray cluster (a local one is started if none), export, return the run folder.
+
+    Re-running with the same ``output_dir`` and ``name`` continues from the latest checkpoint (``--resume``).
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from msm.finetune.model import save_exports
+    from msm.train.trainer import ensure_ray
+
+    cfg = absolute(cfg)
+    out = _start(cfg)
+    ensure_ray()
+    check_cpus(cfg, log)
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
+    result = build_ray_trainer(cfg).fit()
+    if result.checkpoint is None:
+        raise MSMError(f"{out}: the run finished without a checkpoint (train.save_steps larger than the run?); "
+                       "see the Ray Train log above")
+    with result.checkpoint.as_directory() as folder:
+        model = SentenceTransformer(os.path.join(folder, "checkpoint"), device="cpu")
+        save_exports(cfg, model, out)
+    log(f"finished: {json.dumps({k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))})}")
+    log(f"encoder exported to {out / 'export'} (HF) and {out / 'export-st'} (sentence-transformers)")
+    return out
+
+
+def resume_config(run_dir: str | Path) -> FinetuneConfig:
+    run_dir = Path(run_dir).expanduser().resolve()
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise MSMError(f"--resume {run_dir}: no {CONFIG_FILE} there; pass the run.output_dir of an earlier "
+                       "msm finetune run")
+    cfg = load_config(run_dir / CONFIG_FILE, FinetuneConfig)
+    if not list((run_dir / cfg.run.name).glob("checkpoint_*")):
+        raise MSMError(f"--resume {run_dir}: no checkpoint under {run_dir / cfg.run.name}; start a new run instead")
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=str(run_dir)))
