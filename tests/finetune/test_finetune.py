@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import POSITIVES, QUERIES
+from finetune_toy import POSITIVES, QUERIES
 from msm.finetune.trainer import run_local
 
 REPO = Path(__file__).resolve().parents[2]
