@@ -14,6 +14,7 @@ at the same steps (rank 0's metrics carry the ``val_*`` figures).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import resource
@@ -43,8 +44,11 @@ STATE_FILE = "trainer_state.json"
 #     the checkpoint holds rank 0's;
 #   * the HF encoder's ``embeddings.position_ids / token_type_ids``: constants.
 # So no buffer needs broadcasting, and not broadcasting also saves one collective per forward.
-# ``find_unused_parameters``: the HF pooler is unused with mean pooling.
-DDP_KWARGS = {"find_unused_parameters": True, "broadcast_buffers": False}
+# ``find_unused_parameters``: the HF pooler is unused with mean pooling. Newer PyTorch renames the flag
+# ``forward_sync_buffers`` (which still syncs buffers once at construction: every rank starts identical).
+DDP_KWARGS = {"find_unused_parameters": True,
+              ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(
+                  torch.nn.parallel.DistributedDataParallel).parameters else "broadcast_buffers"): False}
 
 
 class FaultDrill(RuntimeError):
