@@ -1,4 +1,4 @@
-"""Data-parallel MSM without Ray: 2 processes on gloo (``torch.multiprocessing.spawn``) against single-process
+"""Data-parallel MSM without Ray: 2 processes on gloo (``torch.multiprocessing``, forked) against single-process
 references computed here.
 
 What is comparable, and what the 2-process run must reproduce:
@@ -127,20 +127,25 @@ def _enqueue_all(model, outputs, batches, names) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_two_process_steps_match_single_process_references(tiny_model_dir, tokenizer, tiny_cfg, tmp_path):
+def test_two_process_steps_match_single_process_references(tiny_model_dir, tiny_cfg, tmp_path):
     import torch.multiprocessing as mp
     from safetensors.torch import load_file, save_file
 
     from msm.model.msm import MSMModel
+    from msm.models.tokenizer import load_tokenizer
 
+    tokenizer = load_tokenizer(tiny_model_dir)  # the per-process copy MSMModel uses (the children inherit it)
     cfg = dataclasses.replace(tiny_cfg, memory_bank_size=48)  # step 3 wraps the ring
     batches = {name: _batch(tokenizer, name) for name in PLAN}
     torch.manual_seed(0)
     ref = MSMModel(cfg, tiny_model_dir)  # HF encoder in eval mode (no dropout), heads' BatchNorm in training mode
     init = tmp_path / "init.safetensors"
     save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(init))
-    mp.spawn(_worker, nprocs=2, join=True,
-             args=(2, str(tmp_path / "rendezvous"), str(tiny_model_dir), cfg, str(init), batches, str(tmp_path)))
+    # fork, not spawn: the children inherit transformers' imports and the cached tokenizer (~10 s CPU each when
+    # spawned); they set one intra-op thread before any op, so no OpenMP region is entered after the fork
+    mp.start_processes(_worker, nprocs=2, join=True, start_method="fork",
+                       args=(2, str(tmp_path / "rendezvous"), str(tiny_model_dir), cfg, str(init), batches,
+                             str(tmp_path)))
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(2)]
     assert [bool(r["broadcast_buffers"]) for r in ranks] == [False, False]
 
@@ -203,3 +208,58 @@ def test_two_process_steps_match_single_process_references(tiny_model_dir, token
         _assert_grads_equal(ranks[r], "grad3.", grads3)
         torch.testing.assert_close(ranks[r]["bank3_keys"], want_keys, atol=1e-5, rtol=1e-4)
         assert ranks[r]["bank3_langs"].tolist() == want_langs.tolist()
+
+
+def test_accumulated_gradient_is_the_mean_of_the_micro_batch_gradients(tiny_model_dir, tiny_cfg):
+    """One process, no DDP: ``accumulate_gradients`` over (D0, E0) leaves (g(D0) + g(E0 | bank + D0's keys)) / 2."""
+    from msm.errors import MSMError
+    from msm.model.msm import MSMModel
+    from msm.models.tokenizer import load_tokenizer
+    from msm.train.loop import accumulate_gradients
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    batches = {name: _batch(tokenizer, name) for name in ("A0", "D0", "E0")}
+    torch.manual_seed(0)
+    model = MSMModel(tiny_cfg, tiny_model_dir)
+    model(batches["A0"])  # a non-empty bank to start from
+    ref = MSMModel(tiny_cfg, tiny_model_dir)
+    ref.load_state_dict(model.state_dict())
+    out_d = ref(batches["D0"], update_memory=False)
+    grads = [_grads(ref, out_d.loss)]
+    ref.memory_bank.enqueue(out_d.targets.detach(), _key_langs(batches["D0"]))
+    out_e = ref(batches["E0"], update_memory=False)
+    grads.append(_grads(ref, out_e.loss))
+    ref.memory_bank.enqueue(out_e.targets.detach(), _key_langs(batches["E0"]))
+
+    model.zero_grad(set_to_none=True)
+    parts = accumulate_gradients(model, [batches["D0"], batches["E0"]], torch.device("cpu"))
+    assert [p["loss"] for p in parts] == pytest.approx([out_d.loss.item(), out_e.loss.item()], abs=1e-6)
+    assert [p["sentences"] for p in parts] == [8, 8] and parts[0]["mlm_loss"] is None
+    _assert_grads_equal({f"g.{k}": p.grad for k, p in model.named_parameters() if p.grad is not None}, "g.",
+                        _mean(grads))
+    for got, want in zip(model.memory_bank.ordered(), ref.memory_bank.ordered()):
+        torch.testing.assert_close(got, want)
+    with pytest.raises(MSMError, match="at least one micro-batch"):
+        accumulate_gradients(model, [], torch.device("cpu"))
+
+
+def test_ddp_wrapper_does_not_broadcast_buffers():
+    """Ray Train's ``prepare_model`` gets the flags (its DDP is built from ``parallel_strategy_kwargs``)."""
+    from msm.losses.memory_bank import all_gather_rows
+    from msm.train.loop import DDP_KWARGS, wrap_ddp
+
+    calls = []
+    module = torch.nn.Linear(2, 2)
+    assert wrap_ddp(module, lambda m, **kw: calls.append(kw) or m) is module
+    flag = "forward_sync_buffers" if "forward_sync_buffers" in DDP_KWARGS else "broadcast_buffers"
+    assert calls == [{"move_to_device": False,
+                      "parallel_strategy_kwargs": {"find_unused_parameters": True, flag: False}}]
+    keys, langs = torch.randn(3, 4), torch.tensor([0, 2, 1])
+    assert all_gather_rows(keys, langs) == (keys, langs)  # no process group: this process's rows
+
+
+def test_accumulate_must_be_positive():
+    from msm.train.config import OptimConfig
+
+    with pytest.raises(ValueError, match="accumulate must be >= 1"):
+        OptimConfig(accumulate=0)

@@ -1,0 +1,25 @@
+"""``optim.accumulate`` in the training loop (in-process, no Ray): step s trains on batches s·a … s·a + a − 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from msm.config import load_config, parse_overrides
+from msm.train.config import PretrainConfig
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny-cpu.yaml"
+
+
+def test_each_step_consumes_accumulate_consecutive_batches(tmp_path, shared_data):
+    from msm.train.data import local_batches, plan_batches
+    from msm.train.trainer import run_local
+
+    cfg = load_config(TINY, PretrainConfig, parse_overrides([
+        f"run.output_dir={tmp_path}", f"data.data_dir={shared_data}", "optim.max_steps=2", "optim.accumulate=2",
+        "validation.every_steps=-1", "run.checkpoint_every=100", "run.tensorboard=false"]))
+    rows = [json.loads(line) for line in (run_local(cfg) / "metrics.jsonl").read_text().splitlines()]
+    counts = [int(b["sentence_mask"].sum()) for b in local_batches(cfg, plan_batches(cfg))]
+    want = [sum(counts[(s * 2 + i) % len(counts)] for i in range(2)) for s in range(2)]
+    assert [round(r["sentences_per_s"] * r["step_s"]) for r in rows] == want
+    assert [r["step"] for r in rows] == [1, 2] and all(r["mlm_loss"] is None and r["loss"] > 0 for r in rows)
