@@ -12,8 +12,8 @@ other-document and memory-bank negatives (``losses/hierarchical_contrastive.py``
   them in rank order (``losses/memory_bank.py``), so every rank's bank is identical and holds the keys of the
   whole global batch of earlier steps, the reference's ``MultiTaskGather`` → ``EmbeddingQueue``.
 * *In-batch (same- and other-document) negatives: per rank.* A query scores its own rank's targets only. Adding
-  other ranks' current targets would cost one more all-gather *before* the loss in every forward (every rank
-  waits for the slowest sentence encoder), a [Q, world·K] logit matrix, and would still not equal a single
+  other ranks' current targets would cost one more all-gather in the middle of every forward (before the loss)
+  and a [Q, world·K] logit matrix, and would still not equal a single
   process over the concatenated batch: the gathered keys carry no gradient (``all_gather`` is not
   differentiable), the balance correction's other-document mean would change with the world size, and the
   projection heads' BatchNorm normalises with per-rank batch statistics anyway. Those keys reach every rank's
