@@ -126,7 +126,7 @@ def _enqueue_all(model, outputs, batches, names) -> None:
                               torch.cat([_key_langs(batches[n]) for n in names]))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(300)
 def test_two_process_steps_match_single_process_references(tiny_model_dir, tiny_cfg, tmp_path):
     import torch.multiprocessing as mp
     from safetensors.torch import load_file, save_file

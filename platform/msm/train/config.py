@@ -47,8 +47,8 @@ class OptimConfig:
     max_steps: int = 100
     power: float = 1.0  # polynomial decay power (1 = linear)
     grad_clip: float = 1.0
-    accumulate: int = 1  # micro-batches per optimiser step (the reference's --update-freq); step s uses batches
-    #                      s·accumulate … s·accumulate + accumulate − 1; the memory bank enqueues every micro-batch
+    accumulate: int = 1  # micro-batches per optimiser step (the reference's --update-freq): step s uses batches
+    #                      s·accumulate … s·accumulate + accumulate − 1; the bank enqueues every micro-batch
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.warmup_steps < 0 or self.lr <= 0:
