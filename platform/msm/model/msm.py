@@ -4,6 +4,23 @@ Per step: every real sentence of every document block is encoded once by the sen
 predicted position the document encoder sees the block with that sentence replaced by a mask embedding, and
 its output there (projected) must pick out the sentence's own (projected) vector against same-document,
 other-document and memory-bank negatives (``losses/hierarchical_contrastive.py``). MLM may run jointly.
+
+**Data-parallel training (DDP).** What each rank sees, as the reference's pretraining run (``run_msm.sh``: no
+``--enable-cross-gpu``, ``--ddp-backend=no_c10d``):
+
+* *Memory bank: global.* The bank's ``enqueue`` all-gathers the targets and languages of every rank and writes
+  them in rank order (``losses/memory_bank.py``), so every rank's bank is identical and holds the keys of the
+  whole global batch of earlier steps, the reference's ``MultiTaskGather`` → ``EmbeddingQueue``.
+* *In-batch (same- and other-document) negatives: per rank.* A query scores its own rank's targets only. Adding
+  other ranks' current targets would cost one more all-gather in the middle of every forward (before the loss)
+  and a [Q, world·K] logit matrix, and would still not equal a single
+  process over the concatenated batch: the gathered keys carry no gradient (``all_gather`` is not
+  differentiable), the balance correction's other-document mean would change with the world size, and the
+  projection heads' BatchNorm normalises with per-rank batch statistics anyway. Those keys reach every rank's
+  bank one step later, where they count as same-language negatives — what the reference does by default.
+* *BatchNorm (projection heads): per rank,* batch statistics of the rank's own batch in training, as the
+  reference (plain ``BatchNorm1d``, no SyncBatchNorm). Their running statistics are only used in eval mode, which
+  neither the loss, validation (sentence encoder only) nor the export (sentence encoder only) uses.
 """
 
 from __future__ import annotations

@@ -47,10 +47,14 @@ class OptimConfig:
     max_steps: int = 100
     power: float = 1.0  # polynomial decay power (1 = linear)
     grad_clip: float = 1.0
+    accumulate: int = 1  # micro-batches per optimiser step (the reference's --update-freq): step s uses batches
+    #                      s·accumulate … s·accumulate + accumulate − 1; the bank enqueues every micro-batch
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.warmup_steps < 0 or self.lr <= 0:
             raise ValueError("need max_steps >= 1, warmup_steps >= 0, lr > 0")
+        if self.accumulate < 1:
+            raise ValueError("optim.accumulate must be >= 1 (micro-batches per optimiser step)")
 
 
 @dataclass

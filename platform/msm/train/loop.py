@@ -4,11 +4,17 @@
 Ray Train worker (batches come from its Ray Data shard), or in-process without Ray (batches tokenised locally,
 checkpoints under ``<output_dir>/checkpoints``). Either way a restart continues from the exact step: model,
 optimiser, scheduler, memory bank and RNG states are restored, and ``metrics.jsonl`` is cut back to that step.
+
+With several workers the model is wrapped by :func:`wrap_ddp` (``DDP_KWARGS``: no buffer broadcasting, the memory
+bank synchronises itself), each optimiser step accumulates ``optim.accumulate`` micro-batches
+(:func:`accumulate_gradients`), and validation runs on rank 0 only; every rank still calls ``ray.train.report``
+at the same steps (rank 0's metrics carry the ``val_*`` figures).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import resource
@@ -27,6 +33,22 @@ from msm.train.run_folder import RunFolder
 from msm.train.schedule import lr_factor
 
 STATE_FILE = "trainer_state.json"
+
+# How the model is wrapped for data-parallel training (``wrap_ddp``). The module's buffers:
+#   * ``memory_bank.keys / langs / ptr``: kept identical on every rank by the bank's own all-gather of every
+#     rank's targets (``losses/memory_bank.py``); broadcasting rank 0's copy at each forward (DDP's default) is
+#     what used to throw the other ranks' enqueues away;
+#   * the projection heads' BatchNorm ``running_mean / running_var / num_batches_tracked``: per rank, as the
+#     reference (fairseq, ``--ddp-backend=no_c10d``, never broadcasts buffers); training normalises with batch
+#     statistics, and nothing we run uses eval-mode heads (validation and export use the sentence encoder only);
+#     the checkpoint holds rank 0's;
+#   * the HF encoder's ``embeddings.position_ids / token_type_ids``: constants.
+# So no buffer needs broadcasting, and not broadcasting also saves one collective per forward.
+# ``find_unused_parameters``: the HF pooler is unused with mean pooling. Newer PyTorch renames the flag
+# ``forward_sync_buffers`` (which still syncs buffers once at construction: every rank starts identical).
+DDP_KWARGS = {"find_unused_parameters": True,
+              ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(
+                  torch.nn.parallel.DistributedDataParallel).parameters else "broadcast_buffers"): False}
 
 
 class FaultDrill(RuntimeError):
@@ -86,13 +108,13 @@ def train_loop(config: dict) -> None:
         run.push("metrics.jsonl")
     train_model = model
     if ctx is not None and ctx.get_world_size() > 1:
-        train_model = ray.train.torch.prepare_model(  # the HF pooler is unused with mean pooling
-            model, move_to_device=False, parallel_strategy_kwargs={"find_unused_parameters": True})
+        train_model = wrap_ddp(model, ray.train.torch.prepare_model)
     pairs = None
-    if cfg.validation.every_steps >= 0:
+    if cfg.validation.every_steps >= 0 and rank == 0:  # validation runs on rank 0 only
         from msm.train.validate import validation_pairs
 
         pairs = validation_pairs(cfg)
+    accumulate = cfg.optim.accumulate
     writer = _tensorboard(run.work, cfg) if rank == 0 else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.run.bf16
                 else contextlib.nullcontext())
@@ -102,24 +124,21 @@ def train_loop(config: dict) -> None:
                 ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
             raise FaultDrill(f"fault drill: run.fail_at_step={step + 1} (rank {rank})")
         t0 = time.perf_counter()
-        batch = {k: v.to(device) for k, v in batches[step % len(batches)].items()}
-        with autocast:
-            output = train_model(batch)
+        micro = [batches[(step * accumulate + i) % len(batches)] for i in range(accumulate)]
         opt.zero_grad(set_to_none=True)
-        output.loss.backward()
+        parts = accumulate_gradients(train_model, micro, device, autocast)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         opt.step()
         sched.step()
         sec = time.perf_counter() - t0
         done = step + 1 == cfg.optim.max_steps
-        metrics = {"step": step + 1, "loss": output.loss.item(), "doc_loss": output.doc_loss.item(),
-                   "mlm_loss": output.mlm_loss.item() if output.mlm_loss is not None else None,
-                   "acc_same_doc": output.acc_same_doc.item(), "acc_other_doc": output.acc_other_doc.item(),
-                   "lr": sched.get_last_lr()[0], "sentences_per_s": int(batch["sentence_mask"].sum()) / sec,
-                   "tokens_per_s": int(batch["attention_mask"].sum()) / sec, "step_s": sec,
+        metrics = {"step": step + 1, **_mean_metrics(parts), "lr": sched.get_last_lr()[0],
+                   "sentences_per_s": sum(p["sentences"] for p in parts) / sec,
+                   "tokens_per_s": sum(p["tokens"] for p in parts) / sec, "step_s": sec,
                    "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "time": time.time()}
         every = cfg.validation.every_steps
-        if pairs is not None and (done or (every > 0 and (step + 1) % every == 0)):
+        validate = every >= 0 and (done or (every > 0 and (step + 1) % every == 0))  # the same on every rank
+        if validate and pairs is not None:
             from msm.train.validate import evaluate
 
             metrics.update(evaluate(model.sentence_encoder, pairs, cfg.model.max_tokens))
@@ -132,7 +151,7 @@ def train_loop(config: dict) -> None:
                         writer.add_scalar(f"train/{k}" if not k.startswith("val_") else f"val/{k[4:]}", v, step + 1)
                 writer.flush()
         save = done or (step + 1) % cfg.run.checkpoint_every == 0
-        if rank == 0 and (save or "val_score" in metrics or (step + 1) % cfg.run.report_every == 0):
+        if rank == 0 and (save or validate or (step + 1) % cfg.run.report_every == 0):
             run.push("metrics.jsonl", "tensorboard")
         if ctx is not None:
             if save:
@@ -141,13 +160,56 @@ def train_loop(config: dict) -> None:
                         save_state(Path(tmp), model, opt, sched, step + 1, cfg, fingerprint)
                     ray.train.report(metrics,
                                      checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None)
-            elif "val_score" in metrics or (step + 1) % cfg.run.report_every == 0:
+            elif validate or (step + 1) % cfg.run.report_every == 0:  # every rank reports, rank 0 with val_*
                 ray.train.report(metrics)  # a report waits for the Train controller's poll (2 s by default)
         elif save:
             save_local(run, model, opt, sched, step + 1, cfg, fingerprint)
     if writer is not None:
         writer.close()
         run.push("metrics.jsonl", "tensorboard")
+
+
+def wrap_ddp(model: torch.nn.Module, prepare_model=None) -> torch.nn.Module:
+    """``model`` wrapped for data-parallel training with :data:`DDP_KWARGS`: through Ray Train's
+    ``prepare_model`` when given (its device placement), else ``torch.nn.parallel.DistributedDataParallel``
+    directly (an initialised ``torch.distributed`` process group; used by the tests)."""
+    if prepare_model is not None:
+        return prepare_model(model, move_to_device=False, parallel_strategy_kwargs=dict(DDP_KWARGS))
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(model.parameters()).device
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None, **DDP_KWARGS)
+
+
+def accumulate_gradients(train_model: torch.nn.Module, micro_batches: list[dict], device: torch.device,
+                         autocast=None) -> list[dict]:
+    """Forward and backward of each micro-batch, losses scaled by ``1 / len(micro_batches)``, so the gradients
+    left in ``.grad`` (added to what is there: zero them first) are the mean over the micro-batches (and, under
+    DDP, over the ranks). Under DDP the gradient all-reduce runs only on the last micro-batch (``no_sync`` on
+    the others). The memory bank enqueues every micro-batch, so a later micro-batch sees the keys of the
+    earlier ones, as consecutive steps would. Returns each micro-batch's metrics (floats and counts)."""
+    n = len(micro_batches)
+    if n < 1:
+        raise MSMError("accumulate_gradients needs at least one micro-batch")
+    parts = []
+    for i, cpu_batch in enumerate(micro_batches):
+        batch = {k: v.to(device) for k, v in cpu_batch.items()}
+        skip_sync = i < n - 1 and hasattr(train_model, "no_sync")
+        with train_model.no_sync() if skip_sync else contextlib.nullcontext():
+            with autocast if autocast is not None else contextlib.nullcontext():
+                output = train_model(batch)
+            (output.loss / n).backward()
+        parts.append({"loss": output.loss.item(), "doc_loss": output.doc_loss.item(),
+                      "mlm_loss": output.mlm_loss.item() if output.mlm_loss is not None else None,
+                      "acc_same_doc": output.acc_same_doc.item(), "acc_other_doc": output.acc_other_doc.item(),
+                      "sentences": int(batch["sentence_mask"].sum()), "tokens": int(batch["attention_mask"].sum())})
+    return parts
+
+
+def _mean_metrics(parts: list[dict]) -> dict:
+    """Loss and accuracy metrics averaged over the micro-batches of a step."""
+    keys = ("loss", "doc_loss", "mlm_loss", "acc_same_doc", "acc_other_doc")
+    return {k: None if parts[0][k] is None else sum(p[k] for p in parts) / len(parts) for k in keys}
 
 
 def _tensorboard(out: Path, cfg: PretrainConfig):
