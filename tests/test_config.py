@@ -130,12 +130,16 @@ def load_shipped(path: Path) -> object:
         return load_config(path, PretrainConfig)
     if kind in ("tune", "sweep"):
         return load_sweep(path)
+    if kind == "finetune":
+        from msm.finetune.config import FinetuneConfig
+
+        return load_config(path, FinetuneConfig)
     raise AssertionError(f"{path}: no loader for configs/{folder}/; add one to load_shipped")
 
 
 def test_every_folder_of_configs_is_covered():
-    assert {p.parent.name for p in SHIPPED} == {"demo", "mine", "pretrain", "sweep", "tune"}
-    assert len(SHIPPED) >= 15
+    assert {p.parent.name for p in SHIPPED} == {"demo", "finetune", "mine", "pretrain", "sweep", "tune"}
+    assert len(SHIPPED) >= 21
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(CONFIGS)) for p in SHIPPED])

@@ -21,8 +21,6 @@ def random_runs(seed: int, n_queries: int = 30, n_docs: int = 40):
     return qrels, run
 
 
-# ranx compiles its metrics with numba on first use (about a minute on 2 cores): one worker process pays it once.
-@pytest.mark.xdist_group("ranx")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("k", [1, 5, 20])
 def test_against_ranx(seed, k):
@@ -46,7 +44,6 @@ def test_map_at_k_follows_lareqa_divisor():
     assert m.average_precision(["x"], {"a"}, 20) == 0.0
 
 
-@pytest.mark.xdist_group("ranx")
 @pytest.mark.parametrize("seed", [3, 4])
 def test_map_against_ranx_when_k_exceeds_relevant(seed):
     ranx = pytest.importorskip("ranx")

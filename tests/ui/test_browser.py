@@ -57,14 +57,14 @@ def test_search_in_chromium(e5_small, shared_data, data_root, tmp_path):
         query = page.get_by_label("Query (any language)")
         query.fill(german[2])
         query.press("Enter")
-        expect(page.get_by_text(english[2], exact=True)).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(english[2], exact=True)).to_be_visible(timeout=60_000)
         expect(page.get_by_text("latency", exact=False)).to_be_visible()
         page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
 
         nasty = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
         query.fill(nasty)
         query.press("Enter")
-        expect(page.get_by_text(f"Results for: {nasty}", exact=True)).to_be_visible(timeout=30_000)  # literal text
+        expect(page.get_by_text(f"Results for: {nasty}", exact=True)).to_be_visible(timeout=60_000)  # literal text
         assert page.evaluate("window.__pwned") is None
         assert page.locator("img[src=x]").count() == 0
 
@@ -75,14 +75,14 @@ def test_search_in_chromium(e5_small, shared_data, data_root, tmp_path):
         corrupt.write_bytes(b"PAR1 this is not parquet")
         page.get_by_text("Upload JSONL/Parquet").click()
         page.locator("input[type=file]").set_input_files(str(upload))
-        expect(page.get_by_text("mine.jsonl", exact=True)).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("mine.jsonl", exact=True)).to_be_visible(timeout=60_000)
         build_until(page, "Index ready: mine.jsonl, 2 passages", timeout_ms=60_000)
         expect(page.get_by_text("1 records skipped, first: mine.jsonl:2", exact=False)).to_be_visible()
         query.fill("Eine Katze schläft auf dem Sofa")
         query.press("Enter")
-        expect(page.get_by_text("The cat sleeps on the sofa.", exact=True)).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("The cat sleeps on the sofa.", exact=True)).to_be_visible(timeout=60_000)
         page.locator("input[type=file]").set_input_files(str(corrupt))
-        expect(page.get_by_text("broken.parquet", exact=True)).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("broken.parquet", exact=True)).to_be_visible(timeout=60_000)
         build_until(page, "not a readable Parquet file", timeout_ms=30_000)
         browser.close()
     assert (tmp_path / "search.png").stat().st_size > 10_000
