@@ -84,8 +84,9 @@ def device_name(use_gpu: bool) -> str:
     return f"CPU ({torch.get_num_threads()} torch threads)"
 
 
-def table(rows: dict[str, list[dict[str, float]]], keys: list[str]) -> str:
-    lines = ["| model | seeds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+def table(rows: dict[str, list[dict[str, float]]], keys: list[str], label: str = "model") -> str:
+    """One row per name: each key's mean (± sd over seeds, when more than one)."""
+    lines = [f"| {label} | seeds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
     for name, runs in rows.items():
         cells = []
         for k in keys:

@@ -145,22 +145,13 @@ def finetune(start: str, seed: int, target: Path, train_file: Path, config: Path
 
 
 def table(done: dict, run_id: str, keys: list[str]) -> str:
+    from msm.experiment import table as score_table
+
     rows: dict[str, list[dict]] = {}
     for r in done.values():
         if r["run"] == run_id:
             rows.setdefault(r["row"], []).append(r["scores"])
-    lines = ["| row | seeds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
-    for name in ROWS:
-        runs = rows.get(name)
-        if not runs:
-            continue
-        cells = []
-        for k in keys:
-            vals = [s[k] for s in runs if k in s]
-            cells.append("–" if not vals else f"{statistics.mean(vals):.3f}"
-                         + (f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else ""))
-        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return score_table({name: rows[name] for name in ROWS if rows.get(name)}, keys, label="row")
 
 
 def main(argv: list[str] | None = None) -> int:

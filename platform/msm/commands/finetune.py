@@ -8,20 +8,13 @@ from msm.errors import MSMError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.config import load_config, parse_overrides
+    from msm.config import new_or_resumed
     from msm.finetune.config import FinetuneConfig
     from msm.finetune.trainer import has_local_checkpoint, resume_config, run_finetune, run_local
 
-    if bool(args.config) == bool(args.resume):
-        raise MSMError("pass exactly one of --config FILE (a new run) or --resume RUN_DIR (continue a run)")
-    if args.resume:
-        if args.overrides:
-            raise MSMError("--resume continues a run with its saved config; key=value overrides are not allowed")
-        if args.no_ray:
-            raise MSMError("--resume continues a Ray Train run; for an in-process run re-run --config ... --no-ray")
-        cfg = resume_config(args.resume)
-    else:
-        cfg = load_config(args.config, FinetuneConfig, parse_overrides(args.overrides))
+    if args.resume and args.no_ray:
+        raise MSMError("--resume continues a Ray Train run; for an in-process run re-run --config ... --no-ray")
+    cfg = new_or_resumed(args.config, args.resume, args.overrides, FinetuneConfig, resume_config)
     if args.no_ray:
         run_local(cfg, resume=has_local_checkpoint(cfg))
     else:

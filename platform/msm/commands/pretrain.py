@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from msm.errors import MSMError
-
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.config import load_config, parse_overrides
+    from msm.config import new_or_resumed
     from msm.train.config import PretrainConfig
     from msm.train.trainer import resume_config, run_pretraining
 
-    if bool(args.config) == bool(args.resume):
-        raise MSMError("pass exactly one of --config FILE (a new run) or --resume RUN_DIR (continue a run)")
-    if args.resume:
-        if args.overrides:
-            raise MSMError("--resume continues a run with its saved config; key=value overrides are not allowed")
-        cfg = resume_config(args.resume)
-    else:
-        cfg = load_config(args.config, PretrainConfig, parse_overrides(args.overrides))
+    cfg = new_or_resumed(args.config, args.resume, args.overrides, PretrainConfig, resume_config)
     run_pretraining(cfg)
     return 0
 
