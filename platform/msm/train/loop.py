@@ -250,7 +250,7 @@ def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: Pretra
 def save_local(run: RunFolder, model, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str) -> str:
     """Without Ray: ``checkpoints/step-NNNNNN`` of the run, written in a temp folder and published with its
     ``trainer_state.json`` last (:meth:`RunFolder.put_dir`); keeps the newest ``run.keep_checkpoints``."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".step-{step:06d}-", dir=run.work if not run.remote else None))
+    tmp = run.scratch(f".step-{step:06d}-")
     save_state(tmp, model, opt, sched, step, cfg, fingerprint)
     name = f"checkpoints/step-{step:06d}"
     run.put_dir(tmp, name, STATE_FILE)

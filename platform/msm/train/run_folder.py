@@ -25,7 +25,6 @@ class RunFolder:
     def __init__(self, uri: str | Path) -> None:
         self.loc: Location = resolve(uri)
         self.work = Path(self.loc.path) if self.loc.local else Path(tempfile.mkdtemp(prefix="msm-run-"))
-        self.work.mkdir(parents=True, exist_ok=True)
         self._pushed: dict[str, tuple[int, int]] = {}  # relative path -> (size, mtime_ns) last uploaded
 
     @property
@@ -35,8 +34,8 @@ class RunFolder:
     def pull(self, name: str) -> Path:
         """The work copy of file ``name``, downloaded first when the run lives at a URI (a resumed run's metrics)."""
         local = self.work / name
+        local.parent.mkdir(parents=True, exist_ok=True)
         if self.remote and self.loc.join(name).is_file():
-            local.parent.mkdir(parents=True, exist_ok=True)
             local.write_bytes(self.loc.join(name).read_bytes())
             self._remember(name)
         return local
@@ -55,6 +54,14 @@ class RunFolder:
                     self.loc.join(rel).write_bytes(f.read_bytes())
                     self._pushed[rel] = (st.st_size, st.st_mtime_ns)
 
+    def scratch(self, prefix: str) -> Path:
+        """A new temp folder to build an output in: inside the run folder when it is local (so publishing it is a
+        rename), else in the system's temp dir."""
+        if self.remote:
+            return Path(tempfile.mkdtemp(prefix=prefix))
+        self.work.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.work))
+
     def put_dir(self, local: Path, name: str, marker: str) -> None:
         """Publish the finished local folder ``local`` as ``name``, replacing what is there; ``marker`` (a file in
         it) goes last. Local runs: a rename. The local folder is consumed."""
@@ -67,8 +74,10 @@ class RunFolder:
         dest.join(marker).delete()
         dest.delete()
         files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: p.name == marker)
-        for f in files:
-            dest.join(f.relative_to(local).as_posix()).write_bytes(f.read_bytes())
+        for f in files:  # streamed: a checkpoint's files can be larger than memory should hold
+            target = dest.join(f.relative_to(local).as_posix())
+            pafs.copy_files(str(f), target.path, source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=target.fs)
         shutil.rmtree(local, ignore_errors=True)
 
     def folders(self, parent: str, pattern_prefix: str, marker: str) -> list[str]:

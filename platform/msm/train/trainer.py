@@ -108,12 +108,10 @@ def _write_config(run: RunFolder, cfg: PretrainConfig) -> None:
 
 def export(model, out: Path | RunFolder) -> None:
     """``export/`` (HF folder) and ``export-st/`` (sentence-transformers) of the run, each published complete."""
-    import tempfile
-
     from msm.models.st_export import write_sentence_transformers_folder
 
     run = out if isinstance(out, RunFolder) else RunFolder(out)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=None if run.remote else run.work))
+    tmp = run.scratch(".export-")
     model.export_encoder(tmp / "export")
     write_sentence_transformers_folder(tmp / "export", tmp / "export-st", overwrite=True)
     run.put_dir(tmp / "export-st", "export-st", "modules.json")
