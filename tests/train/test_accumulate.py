@@ -12,16 +12,20 @@ TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny-cpu.
 
 
 def test_each_step_consumes_accumulate_consecutive_batches(tmp_path, shared_data):
-    """Token counts per step (``tokens_per_s × step_s``) against the planned batches' own counts (64-token
-    sentences: NTREX sentences would all fill the tiny config's 16 tokens, every batch the same count)."""
-    from msm.train.data import local_batches, plan_batches
+    """Token counts per step (``tokens_per_s × step_s``) against the stream's own batches (64-token sentences:
+    NTREX sentences would all fill the tiny config's 16 tokens, every batch the same count)."""
+    import itertools
+
+    from msm.train.corpus import build_local
+    from msm.train.stream import open_stream
     from msm.train.trainer import run_local
 
     cfg = load_config(TINY, PretrainConfig, parse_overrides([
         f"run.output_dir={tmp_path}", f"data.data_dir={shared_data}", "optim.max_steps=2", "optim.accumulate=2",
         "model.max_tokens=64", "validation.every_steps=-1", "run.checkpoint_every=100", "run.tensorboard=false"]))
     rows = [json.loads(line) for line in (run_local(cfg) / "metrics.jsonl").read_text().splitlines()]
-    tokens = [int(b["attention_mask"].sum()) for b in local_batches(cfg, plan_batches(cfg))]
+    stream = open_stream(cfg, build_local(cfg), rank=0, world=1)
+    tokens = [int(b["attention_mask"].sum()) for b in itertools.islice(stream, 4)]
     assert len(tokens) >= 4 and len(set(tokens[:4])) == 4  # the batches can be told apart by their token counts
     assert [round(r["tokens_per_s"] * r["step_s"]) for r in rows] == [tokens[0] + tokens[1], tokens[2] + tokens[3]]
     assert [r["step"] for r in rows] == [1, 2] and all(r["mlm_loss"] is None and r["loss"] > 0 for r in rows)

@@ -63,7 +63,7 @@ def test_checkpoint_and_data_errors(tmp_path, shared_data):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from msm.train.data import plan_batches
+    from msm.train.corpus import build_local
     from msm.train.loop import FaultDrill
     from msm.train.trainer import resume_config, run_local
 
@@ -82,10 +82,11 @@ def test_checkpoint_and_data_errors(tmp_path, shared_data):
         run_local(tiny(tmp_path / "fresh", shared_data), resume=True)
     with pytest.raises(MSMError, match="no pretrain_config.yaml there"):
         resume_config(tmp_path / "fresh")
-    with pytest.raises(MSMError, match="written for other training data"):
-        other = tiny(tmp_path / "run", shared_data, "data.max_docs_per_lang=3", "optim.max_steps=2")
-        (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "fingerprint": "0123"}))
-        run_local(other, resume=True)
+    with pytest.raises(MSMError, match="corpus was built with other data settings"):  # refused before a rebuild
+        run_local(tiny(tmp_path / "run", shared_data, "data.max_docs_per_lang=3", "optim.max_steps=2"), resume=True)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"step": 1, "fingerprint": "0123"}))
+    with pytest.raises(MSMError, match="written for other training data"):  # e.g. other batching settings
+        run_local(cfg, resume=True)
 
     mined = tmp_path / "mined"
     (mined / "documents").mkdir(parents=True)
@@ -93,12 +94,12 @@ def test_checkpoint_and_data_errors(tmp_path, shared_data):
     pq.write_table(pa.table({"doc_id": ["a", "b"], "lang": ["de", "de"], "sentences": [["Nur ein Satz."], []]}),
                    mined / "documents" / "part-00000.parquet")
     with pytest.raises(MSMError, match="empty dataset: no document"):
-        plan_batches(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}"))
+        build_local(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}"))
     pq.write_table(pa.table({"doc": ["x"]}), mined / "documents" / "part-00000.parquet")
     with pytest.raises(MSMError, match="part-00000.parquet: unreadable or wrong schema"):
-        plan_batches(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}"))
+        build_local(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={mined}"))
     with pytest.raises(MSMError, match="not an `msm mine` output"):
-        plan_batches(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={tmp_path / 'nowhere'}"))
+        build_local(tiny(tmp_path, shared_data, "data.source=mined", f"data.path={tmp_path / 'nowhere'}"))
     with pytest.raises(MSMError, match="would overlap training"):
         from msm.train.validate import validation_pairs
 

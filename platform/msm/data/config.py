@@ -10,7 +10,7 @@ from typing import Literal
 class InputConfig:
     """One input source. ``kind`` picks the reader (see :mod:`msm.data.readers`)."""
 
-    kind: Literal["jsonl", "parquet", "txt_dir", "ntrex", "bible"] = "jsonl"
+    kind: Literal["jsonl", "parquet", "txt_dir", "text", "ntrex", "bible"] = "jsonl"  # text: sentence lines
     path: str = ""
     lang: str | None = None  # declared language for every document of this input (overrides the record's)
     langs: list[str] = field(default_factory=list)  # ntrex/bible: which languages to read (empty = all)

@@ -100,6 +100,35 @@ def read_parquet(path: Path, name: str) -> Iterator[dict]:
             yield from rows
 
 
+def text_documents(lines: Iterable[bytes], where: str, name: str, lang: str | None) -> Iterator[dict]:
+    """The reference's pretraining layout (e.g. CC-100 ``xx.txt``): one sentence per line, a blank line between
+    documents. ``lang`` defaults to the file's stem (``de.txt`` -> ``de``); ids ``<name>:<stem>:<n>`` count
+    documents from 0. A document with a line that is not UTF-8 becomes one error record naming ``where:line``."""
+    stem = where.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+    lang = lang or stem
+    sents: list[str] = []
+    err, n, first = None, 0, 1
+    for i, raw in enumerate(lines, 1):
+        line, bad = decode_text(raw.rstrip(b"\r"), f"{where}:{i}")
+        if line.strip():
+            sents.append(line.strip())
+            err = err or bad
+            continue
+        if sents or err:
+            yield record(f"{name}:{stem}:{n}", lang=lang, source=f"text:{where}:{first}", sentences=sents, error=err)
+            n += 1
+        sents, err, first = [], None, i + 1
+    if sents or err:
+        yield record(f"{name}:{stem}:{n}", lang=lang, source=f"text:{where}:{first}", sentences=sents, error=err)
+
+
+def read_text(path: Path, name: str, lang: str | None) -> Iterator[dict]:
+    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    for f in files:
+        with open(f, "rb") as fh:
+            yield from text_documents((line.rstrip(b"\n") for line in fh), str(f), name, lang)
+
+
 def read_txt_dir(path: Path, name: str) -> Iterator[dict]:
     if not path.is_dir():
         raise MSMError(f"input kind txt_dir: {path} is not a directory (point inputs[].path at a folder of .txt files)")
@@ -184,6 +213,8 @@ def read_input(inp: InputConfig, index: int, data_dir: Path) -> Iterator[dict]:
         it = read_parquet(path, name)
     elif inp.kind == "txt_dir":
         it = read_txt_dir(path, name)
+    elif inp.kind == "text":
+        it = read_text(path, name, inp.lang)
     elif inp.kind == "ntrex":
         it = read_ntrex(path, name, inp.langs, inp.max_documents)
     else:

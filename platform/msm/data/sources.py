@@ -1,6 +1,6 @@
 """The read stage of ``msm mine``: every configured input as a Ray Dataset of reader records (:data:`RECORD`).
 
-File inputs (``jsonl``, ``parquet``, ``txt_dir``) are Ray Data file datasources over a local path or any pyarrow
+File inputs (``jsonl``, ``parquet``, ``txt_dir``, ``text``) are Ray Data file datasources over a local path or any pyarrow
 filesystem URI (``s3://``, ``gs://``, ``file://``): one read task per file (file-parallel), each streaming its file
 into blocks of at most ``block_records`` records. They parse with the same functions as the plain readers
 (:mod:`msm.data.readers`), so a bad line or an unreadable Parquet file becomes a record with ``error`` naming
@@ -22,7 +22,8 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, FileBasedDatasource, ReadTask
 
 from msm.data.config import InputConfig
-from msm.data.readers import BIBLE_LANGS, decode_text, jsonl_records, ntrex_files, parquet_records, read_bible, read_ntrex
+from msm.data.readers import (BIBLE_LANGS, decode_text, jsonl_records, ntrex_files, parquet_records, read_bible,
+                              read_ntrex, text_documents)
 from msm.data.schema import RECORD, record
 from msm.errors import MSMError
 from msm.uri import Location, resolve
@@ -97,6 +98,13 @@ class TextFiles(_RecordFiles):
         yield _table([record(f"{self.name}:{stem}", lang=None, source=f"txt:{path}", text=text, error=err)], self.lang)
 
 
+class TextLines(_RecordFiles):
+    """One sentence per line, a blank line between documents (:func:`msm.data.readers.text_documents`)."""
+
+    def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
+        yield from _blocks(text_documents(_lines(f), path, self.name, self.lang), None, self.block_records)
+
+
 class CorpusTasks(Datasource):
     """NTREX or the Bible: one read task per language (NTREX tag) or translation (Bible code)."""
 
@@ -166,7 +174,7 @@ def read_input_dataset(inp: InputConfig, index: int, data_dir: Path, block_recor
     if inp.kind == "txt_dir" and not is_dir:
         raise MSMError(f"input kind txt_dir: {loc.uri} is not a directory (point inputs[].path at a folder of .txt files)")
     cls, ext = {"jsonl": (JsonlRecords, ["jsonl", "json", "jsonl.gz"]), "parquet": (ParquetRecords, ["parquet"]),
-                "txt_dir": (TextFiles, ["txt"])}[inp.kind]
+                "txt_dir": (TextFiles, ["txt"]), "text": (TextLines, ["txt"])}[inp.kind]
     source = cls(loc.path, name=name, lang=inp.lang, multi_file=is_dir, block_records=block_records,
                  filesystem=loc.fs, extensions=ext)
     ds = ray.data.read_datasource(source)

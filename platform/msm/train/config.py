@@ -10,20 +10,36 @@ from msm.model.config import MSMModelConfig
 
 @dataclass
 class DataConfig:
-    source: Literal["ntrex", "bible", "mined"] = "ntrex"  # real documents, or the shards of an `msm mine` run
+    """Where the training documents come from and how they are batched (``msm.train.corpus``, ``msm.train.stream``).
+
+    Sources: ``text`` (one sentence per line, a blank line between documents, one language per file: CC-100's
+    ``xx.txt``), ``jsonl`` / ``parquet`` (``id``, ``text`` [, ``lang``]; split into sentences by the mining
+    segmenter), ``mined`` (an ``msm mine`` output), ``ntrex`` / ``bible`` (small real corpora for tests and demos).
+    ``path`` is a file, a folder or a URI (``s3://``, ``gs://``, ``file://``)."""
+
+    source: Literal["text", "jsonl", "parquet", "mined", "ntrex", "bible"] = "ntrex"
     data_dir: str | None = None  # folder holding ntrex/ (default: $MSM_DATA_DIR or ../shared/data)
-    path: str | None = None  # source "mined": the output_dir of `msm mine`
-    languages: list[str] = field(default_factory=list)  # NTREX tags / Bible codes / ISO codes; [] = defaults
-    max_docs_per_lang: int = 8
+    path: str | None = None  # text / jsonl / parquet: the corpus; mined: the output_dir of `msm mine`
+    lang: str | None = None  # text / jsonl / parquet: every document's language (default: the record's `lang`,
+    #                          for text the file's stem, else language ID)
+    langid: bool = True  # text / jsonl / parquet: fastText language ID (fills missing languages; a document whose
+    #                      declared language disagrees is quarantined, as in mining)
+    languages: list[str] = field(default_factory=list)  # keep only these (NTREX tags / Bible codes / ISO codes)
+    max_docs_per_lang: int | None = None  # the first N documents of each language (null: all)
     docs_per_batch: int = 4
     single_language_batches: bool = True  # as the reference; False mixes languages in a batch
+    shuffle_buffer: int = 1024  # blocks in each worker's seeded shuffle buffer (reshuffled every epoch)
     cross_lingual: float = 0.0  # our variant (source "mined"): add code-switched copies, P(switch a sentence)
 
     def __post_init__(self) -> None:
-        if self.docs_per_batch < 1 or self.max_docs_per_lang < 1:
-            raise ValueError("need docs_per_batch >= 1 and max_docs_per_lang >= 1")
+        if self.docs_per_batch < 1 or (self.max_docs_per_lang is not None and self.max_docs_per_lang < 1):
+            raise ValueError("need docs_per_batch >= 1 and max_docs_per_lang >= 1 (or null)")
+        if self.shuffle_buffer < 1:
+            raise ValueError("shuffle_buffer must be >= 1 (1: no shuffling)")
         if not 0.0 <= self.cross_lingual <= 1.0:
             raise ValueError("cross_lingual must be in [0, 1]")
+        if self.cross_lingual > 0 and self.source != "mined":
+            raise ValueError("cross_lingual needs source: mined (it code-switches through the mined alignments)")
 
 
 @dataclass

@@ -1,26 +1,24 @@
-"""Training data: documents (NTREX, Bible, or ``msm mine`` shards) → sentence blocks → tokenised batches.
+"""Training documents as reader records (:func:`msm.data.schema.record`), for the corpus stage (msm.train.corpus).
 
-Batches are planned on the driver (which blocks go together: one language per batch as the reference, or mixed)
-and tokenised in a Ray Data ``map_batches`` stage, so the training loop only moves tensors. One dataset row is
-one training batch: ``input_ids``/``attention_mask [B,S,T]``, ``sentence_mask [B,S]``, ``lang [B]``, ``index``.
+Sources ``text`` / ``jsonl`` / ``parquet`` / ``ntrex`` / ``bible`` are mining's inputs (``msm.data.sources``:
+file-parallel Ray Data datasources over local paths or URIs; ``msm.data.readers`` without Ray); ``mined`` reads the
+``documents/`` shards of an ``msm mine`` output, plus, with ``data.cross_lingual > 0``, code-switched copies.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from msm.errors import MSMError
-from msm.model.batching import blocks, collate
 from msm.model.smoke import BIBLE_TRANSLATIONS, NTREX_LANGS
 from msm.train.config import PretrainConfig
 
 TRAIN_BOOKS = (40, 66)  # New Testament; validation uses Old Testament chapters
-TOKENIZE_CPUS = 0.25  # the Ray Data tokenizer actor: light, so it fits beside workers holding whole CPUs
+MINED_COLUMNS = ["doc_id", "lang", "sentences"]
+CODE_SWITCHED = "mined:code-switched"  # the source of the cross-lingual variant's copies (not capped per language)
 
 
 def data_dir(cfg: PretrainConfig) -> Path:
@@ -32,43 +30,111 @@ def data_dir(cfg: PretrainConfig) -> Path:
     return d
 
 
-def load_documents(cfg: PretrainConfig) -> list[tuple[list[str], str]]:
-    """(sentences, language) per training document."""
-    from msm.data.readers import read_bible, read_ntrex
+def input_config(cfg: PretrainConfig):
+    """The source as one of mining's inputs (all but ``mined``)."""
+    from msm.data.config import InputConfig
 
     d = cfg.data
     if d.source == "ntrex":
-        ntrex = data_dir(cfg) / "ntrex"
-        recs = read_ntrex(ntrex, "train", d.languages or NTREX_LANGS, d.max_docs_per_lang)
-    elif d.source == "bible":
-        recs = read_bible(None, "train", d.languages or BIBLE_TRANSLATIONS, d.max_docs_per_lang, TRAIN_BOOKS)
-    else:
-        return _mined_documents(cfg)
-    return [(r["sentences"], r["lang"]) for r in recs]
+        return InputConfig(kind="ntrex", path=str(data_dir(cfg) / "ntrex"), langs=d.languages or NTREX_LANGS,
+                           max_documents=d.max_docs_per_lang)
+    if d.source == "bible":
+        return InputConfig(kind="bible", langs=d.languages or BIBLE_TRANSLATIONS, max_documents=d.max_docs_per_lang,
+                           book_range=TRAIN_BOOKS)
+    if not d.path:
+        raise MSMError(f"data.source {d.source!r} needs data.path: a file, a folder or a URI of the corpus")
+    return InputConfig(kind=d.source, path=d.path, lang=d.lang)
 
 
-def _mined_documents(cfg: PretrainConfig) -> list[tuple[list[str], str]]:
-    """Documents of an ``msm mine`` output (``documents/*.parquet``), at most ``max_docs_per_lang`` per language;
-    with ``data.cross_lingual > 0`` their sentences are code-switched through the aligned pairs."""
+def local_records(cfg: PretrainConfig) -> Iterator[dict]:
+    """Every record of the source, in order, in this process."""
+    if cfg.data.source == "mined":
+        yield from _mined_records(cfg)
+        return
+    from msm.data.readers import read_input
+
+    yield from read_input(input_config(cfg), 0, data_dir(cfg) if cfg.data.source == "ntrex" else Path.cwd())
+
+
+def ray_records(cfg: PretrainConfig):
+    """The same records as a Ray Dataset (read tasks run file-parallel on the cluster)."""
+    import pyarrow as pa
+    import ray.data
+
+    from msm.data.schema import RECORD
+
+    if cfg.data.source != "mined":
+        from msm.data.sources import read_input_dataset
+
+        return read_input_dataset(input_config(cfg), 0, data_dir(cfg) if cfg.data.source == "ntrex" else Path.cwd())
+    folder = mined_folder(cfg)
+    ds = ray.data.read_parquet(str(folder / "documents"), columns=MINED_COLUMNS, file_extensions=["parquet"])
+
+    def to_records(batch: pa.Table) -> pa.Table:
+        return pa.Table.from_pylist([_mined_record(r) for r in batch.to_pylist()], schema=RECORD)
+
+    ds = ds.map_batches(to_records, batch_format="pyarrow")
+    if cfg.data.cross_lingual > 0:  # one task holds the pairs and their documents (see code_switched_records)
+        ds = ds.union(ray.data.range(1).map_batches(
+            lambda _: pa.Table.from_pylist(code_switched_records(cfg), schema=RECORD), batch_format="pyarrow"))
+    return ds
+
+
+def _mined_record(row: dict) -> dict:
+    from msm.data.schema import record
+
+    return record(row["doc_id"], lang=row["lang"], source="mined", sentences=row["sentences"] or [])
+
+
+def mined_folder(cfg: PretrainConfig) -> Path:
     if not cfg.data.path:
         raise MSMError("data.source 'mined' needs data.path: the output_dir of an `msm mine` run")
     folder = Path(cfg.data.path).expanduser()
     if not (folder / "manifest.json").is_file() or not list((folder / "documents").glob("*.parquet")):
         raise MSMError(f"{folder}: not an `msm mine` output (need manifest.json and documents/*.parquet); "
                        "run `msm mine --config configs/mine/...` first or fix data.path")
-    docs = _read_shards(folder / "documents", ["doc_id", "lang", "sentences"])
-    out: list[tuple[list[str], str]] = []
+    return folder
+
+
+def _mined_records(cfg: PretrainConfig) -> Iterator[dict]:
+    docs = _read_shards(mined_folder(cfg) / "documents", MINED_COLUMNS)
+    for row in zip(*(docs[c] for c in MINED_COLUMNS)):
+        yield _mined_record(dict(zip(MINED_COLUMNS, row)))
+    if cfg.data.cross_lingual > 0:
+        yield from code_switched_records(cfg)
+
+
+def code_switched_records(cfg: PretrainConfig) -> list[dict]:
+    """The code-switched copies of the kept mined documents as records (ids ``<doc_id>#xl<n>``).
+
+    Kept = the documents the corpus keeps (selected languages, the first ``max_docs_per_lang`` of each). This reads
+    the mined documents and pairs whole, in one process: the variant is sized for mined outputs of demo scale."""
+    from msm.data.schema import record
+
+    folder = mined_folder(cfg)
+    docs = _read_shards(folder / "documents", MINED_COLUMNS)
     kept: dict[str, list[str]] = {}
     count: dict[str, int] = {}
+    cap = cfg.data.max_docs_per_lang
     for doc_id, lang, sents in zip(docs["doc_id"], docs["lang"], docs["sentences"]):
-        if (cfg.data.languages and lang not in cfg.data.languages) or count.get(lang, 0) >= cfg.data.max_docs_per_lang:
+        if (cfg.data.languages and lang not in cfg.data.languages) or (cap is not None and count.get(lang, 0) >= cap):
             continue
         count[lang] = count.get(lang, 0) + 1
         kept[doc_id] = sents or []
-        out.append((sents or [], lang))
-    if cfg.data.cross_lingual > 0:
-        out += code_switched(folder, kept, dict(zip(docs["doc_id"], docs["sentences"])), docs, cfg)
-    return out
+    copies = code_switched(folder, kept, dict(zip(docs["doc_id"], docs["sentences"])), docs, cfg)
+    return [record(f"{doc_id}#xl{n}", lang=lang, source=CODE_SWITCHED, sentences=sents)
+            for n, (doc_id, sents, lang) in enumerate(copies)]
+
+
+def load_documents(cfg: PretrainConfig) -> list[tuple[list[str], str]]:
+    """(sentences, language) of every kept document, in memory: the small corpora only (validation uses it to
+    keep its held-out sentences out of NTREX / Bible / mined training data)."""
+    from msm.train.corpus import Cap, prepared_rows
+
+    if cfg.data.source not in ("ntrex", "bible", "mined"):
+        raise MSMError(f"load_documents: data.source {cfg.data.source!r} is a corpus; it is streamed, not loaded")
+    rows = Cap(cfg.data.max_docs_per_lang)(prepared_rows(list(local_records(cfg)), cfg))
+    return [(r["sentences"], r["lang"]) for r in rows if r["reason"] is None]
 
 
 def _read_shards(folder: Path, columns: list[str]) -> dict[str, list]:
@@ -87,10 +153,11 @@ def _read_shards(folder: Path, columns: list[str]) -> dict[str, list]:
 
 
 def code_switched(folder: Path, kept: dict[str, list[str]], all_docs: dict[str, list[str]], docs: dict,
-                  cfg: PretrainConfig) -> list[tuple[list[str], str]]:
+                  cfg: PretrainConfig) -> list[tuple[str, list[str], str]]:
     """Our cross-lingual variant: for each kept document with an aligned partner, a copy whose sentences are
     replaced, each with probability ``data.cross_lingual``, by the partner sentence of a 1-1 link (same position
-    in the other language). The copy keeps the document's language label (its memory bank)."""
+    in the other language). The copy keeps the document's language label (its memory bank). Returns
+    (document id, sentences, language) per copy."""
     lang_of = dict(zip(docs["doc_id"], docs["lang"]))
     pairs = _read_shards(folder / "pairs", ["src_doc_id", "tgt_doc_id", "links"])
     g = torch.Generator().manual_seed(cfg.run.seed)
@@ -106,102 +173,5 @@ def code_switched(folder: Path, kept: dict[str, list[str]], all_docs: dict[str, 
             for i in range(len(sents)):
                 if i in mapping and draws[i] < cfg.data.cross_lingual and mapping[i] < len(all_docs[b]):
                     sents[i] = all_docs[b][mapping[i]]
-            out.append((sents, lang_of[a]))
+            out.append((a, sents, lang_of[a]))
     return out
-
-
-def plan_batches(cfg: PretrainConfig) -> list[dict]:
-    """Which sentence blocks form each batch, in a seeded order: ``{"index", "blocks", "langs"}`` per batch."""
-    m = cfg.model
-    items = [(blk, lang) for doc, lang in load_documents(cfg) for blk in blocks(doc, m.max_sentences)]
-    if not items:
-        raise MSMError(f"empty dataset: no document of data.source={cfg.data.source!r} has 2 or more sentences; "
-                       "check data.source, data.path / data.data_dir and data.languages")
-    lang_ids = {lang: i for i, lang in enumerate(sorted({lang for _, lang in items}))}
-    groups = ([[it for it in items if it[1] == lang] for lang in sorted(lang_ids)]
-              if cfg.data.single_language_batches else [items])
-    n = cfg.data.docs_per_batch
-    plans = [{"blocks": [b for b, _ in g[i:i + n]], "langs": [lang_ids[lang] for _, lang in g[i:i + n]]}
-             for g in groups for i in range(0, len(g) - n + 1, n)]
-    if not plans:
-        raise MSMError(f"empty dataset: fewer than data.docs_per_batch={n} blocks in every batch group; "
-                       "lower docs_per_batch or add documents")
-    order = torch.randperm(len(plans), generator=torch.Generator().manual_seed(cfg.run.seed)).tolist()
-    return [dict(plans[j], index=i) for i, j in enumerate(order)]
-
-
-def fingerprint(plans: list[dict]) -> str:
-    """SHA-256 of the planned batches (stored in checkpoints: resuming on other data is refused)."""
-    h = hashlib.sha256()
-    for p in plans:
-        h.update(json.dumps([p["blocks"], p["langs"]], ensure_ascii=False).encode())
-    return h.hexdigest()[:16]
-
-
-class Tokenize:
-    """Ray Data callable: planned batches → padded token tensors (one tokenizer per actor)."""
-
-    def __init__(self, tokenizer_path: str, max_sentences: int, max_tokens: int) -> None:
-        from msm.models.tokenizer import load_tokenizer
-
-        self.tokenizer = load_tokenizer(tokenizer_path)
-        self.shape = (max_sentences, max_tokens)
-
-    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out: dict[str, list] = {"index": [], "input_ids": [], "attention_mask": [], "sentence_mask": [], "lang": []}
-        for index, plan in zip(rows["index"], rows["plan"]):
-            p = json.loads(plan)
-            b = collate(p["blocks"], p["langs"], self.tokenizer, *self.shape)
-            out["index"].append(int(index))
-            for k in ("input_ids", "attention_mask"):
-                out[k].append(b[k].numpy().astype(np.int32))
-            out["sentence_mask"].append(b["sentence_mask"].numpy())
-            out["lang"].append(b["lang"].numpy())
-        return {k: np.stack(v) for k, v in out.items()}
-
-
-def tokenizer_path(cfg: PretrainConfig) -> str:
-    from msm.models.resolve import resolve_model
-
-    return resolve_model(cfg.model.encoder)
-
-
-def build_dataset(cfg: PretrainConfig, plans: list[dict]):
-    """The Ray Dataset of tokenised batches (tokenisation runs in Ray Data, not in the training loop)."""
-    import ray.data
-
-    rows = [{"index": p["index"], "plan": json.dumps({"blocks": p["blocks"], "langs": p["langs"]}, ensure_ascii=False)}
-            for p in plans]
-    return ray.data.from_items(rows).map_batches(
-        Tokenize, fn_constructor_kwargs={"tokenizer_path": tokenizer_path(cfg), "max_sentences": cfg.model.max_sentences,
-                                         "max_tokens": cfg.model.max_tokens},
-        batch_size=16, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=1),
-        num_cpus=TOKENIZE_CPUS)
-
-
-def to_batch(row: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """One planned batch as tensors (copied: Ray Data hands out read-only arrays)."""
-    return {"input_ids": torch.tensor(row["input_ids"], dtype=torch.long),
-            "attention_mask": torch.tensor(row["attention_mask"], dtype=torch.long),
-            "sentence_mask": torch.tensor(row["sentence_mask"], dtype=torch.bool),
-            "lang": torch.tensor(row["lang"], dtype=torch.long)}
-
-
-def collect_shard(shard) -> list[dict[str, torch.Tensor]]:
-    """This worker's batches from its Ray Data shard, in plan order (deterministic across restarts)."""
-    rows = []
-    for b in shard.iter_batches(batch_size=64, batch_format="numpy"):
-        rows.extend({k: v[i] for k, v in b.items()} for i in range(len(b["index"])))
-    if not rows:
-        raise MSMError("empty dataset shard: fewer planned batches than training workers; "
-                       "add documents or lower run.num_workers / data.docs_per_batch")
-    rows.sort(key=lambda r: int(r["index"]))
-    return [to_batch(r) for r in rows]
-
-
-def local_batches(cfg: PretrainConfig, plans: list[dict]) -> list[dict[str, torch.Tensor]]:
-    """The same batches without Ray (single process: tests, benchmarks)."""
-    tok = Tokenize(tokenizer_path(cfg), cfg.model.max_sentences, cfg.model.max_tokens)
-    out = tok({"index": np.array([p["index"] for p in plans]),
-               "plan": np.array([json.dumps({"blocks": p["blocks"], "langs": p["langs"]}) for p in plans])})
-    return [to_batch({k: v[i] for k, v in out.items()}) for i in range(len(plans))]

@@ -1,9 +1,10 @@
 """The per-worker training loop. Plain PyTorch; Ray Train's context is used when present.
 
-``train_loop({"config": PretrainConfig as dict, "fingerprint": str, "resume_from": dir | None})`` runs on every
-Ray Train worker (batches come from its Ray Data shard), or in-process without Ray (batches tokenised locally,
-checkpoints under ``<output_dir>/checkpoints``). Either way a restart continues from the exact step: model,
-optimiser, scheduler, memory bank and RNG states are restored, and ``metrics.jsonl`` is cut back to that step.
+``train_loop({"config": PretrainConfig as dict, "manifest": the corpus manifest, "resume_from": dir | None})`` runs
+on every Ray Train worker (batches stream from its Ray Data shard, :mod:`msm.train.stream`), or in-process without
+Ray (the same stream read from the corpus files; checkpoints under ``<output_dir>/checkpoints``). Either way a
+restart continues from the exact step: model, optimiser, scheduler, memory bank, RNG states and every worker's
+stream position are restored, and ``metrics.jsonl`` is cut back to that step.
 
 With several workers the model is wrapped by :func:`wrap_ddp` (``DDP_KWARGS``: no buffer broadcasting, the memory
 bank synchronises itself), each optimiser step accumulates ``optim.accumulate`` micro-batches
@@ -65,10 +66,14 @@ def _ray_context():
 
 
 def train_loop(config: dict) -> None:
+    from msm.train.stream import Position, fingerprint as stream_fingerprint, open_stream
+
     cfg = config_from_dict(config["config"], PretrainConfig, "pretrain config")
-    fingerprint = config["fingerprint"]
+    manifest = config["manifest"]
     ctx = _ray_context()
     rank = ctx.get_world_rank() if ctx else 0
+    world = ctx.get_world_size() if ctx else 1
+    fingerprint = stream_fingerprint(cfg, manifest, world)
     torch.manual_seed(cfg.run.seed + rank)
     model = MSMModel.from_config(cfg.model)
     model.seed(cfg.run.seed + rank)
@@ -76,16 +81,12 @@ def train_loop(config: dict) -> None:
         import ray.train
         import ray.train.torch
 
-        from msm.train.data import collect_shard
-
         device = ray.train.torch.get_device()
-        batches = collect_shard(ray.train.get_dataset_shard("train"))
+        stream = open_stream(cfg, manifest, rank, world, ray.train.get_dataset_shard("train"))
         checkpoint = ray.train.get_checkpoint()
     else:
-        from msm.train.data import local_batches, plan_batches
-
         device = torch.device("cuda" if cfg.run.use_gpu and torch.cuda.is_available() else "cpu")
-        batches = local_batches(cfg, plan_batches(cfg))
+        stream = open_stream(cfg, manifest, rank, world)
         checkpoint = None
     model.to(device).train()  # from_pretrained leaves the HF encoder in eval mode: dropout on, as the reference
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
@@ -94,12 +95,15 @@ def train_loop(config: dict) -> None:
         opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, cfg.optim.max_steps, cfg.optim.power))
     start = 0
     run = RunFolder(cfg.run.output_dir)
+    positions: list[list[int]] = []
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            start = load_state(Path(folder), model, opt, sched, fingerprint)
+            start, positions = load_state(Path(folder), model, opt, sched, fingerprint)
     elif config.get("resume_from"):
-        start = load_state(run.fetch_dir(config["resume_from"]), model, opt, sched, fingerprint)
+        start, positions = load_state(run.fetch_dir(config["resume_from"]), model, opt, sched, fingerprint)
     restored = start > 0
+    if restored:
+        stream.seek(Position(*positions[rank]))
     if restored and rank:  # the checkpoint holds rank 0's RNG streams; other ranks get their own, reproducibly
         torch.manual_seed(cfg.run.seed + rank + start)
         model.generator.manual_seed(cfg.run.seed + rank + start)
@@ -124,7 +128,7 @@ def train_loop(config: dict) -> None:
                 ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
             raise FaultDrill(f"fault drill: run.fail_at_step={step + 1} (rank {rank})")
         t0 = time.perf_counter()
-        micro = [batches[(step * accumulate + i) % len(batches)] for i in range(accumulate)]
+        micro = [next(stream) for _ in range(accumulate)]
         opt.zero_grad(set_to_none=True)
         parts = accumulate_gradients(train_model, micro, device, autocast)
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -153,20 +157,34 @@ def train_loop(config: dict) -> None:
         save = done or (step + 1) % cfg.run.checkpoint_every == 0
         if rank == 0 and (save or validate or (step + 1) % cfg.run.report_every == 0):
             run.push("metrics.jsonl", "tensorboard")
+        if save:
+            positions = _gather_positions(stream.position, world)
         if ctx is not None:
             if save:
                 with tempfile.TemporaryDirectory() as tmp:
                     if rank == 0:
-                        save_state(Path(tmp), model, opt, sched, step + 1, cfg, fingerprint)
+                        save_state(Path(tmp), model, opt, sched, step + 1, cfg, fingerprint, positions)
                     ray.train.report(metrics,
                                      checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None)
             elif validate or (step + 1) % cfg.run.report_every == 0:  # every rank reports, rank 0 with val_*
                 ray.train.report(metrics)  # a report waits for the Train controller's poll (2 s by default)
         elif save:
-            save_local(run, model, opt, sched, step + 1, cfg, fingerprint)
+            save_local(run, model, opt, sched, step + 1, cfg, fingerprint, positions)
     if writer is not None:
         writer.close()
         run.push("metrics.jsonl", "tensorboard")
+
+
+def _gather_positions(position, world: int) -> list[list[int]]:
+    """Every rank's stream position, in rank order (a collective when there are several ranks)."""
+    mine = [position.epoch, position.batches]
+    if world == 1:
+        return [mine]
+    import torch.distributed as dist
+
+    out: list = [None] * world
+    dist.all_gather_object(out, mine)
+    return out
 
 
 def wrap_ddp(model: torch.nn.Module, prepare_model=None) -> torch.nn.Module:
@@ -236,22 +254,25 @@ def _truncate_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str) -> None:
+def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str,
+               positions: list[list[int]]) -> None:
     """Model as safetensors (``MSMModel.save``; includes the memory bank), optimiser/scheduler/RNG tensors for
-    ``torch.load(weights_only=True)``, and ``trainer_state.json`` (step, config, data fingerprint, code version)."""
+    ``torch.load(weights_only=True)``, and ``trainer_state.json`` (step, config, data fingerprint, every rank's
+    stream position ``[epoch, batches]``, code version)."""
     model.save(folder / "model")
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "torch_rng": torch.get_rng_state(), "model_rng": model.generator.get_state()},
                folder / "optimizer.pt")
     (folder / STATE_FILE).write_text(json.dumps({"step": step, "config": to_dict(cfg), "fingerprint": fingerprint,
-                                                 "code_version": code_version()}, indent=2))
+                                                 "streams": positions, "code_version": code_version()}, indent=2))
 
 
-def save_local(run: RunFolder, model, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str) -> str:
+def save_local(run: RunFolder, model, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str,
+               positions: list[list[int]]) -> str:
     """Without Ray: ``checkpoints/step-NNNNNN`` of the run, written in a temp folder and published with its
     ``trainer_state.json`` last (:meth:`RunFolder.put_dir`); keeps the newest ``run.keep_checkpoints``."""
     tmp = run.scratch(f".step-{step:06d}-")
-    save_state(tmp, model, opt, sched, step, cfg, fingerprint)
+    save_state(tmp, model, opt, sched, step, cfg, fingerprint, positions)
     name = f"checkpoints/step-{step:06d}"
     run.put_dir(tmp, name, STATE_FILE)
     for old in run.folders("checkpoints", "step-", STATE_FILE)[: -cfg.run.keep_checkpoints]:
@@ -259,8 +280,8 @@ def save_local(run: RunFolder, model, opt, sched, step: int, cfg: PretrainConfig
     return name
 
 
-def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | None = None) -> int:
-    """Restore everything :func:`save_state` wrote; returns the step to continue from."""
+def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | None = None) -> tuple[int, list]:
+    """Restore everything :func:`save_state` wrote; returns the step to continue from and the stream positions."""
     state_file = folder / STATE_FILE
     if not state_file.is_file():
         raise MSMError(f"{folder}: not a pretraining checkpoint (no {STATE_FILE}); pass a checkpoint folder "
@@ -273,6 +294,11 @@ def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | Non
     if fingerprint and state.get("fingerprint") not in (None, fingerprint):
         raise MSMError(f"{folder}: written for other training data (fingerprint {state['fingerprint']}, now "
                        f"{fingerprint}); resume with the same data config or start a new run")
+    try:
+        positions = [[int(e), int(b)] for e, b in state["streams"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MSMError(f"{state_file}: no stream positions ({exc}): written by an older msm pretrain; start a new "
+                       "run") from exc
     loaded = MSMModel.load(folder / "model")
     model.load_state_dict(loaded.state_dict())
     try:
@@ -284,7 +310,7 @@ def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | Non
                        "checkpoint") from exc
     torch.set_rng_state(extra["torch_rng"])
     model.generator.set_state(extra["model_rng"])
-    return step
+    return step, positions
 
 
 def latest_checkpoint(run: RunFolder) -> str | None:

@@ -1,6 +1,8 @@
-"""Ray Train wiring: ``TorchTrainer`` over :func:`msm.train.loop.train_loop` with a Ray Data dataset of batches.
+"""Ray Train wiring: the corpus stage (:mod:`msm.train.corpus`, Ray Data), then a ``TorchTrainer`` over
+:func:`msm.train.loop.train_loop` whose workers each stream their own share of the corpus (:class:`RankShards`).
 
-Run layout (``run.output_dir``): ``pretrain_config.yaml``, ``metrics.jsonl``, ``tensorboard/``,
+Run layout (``run.output_dir``): ``pretrain_config.yaml``, ``corpus/`` (tokenised blocks + manifest), ``metrics.jsonl``,
+``tensorboard/``,
 ``<run.name>/checkpoint_*`` (Ray Train), ``export/`` (the trained sentence encoder as an HF folder) and
 ``export-st/`` (the same as a sentence-transformers folder).
 """
@@ -35,18 +37,26 @@ def absolute(cfg: PretrainConfig) -> PretrainConfig:
         data=dataclasses.replace(cfg.data, data_dir=fix(cfg.data.data_dir), path=fix(cfg.data.path)))
 
 
-def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None):
-    """The ``TorchTrainer`` for ``cfg`` (paths must be absolute); ``run_config_kwargs`` adds e.g. Tune callbacks."""
+def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None, log=print):
+    """The corpus (built through Ray Data, or reused), then the ``TorchTrainer`` for ``cfg`` (paths must be
+    absolute); ``run_config_kwargs`` adds e.g. Tune callbacks."""
+    import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from msm.train.data import build_dataset, fingerprint, plan_batches
+    from msm.train import corpus
+    from msm.train.shards import RankShards
 
-    plans = plan_batches(cfg)
+    resuming = bool(RunFolder(cfg.run.output_dir).folders(cfg.run.name, "checkpoint_", STATE_FILE))
+    manifest = corpus.build(cfg, log, resuming=resuming)
+    loc = corpus.location(cfg)
+    files = [f["path"] for f in manifest["files"]]
     return TorchTrainer(
         train_loop,
-        train_loop_config={"config": to_dict(cfg), "fingerprint": fingerprint(plans)},
-        datasets={"train": build_dataset(cfg, plans)},
+        train_loop_config={"config": to_dict(cfg), "manifest": manifest},
+        # the dataset only names "train": RankShards reads each worker's own files
+        datasets={"train": ray.data.read_parquet(loc.join(files[0]).path, filesystem=loc.fs)},
+        dataset_config=RankShards(loc.path, files, cfg.run.seed, loc.fs),
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.num_workers, use_gpu=cfg.run.use_gpu,
                                                resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
         run_config=ray.train.RunConfig(
@@ -90,7 +100,7 @@ def run_pretraining(cfg: PretrainConfig, log=print) -> Path | str:
     ensure_ray()
     # Each ray.train.report waits for the Train controller's next poll (default every 2 s); poll faster.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
-    result = build_trainer(cfg).fit()
+    result = build_trainer(cfg, log=log).fit()
     if result.checkpoint is None:
         raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint; see the Ray Train log above")
     with result.checkpoint.as_directory() as folder:
@@ -136,7 +146,7 @@ def resume_config(run_dir: str | Path) -> PretrainConfig:
 def run_local(cfg: PretrainConfig, resume: bool = False) -> Path | str:
     """The same loop in this process without Ray (tests, benchmarks); checkpoints in ``<output_dir>/checkpoints``
     (the run dir may be a URI as with Ray)."""
-    from msm.train.data import fingerprint, plan_batches
+    from msm.train.corpus import build_local
 
     cfg = absolute(cfg)
     run = RunFolder(cfg.run.output_dir)
@@ -144,5 +154,6 @@ def run_local(cfg: PretrainConfig, resume: bool = False) -> Path | str:
     if resume and last is None:
         raise MSMError(f"{run.loc.uri}: no checkpoint to resume from (expected {run.loc.uri}/checkpoints/step-*)")
     _write_config(run, cfg)
-    train_loop({"config": to_dict(cfg), "fingerprint": fingerprint(plan_batches(cfg)), "resume_from": last})
+    train_loop({"config": to_dict(cfg), "manifest": build_local(cfg, log=lambda *_: None, resuming=resume),
+                "resume_from": last})
     return run.work if not run.remote else run.loc.uri
