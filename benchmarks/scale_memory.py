@@ -1,9 +1,13 @@
-"""Driver memory and time at corpus scale: ``msm mine`` / ``msm index`` on synthetic corpora of N, 4N and 16N.
+"""Driver memory and time at corpus scale: ``msm mine`` / ``msm index`` / ``msm pretrain`` on synthetic corpora of
+N, 4N and 16N.
 
 Corpora are real NTREX-128 sentences: ``mine`` gets N documents split evenly over ``--langs``, each document 3-8
 sentence indices drawn with a seeded RNG and the same indices in every language (so the documents are
 parallel), one JSONL input per language with its ``lang`` declared; ``index`` gets N passages, each one NTREX
-line of a random language. The encoder is the tiny random XLM-R (cheap to run), the mine config is the measured
+line of a random language; ``pretrain`` gets the ``mine`` documents as an ``msm mine`` output (``documents/``, one
+sentence list per document: the source both the old and the new pretraining read) and trains ``--steps`` × scale
+steps with 2 workers, reporting the driver's peak RSS and a worker's (rank 0's ``max_rss_mb`` in
+``metrics.jsonl``). The encoder is the tiny random XLM-R (cheap to run), the mine config is the measured
 code's own ``configs/mine/tiny-cpu.yaml`` with the inputs, output and model overridden (pairing defaults kept).
 
 Every measurement runs in a fresh subprocess (the *driver*) that starts its own local Ray (2 CPUs), calls the
@@ -15,6 +19,7 @@ its ``platform/``; each row records the ``msm.__file__`` that ran, in the driver
     python benchmarks/scale_memory.py mine --baseline-ref HEAD --only baseline   # the old code, N=5000 x 1,4,16
     python benchmarks/scale_memory.py mine --only current                         # the working tree
     python benchmarks/scale_memory.py index --n 200 --scales 1,4                  # both, quick
+    python benchmarks/scale_memory.py pretrain --n 2000 --baseline-ref 41862ed    # old (in-memory) vs streamed
 
 Results are merged into ``benchmarks/results/scale_memory_<workload>.json`` keyed by label (``baseline`` /
 ``current``). A workload is one entry of ``WORKLOADS``: a corpus maker (parent) and a driver (subprocess).
@@ -76,6 +81,28 @@ def make_mine_corpus(out: Path, data_dir: Path, n_docs: int, langs: list[str], s
             tmp.rename(f)
         inputs.append({"kind": "jsonl", "path": str(f), "lang": lang})
     return {"inputs": inputs, "documents": per_lang * len(langs),
+            "generated_sentences": sum(map(len, docs)) * len(langs)}
+
+
+def make_pretrain_corpus(out: Path, data_dir: Path, n_docs: int, langs: list[str], seed: int) -> dict:
+    """The ``mine`` documents as an ``msm mine`` output folder: ``documents/part-*.parquet`` + ``manifest.json``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    per_lang = n_docs // len(langs)
+    lines = {lang: ntrex_lines(data_dir, lang) for lang in langs}
+    rng = random.Random(seed)
+    docs = [rng.sample(range(len(lines[langs[0]])), rng.randint(3, 8)) for _ in range(per_lang)]
+    folder = out / "mined"
+    if not (folder / "manifest.json").is_file():
+        (folder / "documents").mkdir(parents=True, exist_ok=True)
+        for lang in langs:
+            rows = [{"doc_id": f"{lang}:d{d}", "lang": lang, "sentences": [lines[lang][i] for i in idx]}
+                    for d, idx in enumerate(docs)]
+            for k in range(0, len(rows), 5000):
+                pq.write_table(pa.Table.from_pylist(rows[k:k + 5000]), folder / "documents" / f"{lang}-{k:07d}.parquet")
+        (folder / "manifest.json").write_text("{}")
+    return {"mined": str(folder), "documents": per_lang * len(langs),
             "generated_sentences": sum(map(len, docs)) * len(langs)}
 
 
@@ -158,6 +185,33 @@ def drive_index(spec: dict) -> dict:
             "shards": stats.get("shards"), "count_ok": int(vectors) == spec["documents"]}
 
 
+def drive_pretrain(spec: dict) -> dict:
+    """``msm pretrain --config <root>/configs/pretrain/tiny-cpu.yaml data.source=mined data.path=... `` on 2 workers."""
+    from msm.config import load_config, parse_overrides
+    from msm.train.config import PretrainConfig
+    from msm.train.trainer import run_pretraining
+
+    steps = spec["steps"] * spec["scale"]
+    overrides = [f"model.encoder={spec['model']}", "data.source=mined", f"data.path={spec['mined']}",
+                 "data.max_docs_per_lang=1000000000", "data.docs_per_batch=4", f"data.languages={json.dumps(spec['langs'])}",
+                 f"run.output_dir={spec['output']}", f"optim.max_steps={steps}", "optim.warmup_steps=1",
+                 "validation.every_steps=-1", f"run.checkpoint_every={steps}", "run.report_every=1000000",
+                 "run.num_workers=2", "run.cpus_per_worker=0.5", "run.tensorboard=false"]
+    cfg = load_config(Path(spec["root"]) / "configs" / "pretrain" / "tiny-cpu.yaml", PretrainConfig,
+                      parse_overrides(overrides))
+    info = _start_ray()
+    rss0 = _maxrss_mib()
+    t = time.perf_counter()
+    run_pretraining(cfg, log=lambda *_: None)
+    wall = time.perf_counter() - t
+    rows = [json.loads(line) for line in (Path(spec["output"]) / "metrics.jsonl").read_text().splitlines()]
+    step_s = sorted(r["step_s"] for r in rows[1:]) or [rows[0]["step_s"]]
+    return {**info, "rss_before_mib": round(rss0, 1), "driver_peak_rss_mib": round(_maxrss_mib(), 1),
+            "worker_peak_rss_mib": round(max(r["max_rss_mb"] for r in rows), 1), "wall_s": round(wall, 2),
+            "steps": len(rows), "first_step_s": round(rows[0]["step_s"], 2),
+            "median_step_s": round(step_s[len(step_s) // 2], 4)}
+
+
 @dataclass(frozen=True)
 class Workload:
     """``make`` writes the corpus of one scale (parent); ``drive`` measures it (driver subprocess)."""
@@ -168,6 +222,7 @@ class Workload:
 
 
 WORKLOADS = {"mine": Workload(make_mine_corpus, drive_mine, "en,de,fr,ru"),
+             "pretrain": Workload(make_pretrain_corpus, drive_pretrain, "en,de,fr,ru"),
              "index": Workload(make_index_corpus, drive_index, "en,de,fr,ru")}
 
 
@@ -272,7 +327,7 @@ def measure(args: argparse.Namespace) -> int:
                                  args.n * scale, langs, args.seed)
                 output = work / f"out-{label}-{scale}"
                 spec = {**corpus, "label": label, "scale": scale, "model": model, "output": str(output),
-                        "root": str(root), "data_dir": str(data_dir)}
+                        "root": str(root), "data_dir": str(data_dir), "steps": args.steps, "langs": langs}
                 load = os.getloadavg()
                 print(f"[{args.workload}] {label} {scale}x ({corpus['documents']} documents) ... ", end="", flush=True)
                 try:
@@ -297,7 +352,9 @@ def measure(args: argparse.Namespace) -> int:
                     print(f"TIMED OUT after {row['process_s']} s, driver peak RSS so far "
                           f"{row['driver_peak_rss_mib_so_far']} MiB, last: {row['last_stage_line']}", flush=True)
                     break
-                print(f"{row['driver_peak_rss_mib']:.0f} MiB driver peak RSS, {row['wall_s']:.1f} s "
+                worker = (f", {row['worker_peak_rss_mib']:.0f} MiB worker peak RSS" if "worker_peak_rss_mib" in row
+                          else "")
+                print(f"{row['driver_peak_rss_mib']:.0f} MiB driver peak RSS{worker}, {row['wall_s']:.1f} s "
                       f"(load {load[0]:.1f})", flush=True)
     finally:
         if worktree is not None:
@@ -321,22 +378,28 @@ def print_table(workload: str, stored: dict) -> None:
     for run in stored.values():
         for row in run["rows"]:
             stages += [s for s in row.get("timings_s", {}) if s not in stages and s != "total"]
-    count = "sentences" if workload == "mine" else "vectors"
-    head = ["version", "scale", "documents", count, "RSS MiB", "RSS/1x", "wall s", *[f"{s} s" for s in stages],
+    count = {"mine": "sentences", "index": "vectors", "pretrain": "steps"}[workload]
+    workers = workload == "pretrain"
+    head = ["version", "scale", "documents", count, "RSS MiB", "RSS/1x",
+            *(["worker MiB", "worker/1x", "step s"] if workers else []), "wall s", *[f"{s} s" for s in stages],
             "ms/doc", "load"]
     lines = [head]
     for label, run in stored.items():
-        base = next((r["driver_peak_rss_mib"] for r in run["rows"] if r["scale"] == 1 and not r.get("timed_out")), None)
+        one = next((r for r in run["rows"] if r["scale"] == 1 and not r.get("timed_out")), {})
+        base, wbase = one.get("driver_peak_rss_mib"), one.get("worker_peak_rss_mib")
         for r in run["rows"]:
             if r.get("timed_out"):
                 so_far = r.get("driver_peak_rss_mib_so_far")
                 lines.append([label, f"{r['scale']}x", str(r["documents"]), "-", f">={so_far:.0f}" if so_far else "-",
-                              f">={so_far / base:.2f}" if so_far and base else "-", f">{r['process_s']:.0f}",
+                              f">={so_far / base:.2f}" if so_far and base else "-", *(["-"] * 3 if workers else []),
+                              f">{r['process_s']:.0f}",
                               *["-"] * len(stages), "-", f"{r['loadavg_before'][0]:.1f}"])
                 continue
             rss = r["driver_peak_rss_mib"]
             lines.append([label, f"{r['scale']}x", str(r["documents"]), str(r.get(count, "-")), f"{rss:.0f}",
-                          f"{rss / base:.2f}" if base else "-", f"{r['wall_s']:.1f}",
+                          f"{rss / base:.2f}" if base else "-",
+                          *([f"{r['worker_peak_rss_mib']:.0f}", f"{r['worker_peak_rss_mib'] / wbase:.2f}",
+                             f"{r['median_step_s']:.3f}"] if workers else []), f"{r['wall_s']:.1f}",
                           *[f"{r['timings_s'][s]:.1f}" if s in r.get("timings_s", {}) else "-" for s in stages],
                           f"{1000 * r['wall_s'] / r['documents']:.2f}", f"{r['loadavg_before'][0]:.1f}"])
     widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
@@ -353,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, wl in WORKLOADS.items():
         p = sub.add_parser(name, help=(wl.drive.__doc__ or "").split("\n")[0])
         p.add_argument("--n", type=int, default=5000, help="documents (passages) at scale 1")
+        p.add_argument("--steps", type=int, default=10, help="pretrain: training steps at scale 1 (× scale)")
         p.add_argument("--scales", default="1,4,16", help="multiples of --n")
         p.add_argument("--langs", default=wl.langs, help="ISO 639-1 codes of NTREX languages")
         p.add_argument("--seed", type=int, default=0)

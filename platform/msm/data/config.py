@@ -36,7 +36,7 @@ class LangIDConfig:
 
 @dataclass
 class SegmentConfig:
-    max_tokens: int = 128  # sentences longer than this (in model tokens) are chunked
+    max_tokens: int = 128  # sentences longer than this (in model tokens) are chunked (0: never)
 
 
 @dataclass

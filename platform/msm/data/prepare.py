@@ -62,7 +62,8 @@ def prepare_records(records: list[dict], cfg: MineConfig) -> list[dict]:
             r["reason"] = f"unsupported_language: {r['lang']!r} is not one of the encoder's XLM-R languages"
         else:
             sents = r["sentences"] or segment(r["text"], r["lang"])
-            r["sentences"] = chunk_to_budget(sents, _tokenizer(cfg.embed.model), cfg.segment.max_tokens)
+            r["sentences"] = (chunk_to_budget(sents, _tokenizer(cfg.embed.model), cfg.segment.max_tokens)
+                              if cfg.segment.max_tokens > 0 else sents)
             if len(r["sentences"]) < cfg.clean.min_sentences:
                 r["reason"] = f"too_few_sentences: {len(r['sentences'])} < clean.min_sentences={cfg.clean.min_sentences}"
     return rows

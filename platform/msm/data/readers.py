@@ -110,8 +110,8 @@ def text_documents(lines: Iterable[bytes], where: str, name: str, lang: str | No
     err, n, first = None, 0, 1
     for i, raw in enumerate(lines, 1):
         line, bad = decode_text(raw.rstrip(b"\r"), f"{where}:{i}")
-        if line.strip():
-            sents.append(line.strip())
+        if bad or line.strip():
+            sents += [line.strip()] if line.strip() else []
             err = err or bad
             continue
         if sents or err:

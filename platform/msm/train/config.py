@@ -29,6 +29,8 @@ class DataConfig:
     docs_per_batch: int = 4
     single_language_batches: bool = True  # as the reference; False mixes languages in a batch
     shuffle_buffer: int = 1024  # blocks in each worker's seeded shuffle buffer (reshuffled every epoch)
+    corpus_dir: str | None = None  # where the tokenised corpus goes (default <run.output_dir>/corpus; a sweep's
+    #                                trials share one)
     cross_lingual: float = 0.0  # our variant (source "mined"): add code-switched copies, P(switch a sentence)
 
     def __post_init__(self) -> None:

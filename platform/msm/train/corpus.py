@@ -44,14 +44,17 @@ ROWS_PER_FILE = 4096  # blocks per Parquet file: many files, so each worker read
 MANIFEST = "manifest.json"
 
 
+BATCHING = ("docs_per_batch", "single_language_batches", "shuffle_buffer")  # data.* keys of msm.train.stream
+
+
 def location(cfg: PretrainConfig) -> Location:
-    return resolve(cfg.run.output_dir).join("corpus")
+    return resolve(cfg.data.corpus_dir) if cfg.data.corpus_dir else resolve(cfg.run.output_dir).join("corpus")
 
 
 def settings(cfg: PretrainConfig) -> dict:
     """What the corpus depends on (a corpus with other settings is rebuilt)."""
     d = to_dict(cfg.data)
-    for k in ("docs_per_batch", "single_language_batches", "shuffle_buffer"):  # batching: msm.train.stream
+    for k in (*BATCHING, "corpus_dir"):
         d.pop(k)
     return {"data": d, "encoder": cfg.model.encoder, "max_sentences": cfg.model.max_sentences,
             "max_tokens": cfg.model.max_tokens}
@@ -81,8 +84,9 @@ def mine_config(cfg: PretrainConfig):
     """Mining's settings for the prepare stage of text / jsonl / parquet corpora."""
     from msm.data.config import EmbedConfig, LangIDConfig, MineConfig, SegmentConfig
 
+    # sentences are kept whole (truncated to model.max_tokens when tokenised, as the reference), not chunked
     return MineConfig(languages=cfg.data.languages, langid=LangIDConfig(enabled=cfg.data.langid),
-                      segment=SegmentConfig(max_tokens=cfg.model.max_tokens), embed=EmbedConfig(model=cfg.model.encoder))
+                      segment=SegmentConfig(max_tokens=0), embed=EmbedConfig(model=cfg.model.encoder))
 
 
 class Cap:

@@ -68,7 +68,7 @@ def ray_records(cfg: PretrainConfig):
 
         return read_input_dataset(input_config(cfg), 0, data_dir(cfg) if cfg.data.source == "ntrex" else Path.cwd())
     folder = mined_folder(cfg)
-    ds = ray.data.read_parquet(str(folder / "documents"), columns=MINED_COLUMNS, file_extensions=["parquet"])
+    ds = ray.data.read_parquet(str(folder / "documents"), file_extensions=["parquet"]).select_columns(MINED_COLUMNS)
 
     def to_records(batch: pa.Table) -> pa.Table:
         return pa.Table.from_pylist([_mined_record(r) for r in batch.to_pylist()], schema=RECORD)

@@ -14,7 +14,7 @@ import ray.data
 import ray.train
 from ray.data import ExecutionOptions
 
-from msm.train.stream import share
+from msm.train.stream import DATA_CPUS, share
 
 
 class RankShards(ray.train.DataConfig):
@@ -26,8 +26,9 @@ class RankShards(ray.train.DataConfig):
         out = []
         for rank in range(world_size):
             files, _ = share(self.files, rank, world_size, self.seed)
-            ds = ray.data.read_parquet([posixpath.join(self.root, f) for f in files], filesystem=self.filesystem,
-                                       columns=["lang", "input_ids"])
+            ds = ray.data.read_parquet([posixpath.join(self.root, f) for f in files],
+                                       filesystem=self.filesystem, ray_remote_args={"num_cpus": DATA_CPUS}
+                                       ).select_columns(["lang", "input_ids"])
             ds.context.execution_options = ExecutionOptions(preserve_order=True)
             out.append({name: ds.iterator() for name in datasets})
         return out

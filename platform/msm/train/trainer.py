@@ -34,7 +34,8 @@ def absolute(cfg: PretrainConfig) -> PretrainConfig:
 
     return dataclasses.replace(
         cfg, run=dataclasses.replace(cfg.run, output_dir=fix(cfg.run.output_dir)),
-        data=dataclasses.replace(cfg.data, data_dir=fix(cfg.data.data_dir), path=fix(cfg.data.path)))
+        data=dataclasses.replace(cfg.data, data_dir=fix(cfg.data.data_dir), path=fix(cfg.data.path),
+                                 corpus_dir=fix(cfg.data.corpus_dir)))
 
 
 def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None, log=print):

@@ -27,7 +27,7 @@ import yaml
 
 from msm.config import ConfigError, config_from_dict, load_config, merge, to_dict
 from msm.train.config import PretrainConfig
-from msm.train.data import TOKENIZE_CPUS
+from msm.train.stream import DATA_CPUS
 
 KINDS = ("grid", "choice", "uniform", "loguniform")
 SEARCHERS = ("grid", "random", "optuna")
@@ -66,7 +66,7 @@ class SweepConfig:
     scope: Literal["all", "last"] = "all"  # rank a trial by its best reported value, or by its last one
     max_concurrent_trials: int | None = None  # None: as many as resources allow
     trial_cpus: float = 0.1  # CPUs of each trial's driver actor (its TorchTrainer workers ask for their own)
-    data_cpus: float = TOKENIZE_CPUS  # CPUs of the Ray Data tokenize actor each trial's run starts
+    data_cpus: float = DATA_CPUS  # CPUs of the Ray Data read tasks feeding each trial's workers
     train_poll_s: float | None = None  # each trial's Train controller poll interval (None: Ray's default, 2 s)
     seed: int | None = 0  # searcher seed (random / optuna)
     asha: AshaConfig = field(default_factory=AshaConfig)

@@ -198,13 +198,13 @@ class _ReleaseStoppedTrials(Callback):
 def _trainable(sweep: Sweep):
     from ray import tune
 
-    from msm.tune.trainable import run_trial
+    from msm.tune.trainable import run_trial, with_shared_corpus
 
     env = {}
     if sweep.cfg.train_poll_s is not None:  # Ray Train V2 reads it where fit() runs and passes it on
         env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(sweep.cfg.train_poll_s)
-    fn = tune.with_parameters(run_trial, base=sweep.base, sweep_dir=str(sweep.sweep_dir), metric=sweep.cfg.metric,
-                              env=env)
+    fn = tune.with_parameters(run_trial, base=with_shared_corpus(sweep), sweep_dir=str(sweep.sweep_dir),
+                              metric=sweep.cfg.metric, env=env)
     return tune.with_resources(fn, {"cpu": sweep.cfg.trial_cpus})
 
 

@@ -38,6 +38,28 @@ def trial_output_dir(sweep_dir: str | Path, trial_id: str) -> Path:
     return Path(sweep_dir) / "trials" / trial_id
 
 
+CORPUS_KEYS = ("model.encoder", "model.max_sentences", "model.max_tokens")  # besides data.* (msm.train.corpus)
+
+
+def with_shared_corpus(sweep, log=print) -> dict:
+    """The sweep's base config with ``data.corpus_dir = <sweep>/corpus``, built now (Ray Data, coordinated from
+    here) for every trial to read, when no knob changes what the corpus depends on; else the base as it is (each
+    trial then builds its own)."""
+    from msm.train import corpus
+    from msm.train.trainer import absolute
+
+    def shapes_corpus(key: str) -> bool:
+        return key in CORPUS_KEYS or (key.startswith("data.") and key.split(".")[1] not in corpus.BATCHING)
+
+    if any(shapes_corpus(k.key) for k in sweep.knobs):
+        return sweep.base
+    base = merge(sweep.base, {"data": {"corpus_dir": str(Path(sweep.sweep_dir) / "corpus")}})
+    cfg = absolute(config_from_dict(merge(base, {"run": {"output_dir": str(sweep.sweep_dir)}}), PretrainConfig,
+                                    "sweep base"))
+    corpus.build(cfg, log)
+    return base
+
+
 def run_trial(config: dict, *, base: dict, sweep_dir: str, metric: str, env: dict | None = None) -> None:
     """Tune function trainable. ``config``: the sampled knobs, nested like PretrainConfig. ``env``: variables set
     in this trial's process before the Train run starts (Train propagates its own, e.g. the controller's poll
