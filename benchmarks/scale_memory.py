@@ -5,7 +5,8 @@ Corpora are real NTREX-128 sentences: ``mine`` gets N documents split evenly ove
 sentence indices drawn with a seeded RNG and the same indices in every language (so the documents are
 parallel), one JSONL input per language with its ``lang`` declared; ``index`` gets N passages, each one NTREX
 line of a random language; ``pretrain`` gets the ``mine`` documents as an ``msm mine`` output (``documents/``, one
-sentence list per document: the source both the old and the new pretraining read) and trains ``--steps`` × scale
+sentence list per document: the source both the old and the new pretraining read) and trains, at the paper's
+block shape (32 sentences x 64 tokens, 4 documents a batch), ``--steps`` × scale
 steps with 2 workers, reporting the driver's peak RSS and a worker's (rank 0's ``max_rss_mb`` in
 ``metrics.jsonl``). The encoder is the tiny random XLM-R (cheap to run), the mine config is the measured
 code's own ``configs/mine/tiny-cpu.yaml`` with the inputs, output and model overridden (pairing defaults kept).
@@ -193,6 +194,7 @@ def drive_pretrain(spec: dict) -> dict:
 
     steps = spec["steps"] * spec["scale"]
     overrides = [f"model.encoder={spec['model']}", "data.source=mined", f"data.path={spec['mined']}",
+                 "model.max_sentences=32", "model.max_tokens=64",  # the paper's block shape
                  "data.max_docs_per_lang=1000000000", "data.docs_per_batch=4", f"data.languages={json.dumps(spec['langs'])}",
                  f"run.output_dir={spec['output']}", f"optim.max_steps={steps}", "optim.warmup_steps=1",
                  "validation.every_steps=-1", f"run.checkpoint_every={steps}", "run.report_every=1000000",

@@ -32,6 +32,7 @@ from msm.config import to_dict
 from msm.errors import MSMError
 from msm.model.batching import blocks
 from msm.train.config import PretrainConfig
+from msm.train.stream import DATA_CPUS
 from msm.uri import Location, commit_dir, resolve, sibling
 
 BLOCKS = pa.schema([("doc_id", pa.string()), ("block", pa.int32()), ("lang", pa.string()),
@@ -191,7 +192,7 @@ def _merge(parts: list[dict]) -> dict:
     return out
 
 
-def _manifest(cfg: PretrainConfig, staged: Location, counts: dict, seconds: float) -> dict:
+def _manifest(cfg: PretrainConfig, staged: Location, counts: dict, seconds: float, pad_token_id: int) -> dict:
     root = len(staged.path.rstrip("/")) + 1
     files = []
     for f in staged.join("part=blocks").files(".parquet"):
@@ -201,12 +202,11 @@ def _manifest(cfg: PretrainConfig, staged: Location, counts: dict, seconds: floa
         raise MSMError(f"empty dataset: no document of data.source={cfg.data.source!r} gave a block of 2 or more "
                        f"sentences ({counts['quarantined'] or 'no document read'}); check data.source, data.path / "
                        "data.data_dir and data.languages")
-    tok = _tokenizer(cfg)
     out = {"settings": settings(cfg), "files": files, "blocks": sum(f["rows"] for f in files),
            "documents": {"read": counts["kept"] + sum(counts["quarantined"].values()), "kept": counts["kept"],
                          "quarantined": counts["quarantined"]},
            "languages": dict(sorted(counts["languages"].items())), "sentences": counts["sentences"],
-           "tokens": counts["tokens"], "pad_token_id": tok.pad_token_id, "code_version": code_version(),
+           "tokens": counts["tokens"], "pad_token_id": pad_token_id, "code_version": code_version(),
            "seconds": round(seconds, 1)}
     out["fingerprint"] = hashlib.sha256(json.dumps([out["settings"], files, out["languages"]]).encode()).hexdigest()[:16]
     return out
@@ -230,8 +230,8 @@ def refuse_other_settings(cfg: PretrainConfig) -> None:
                        "(msm pretrain --resume <run dir>) or start a new run in another run.output_dir")
 
 
-def _commit(cfg: PretrainConfig, staged: Location, counts: dict, t0: float, log) -> dict:
-    manifest = _manifest(cfg, staged, counts, time.perf_counter() - t0)
+def _commit(cfg: PretrainConfig, staged: Location, counts: dict, t0: float, log, pad_token_id: int) -> dict:
+    manifest = _manifest(cfg, staged, counts, time.perf_counter() - t0, pad_token_id)
     commit_dir(staged, location(cfg), json.dumps(manifest, indent=2, ensure_ascii=False), MANIFEST)
     d = manifest["documents"]
     log(f"corpus: {d['kept']} of {d['read']} documents kept, {manifest['blocks']} blocks in "
@@ -265,7 +265,7 @@ def build_local(cfg: PretrainConfig, log=print, chunk: int = 256, resuming: bool
             w.add([r for r in rows if r["part"] == part])
     for w in writers.values():
         w.close()
-    return _commit(cfg, staged, _merge(counted), t0, log)
+    return _commit(cfg, staged, _merge(counted), t0, log, tok.pad_token_id)
 
 
 def build(cfg: PretrainConfig, log=print, resuming: bool = False) -> dict:
@@ -295,19 +295,30 @@ def build(cfg: PretrainConfig, log=print, resuming: bool = False) -> dict:
             ds = ds.map_batches(_tokenise_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=256)
             ds.write_parquet(staged.path, filesystem=staged.fs, partition_cols=["part"],
                              max_rows_per_file=ROWS_PER_FILE)
-        counts = _merge([_counts([t]) for t in _written(staged)])
+        counts = _merge([_counted(staged, part) for part in ("blocks", "quarantine")])
+        pad_token_id = ray.get(ray.remote(num_cpus=DATA_CPUS)(_pad_token_id).remote(cfg))
     except Exception as exc:
         raise _user_error(exc) from exc
-    return _commit(cfg, staged, counts, t0, log)
+    return _commit(cfg, staged, counts, t0, log, pad_token_id)
 
 
-def _written(staged: Location) -> Iterator[pa.Table]:
-    """The count columns of the staged files (Ray Data wrote them with the ``part`` column as the folder)."""
-    for part in ("blocks", "quarantine"):
-        for f in staged.join(f"part={part}").files(".parquet"):
-            with staged.fs.open_input_file(f) as fh:
-                cols = ["block", "lang", "input_ids"] if part == "blocks" else ["reason"]
-                yield pq.read_table(fh, columns=cols)
+def _pad_token_id(cfg: PretrainConfig) -> int:
+    return _tokenizer(cfg).pad_token_id
+
+
+def _counted(staged: Location, part: str) -> dict:
+    """:func:`_counts` of the staged ``part`` files, computed by Ray Data tasks: the driver gets one small
+    JSON row per block of the corpus and merges them (the corpus itself never reaches it)."""
+    import ray.data
+
+    folder = staged.join(f"part={part}")
+    if not folder.files(".parquet"):
+        return _merge([])
+    cols = ["block", "lang", "input_ids"] if part == "blocks" else ["reason"]
+    ds = ray.data.read_parquet(folder.path, filesystem=staged.fs, ray_remote_args={"num_cpus": DATA_CPUS})
+    ds = ds.select_columns(cols).map_batches(lambda t: pa.table({"counts": [json.dumps(_counts([t]))]}),
+                                             batch_format="pyarrow", num_cpus=DATA_CPUS)
+    return _merge([json.loads(r["counts"]) for r in ds.take_all()])
 
 
 @contextlib.contextmanager
