@@ -315,7 +315,7 @@ def _counted(staged: Location, part: str) -> dict:
     if not folder.files(".parquet"):
         return _merge([])
     cols = ["block", "lang", "input_ids"] if part == "blocks" else ["reason"]
-    ds = ray.data.read_parquet(folder.path, filesystem=staged.fs, ray_remote_args={"num_cpus": DATA_CPUS})
+    ds = ray.data.read_parquet(folder.path, filesystem=staged.fs, num_cpus=DATA_CPUS)
     ds = ds.select_columns(cols).map_batches(lambda t: pa.table({"counts": [json.dumps(_counts([t]))]}),
                                              batch_format="pyarrow", num_cpus=DATA_CPUS)
     return _merge([json.loads(r["counts"]) for r in ds.take_all()])

@@ -27,7 +27,7 @@ class RankShards(ray.train.DataConfig):
         for rank in range(world_size):
             files, _ = share(self.files, rank, world_size, self.seed)
             ds = ray.data.read_parquet([posixpath.join(self.root, f) for f in files],
-                                       filesystem=self.filesystem, ray_remote_args={"num_cpus": DATA_CPUS}
+                                       filesystem=self.filesystem, num_cpus=DATA_CPUS
                                        ).select_columns(["lang", "input_ids"])
             ds.context.execution_options = ExecutionOptions(preserve_order=True)
             out.append({name: ds.iterator() for name in datasets})
