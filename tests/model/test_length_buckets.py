@@ -55,7 +55,7 @@ def test_buckets_give_the_padded_loss_and_gradients(tiny_cfg, uneven_batch, mlm_
     bucketed.cfg = dataclasses.replace(cfg, length_buckets=3)
     widths = []
     bucketed.sentence_encoder.model.base_model.register_forward_hook(
-        lambda _m, _a, kw, _o: widths.append(kw["input_ids"].shape[1]), with_kwargs=True)
+        lambda _m, _a, kw, _o: widths.append(kw["inputs_embeds"].shape[1]), with_kwargs=True)
     for step in range(2):  # the second step scores against the memory bank filled by the first
         for model in (padded, bucketed):
             model.seed(step)

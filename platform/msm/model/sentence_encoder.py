@@ -102,18 +102,21 @@ class SentenceEncoder(nn.Module):
         ``length_buckets`` > 0: the N sentences run sorted by length in at most that many groups
         (:func:`length_groups`), each cut to its own longest sentence, so no layer works on the padding beyond
         it; their states come back in input order (padding positions hold no meaningful state, as when padded).
-        Needs right padding (real tokens first); other masks run padded."""
+        Needs right padding (real tokens first: position ids then do not depend on the width); other masks run
+        padded."""
         base = self.model.base_model
         lengths = attention_mask.sum(1)
         steps = torch.arange(attention_mask.shape[1], device=attention_mask.device)
         if length_buckets <= 0 or not torch.equal(attention_mask.bool(), steps < lengths[:, None]):
             return base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         width = attention_mask.shape[1]
+        # one word-embedding lookup for all: its backward writes a dense [vocabulary, H] gradient per call
+        words = self.model.get_input_embeddings()(input_ids)
         parts, order = [], []
         for idx, longest in length_groups(lengths.tolist(), length_buckets):
             rows = torch.tensor(idx, device=input_ids.device)
             longest = max(longest, 1)
-            out = base(input_ids=input_ids[rows, :longest], attention_mask=attention_mask[rows, :longest])
+            out = base(inputs_embeds=words[rows, :longest], attention_mask=attention_mask[rows, :longest])
             parts.append(F.pad(out.last_hidden_state, (0, 0, 0, width - longest)))
             order.extend(idx)
         inverse = torch.empty(len(order), dtype=torch.long, device=input_ids.device)
