@@ -222,9 +222,11 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
     ``output_dir``/``name``). On resume the saved ``sweep.yaml`` is used: finished trials are kept as they are,
     unfinished ones continue (their Train runs from their latest checkpoint), errored ones are retried.
     ``callbacks``: extra ``ray.tune.Callback`` objects (fresh runs only; a resumed run restores the saved ones).
+    A progress line sums the trials' steps (``metrics.jsonl``) against trials × ``optim.max_steps``.
     """
     from ray import tune
 
+    from msm.progress import follow
     from msm.tune.report import write_report
 
     check_searcher(sweep.cfg, sweep.source)
@@ -258,7 +260,9 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
             run_config=tune.RunConfig(storage_path=str(sweep.sweep_dir), name=cfg.name, verbose=verbose,
                                       callbacks=[_ReleaseStoppedTrials(), *(callbacks or [])]),
         )
-    grid = tuner.fit()
+    total = sweep.expected_trials * sweep.base["optim"]["max_steps"]  # trials stopped early end short of it
+    with follow(lambda: sorted((sweep.sweep_dir / "trials").glob("*/metrics.jsonl")), total, "sweep"):
+        grid = tuner.fit()
     _release_all()
     outcome = write_report(sweep, grid)
     n_done = sum(r["status"] in FINAL_STATES for r in outcome.rows)
