@@ -110,7 +110,8 @@ def one(args) -> dict:
                if args.mode == "buckets" else real.numel())
     out = {"mode": args.mode, "docs": args.docs, "sentences": args.sentences, "tokens": args.tokens,
            "buckets": args.buckets if args.mode == "buckets" else 0, "device": args.device, "dtype": args.dtype,
-           "step_s": sec, "step_s_all": times, "cpu_s": sorted(cpu)[len(cpu) // 2], "docs_per_s": args.docs / sec, "real_tokens": real_tokens,
+           "step_s": sec, "step_s_all": times, "cpu_s": sorted(cpu)[len(cpu) // 2], "docs_per_s": args.docs / sec,
+           "real_tokens": real_tokens,
            "encoded_tokens": encoded, "real_tokens_per_s": real_tokens / sec,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if args.device == "cuda":
@@ -141,7 +142,7 @@ def table(rows: list[dict]) -> None:
         load = "→".join(f"{x:.1f}" for x in r["load_avg_1m"])
         print(f"{r['mode']:8} {shape:>14} {r['step_s']:8.2f} {r['cpu_s']:7.1f} {r['real_tokens_per_s']:10.0f} "
               f"{r['encoded_tokens'] / r['real_tokens']:12.2f} {r['peak_rss_mb']:12.0f} {load:>12}"
-              + (f"  MFU {r['mfu']:.1%}" if r.get("mfu") else ""))
+              + (f"  MFU {r['mfu']:.1%}" if r.get("mfu") else ""), flush=True)
 
 
 def main() -> None:
@@ -176,20 +177,19 @@ def main() -> None:
         NAIVE_RESULTS.write_text(json.dumps({"rows": [ours, naive], "naive_over_ours": ratio,
                                              "cpu_threads": os.cpu_count()}, indent=2))
         return
-    rows, speedups = [], {}
+    # one entry per shape, kept across invocations (a busy machine may need one shape per run)
+    saved = json.loads(RESULTS.read_text()).get("shapes", {}) if RESULTS.is_file() else {}
     for shape in args.shapes.split(";"):
         d, s, t = shape.split(",")
         argv = common + ["--docs", d, "--sentences", s, "--tokens", t]
         padded, buckets = run(argv + ["--mode", "padded"]), run(argv + ["--mode", "buckets"])
-        rows += [padded, buckets]
-        speedups[f"{d}x{s}x{t}"] = {"wall": padded["step_s"] / buckets["step_s"],
-                                    "cpu": padded["cpu_s"] / buckets["cpu_s"]}
-    table(rows)
-    for shape, x in speedups.items():
-        print(f"padded / buckets at {shape}: {x['wall']:.2f}× wall-clock step time, {x['cpu']:.2f}× process CPU time")
-    RESULTS.write_text(json.dumps({"rows": rows, "padded_over_buckets": speedups, "cpu_threads": os.cpu_count(),
-                                   "command": " ".join(["python", "benchmarks/msm_step.py", *sys.argv[1:]])},
-                                  indent=2))
+        table([padded, buckets])
+        x = {"wall": padded["step_s"] / buckets["step_s"], "cpu": padded["cpu_s"] / buckets["cpu_s"]}
+        print(f"padded / buckets at {d}×{s}×{t}: {x['wall']:.2f}× wall-clock step time, {x['cpu']:.2f}× process "
+              "CPU time", flush=True)
+        saved[f"{d}x{s}x{t}"] = {"rows": [padded, buckets], "padded_over_buckets": x, "cpu_threads": os.cpu_count(),
+                                 "command": " ".join(["python", "benchmarks/msm_step.py", *sys.argv[1:]])}
+        RESULTS.write_text(json.dumps({"shapes": saved}, indent=2))
 
 
 if __name__ == "__main__":
