@@ -135,7 +135,7 @@ def _worker_placement_groups() -> list[tuple[str, bool]]:
 
     context = ray.get_runtime_context()
     address, job = context.gcs_address, context.get_job_id()
-    options = {"address": address, "detail": True, "limit": 100_000, "raise_on_missing_output": False}
+    options = {"address": address, "detail": True, "limit": 10_000, "raise_on_missing_output": False}
     actors = list_actors(filters=[("job_id", "=", job)], **options)
     out = []
     for pg in list_placement_groups(filters=[("state", "=", "CREATED")], **options):
