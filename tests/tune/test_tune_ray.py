@@ -116,10 +116,12 @@ def test_placement_groups_of_dead_controllers_are_released(ray_local):
 
     from msm.tune.runner import _worker_placement_groups, release_orphaned_placement_groups
 
-    @ray.remote(num_cpus=0)
-    class RayTrainWorker:  # the class name Train V2's workers carry
+    class RayTrainWorker:  # the class name Train V2's (module-level) workers carry in the State API
         def ping(self):
             return True
+
+    RayTrainWorker.__qualname__ = "RayTrainWorker"  # not "test_...<locals>.RayTrainWorker"
+    worker_class = ray.remote(num_cpus=0)(RayTrainWorker)
 
     @ray.remote(num_cpus=0)
     class Controller:
@@ -129,7 +131,7 @@ def test_placement_groups_of_dead_controllers_are_released(ray_local):
 
             pg = placement_group([{"CPU": 0.01}])
             ray.get(pg.ready())
-            self.worker = RayTrainWorker.options(
+            self.worker = worker_class.options(
                 num_cpus=0.01, scheduling_strategy=PlacementGroupSchedulingStrategy(pg)).remote()
             ray.get(self.worker.ping.remote())
             return pg.id.hex()
