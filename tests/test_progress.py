@@ -52,6 +52,8 @@ def test_sweep_sums_trials_and_rate_from_steps_when_records_have_none():
     now[0] = 10.0
     line = progress.show([{"step": 10, "loss": 2.0, "time": 1}, {"step": 15, "loss": 1.5, "time": 2}])
     assert line == "step 25/100 (25%) · loss 1.5 · 80 examples/s · ETA 30s"
+    line = progress.show([{"step": 10, "tokens_per_s": 5.0, "time": 1}, {"step": 15, "tokens_per_s": 7.0, "time": 100}])
+    assert "7 tokens/s" in line  # the trial that finished at time 1 no longer adds its rate
 
 
 def test_follow_tails_a_growing_file_to_the_end(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from typing import TextIO
 
 RATE_KEYS = (("tokens_per_s", "tokens/s"), ("sentences_per_s", "sentences/s"),
              ("train_samples_per_second", "examples/s"))
+STALE_S = 60.0  # records this much older (their ``time``) than the newest do not count towards the rate
 
 
 def duration(seconds: float) -> str:
@@ -104,8 +105,9 @@ class Progress:
             self.start = (now, step)
         newest = max(records, key=lambda r: r.get("time", 0))
         loss = newest.get("loss")
-        rate = next(((sum(r.get(k) or 0 for r in records), unit) for k, unit in RATE_KEYS
-                     if any(r.get(k) for r in records)), None)
+        live = [r for r in records if newest.get("time", 0) - r.get("time", 0) < STALE_S]  # not finished trials
+        rate = next(((sum(r.get(k) or 0 for r in live), unit) for k, unit in RATE_KEYS
+                     if any(r.get(k) for r in live)), None)
         done_s, done_steps = now - self.start[0], step - self.start[1]
         if rate is None and self.per_step and done_steps > 0:
             rate = (self.per_step[0] * done_steps / done_s, self.per_step[1])
