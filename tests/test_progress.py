@@ -62,7 +62,8 @@ def test_follow_tails_a_growing_file_to_the_end(tmp_path, monkeypatch):
     with follow(path, 4, "finetune", interval_s=0.01, stream=out, tty=False):
         for step in range(1, 5):
             with open(path, "a") as fh:
-                fh.write(json.dumps({"step": step, "loss": 1.0}) + "\n")
+                record = {"step": step, "loss": 1.0} if step < 4 else {"step": 4, "train_runtime": 9}  # HF's summary
+                fh.write(json.dumps(record) + "\n")
             time.sleep(0.05)
     assert out.getvalue().splitlines()[-1].startswith("finetune: step 4/4 (100%) · loss 1")
     monkeypatch.setenv("MSM_NO_PROGRESS", "1")

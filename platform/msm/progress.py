@@ -89,6 +89,7 @@ class Progress:
         self.tty = self.stream.isatty() if tty is None else tty
         self.start: tuple[float, int] | None = None  # (time, step) of the first record seen: a resumed run's ETA
         self.printed = -1
+        self.loss: float | None = None
         self.bar = None
         if self.tty:
             from tqdm import tqdm
@@ -104,7 +105,8 @@ class Progress:
         if self.start is None:
             self.start = (now, step)
         newest = max(records, key=lambda r: r.get("time", 0))
-        loss = newest.get("loss")
+        if isinstance(newest.get("loss"), (int, float)):  # a trainer's closing summary record has none
+            self.loss = newest["loss"]
         live = [r for r in records if newest.get("time", 0) - r.get("time", 0) < STALE_S]  # not finished trials
         rate = next(((sum(r.get(k) or 0 for r in live), unit) for k, unit in RATE_KEYS
                      if any(r.get(k) for r in live)), None)
@@ -112,7 +114,7 @@ class Progress:
         if rate is None and self.per_step and done_steps > 0:
             rate = (self.per_step[0] * done_steps / done_s, self.per_step[1])
         eta = (self.total - step) * done_s / done_steps if done_steps > 0 and self.total else None
-        line = describe(step, self.total, loss if isinstance(loss, (int, float)) else None, rate, eta)
+        line = describe(step, self.total, self.loss, rate, eta)
         if self.bar is not None:
             self.bar.n = min(step, self.total) if self.total else step
             self.bar.set_postfix_str(line.split(" · ", 1)[1] if " · " in line else "", refresh=False)
