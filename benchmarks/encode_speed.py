@@ -2,7 +2,9 @@
 
 Texts: XQuAD-R candidate sentences of several languages. Both sides: same model folder (mean pooling,
 "passage: " prefix, max 128 tokens, batch 64, CPU threads as configured). Also checks the two agree
-(min cosine), which cross-checks the evaluation numbers made with our encoder.
+(min cosine), which cross-checks the evaluation numbers made with our encoder. The 1-minute load average is
+recorded before and after each side, and the process's CPU time beside the wall-clock time (the steadier of the
+two on a shared machine).
 
     python benchmarks/encode_speed.py [--n 2000] [--model e5-small]
 """
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -56,22 +60,27 @@ def main() -> None:
                      ("sentence-transformers", lambda: st.encode(["passage: " + t for t in sample],
                                                                  batch_size=args.batch_size))]:
         fn() if len(sample) <= 64 else None
-        start = time.perf_counter()
+        load, start, start_cpu = os.getloadavg()[0], time.perf_counter(), time.process_time()
         emb = np.asarray(fn())
         sec = time.perf_counter() - start
-        rows[name] = {"seconds": sec, "sentences_per_s": len(sample) / sec, "emb": emb}
+        rows[name] = {"seconds": sec, "sentences_per_s": len(sample) / sec, "emb": emb,
+                      "cpu_s": time.process_time() - start_cpu,
+                      "load_avg_1m": [load, os.getloadavg()[0]]}
     cos = (rows["ours"]["emb"] * rows["sentence-transformers"]["emb"]).sum(1)
     speedup = rows["ours"]["sentences_per_s"] / rows["sentence-transformers"]["sentences_per_s"]
-    print(f"{'encoder':24} {'sentences/s':>12} {'seconds':>8}")
+    print(f"{'encoder':24} {'sentences/s':>12} {'seconds':>8} {'CPU s':>7} {'load 1m':>10}")
     for name, r in rows.items():
-        print(f"{name:24} {r['sentences_per_s']:12.1f} {r['seconds']:8.1f}")
+        load = "→".join(f"{x:.1f}" for x in r["load_avg_1m"])
+        print(f"{name:24} {r['sentences_per_s']:12.1f} {r['seconds']:8.1f} {r['cpu_s']:7.1f} {load:>10}")
     print(f"ours / sentence-transformers: {speedup:.2f}x; min cosine between them {cos.min():.6f}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (both, one process)")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({
         "model": args.model, "n": len(sample), "batch_size": args.batch_size, "speedup": speedup,
         "min_cosine": float(cos.min()),
-        "rows": {k: {"seconds": v["seconds"], "sentences_per_s": v["sentences_per_s"]} for k, v in rows.items()},
+        "rows": {k: {key: v[key] for key in ("seconds", "sentences_per_s", "cpu_s", "load_avg_1m")}
+                 for k, v in rows.items()},
+        "cpu_threads": os.cpu_count(), "command": " ".join(["python", "benchmarks/encode_speed.py", *sys.argv[1:]]),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, indent=2))
 
 

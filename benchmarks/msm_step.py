@@ -1,11 +1,18 @@
-"""One MSM training step (forward + backward): our batched formulation vs the naive S-copies one.
+"""One MSM training step (forward + backward) on real documents: length buckets vs padding every sentence to T.
 
-Ours encodes every sentence once and builds the S masked copies only in the 2-layer document encoder.
-The naive formulation re-runs the sentence encoder for every masked copy (S × the encoder work).
-Each measurement runs in a fresh subprocess; peak memory = that process's max RSS (ru_maxrss).
+Batches: consecutive NTREX-128 sentences cut into blocks of S, the languages taking turns across the B blocks,
+tokenised to T with their real lengths; both paths get the same batches. ``padded`` (``length_buckets: 0``) runs
+the sentence encoder on [K, T]; ``buckets`` sorts the K sentences by length into ``--buckets`` groups, each cut
+to its own longest. Each measurement runs in a fresh subprocess; peak memory = its max RSS (ru_maxrss); the
+1-minute load average is recorded before and after; the process's CPU time per step beside the wall-clock
+time (on a shared machine it is the steadier of the two).
 
-    python benchmarks/msm_step.py                       # CPU, e5-small
-    python benchmarks/msm_step.py --device cuda --dtype bf16 --docs 32   # GPU: docs/s and MFU
+    python benchmarks/msm_step.py                       # CPU, e5-small, 4×16×64 and 8×32×64
+    python benchmarks/msm_step.py --device cuda --dtype bf16 --shapes 16,32,64   # GPU: tokens/s and MFU
+    python benchmarks/msm_step.py --naive               # our one-encoding-per-sentence step vs S re-encodings
+
+``--naive`` (→ results/msm_step_naive.json): ours encodes every sentence once and builds the S masked copies only
+in the 2-layer document encoder; the naive formulation re-runs the sentence encoder for every masked copy.
 """
 
 from __future__ import annotations
@@ -20,21 +27,23 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "msm_step.json"
+NAIVE_RESULTS = RESULTS.with_name("msm_step_naive.json")
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16
 
 
-def make_batch(tokenizer, docs: int, sentences: int, tokens: int):
-    import torch
-
+def make_batch(tokenizer, docs: int, sentences: int, tokens: int, full_length: bool = False):
     from msm.model.batching import collate
-    from msm.model.smoke import default_data_dir, load_documents
+    from msm.model.smoke import NTREX_LANGS, default_data_dir, load_documents
 
-    texts, _, _ = load_documents(default_data_dir(), max_docs_per_lang=50)
-    flat = [s for doc in texts for s in doc]
-    blocks = [flat[i * sentences:(i + 1) * sentences] for i in range(docs)]
-    batch = collate(blocks, [0] * docs, tokenizer, sentences, tokens)
-    batch["attention_mask"][:] = 1  # full-length sentences: the worst case the budget allows
-    return {k: v for k, v in batch.items()}, torch
+    texts, langs, _ = load_documents(default_data_dir(), max_docs_per_lang=200)
+    stream = {lang: [s for doc, dl in zip(texts, langs) if dl == lang for s in doc] for lang in NTREX_LANGS}
+    order = [NTREX_LANGS[i % len(NTREX_LANGS)] for i in range(docs)]
+    blocks = [stream[lang][(i // len(NTREX_LANGS)) * sentences:(i // len(NTREX_LANGS) + 1) * sentences]
+              for i, lang in enumerate(order)]
+    batch = collate(blocks, [NTREX_LANGS.index(lang) for lang in order], tokenizer, sentences, tokens)
+    if full_length:
+        batch["attention_mask"][:] = 1  # every sentence at T: the worst case the budget allows
+    return batch
 
 
 def naive_loss(model, batch):
@@ -65,18 +74,21 @@ def one(args) -> dict:
 
     from msm.model.config import MSMModelConfig
     from msm.model.msm import MSMModel
+    from msm.model.sentence_encoder import length_groups
 
     torch.manual_seed(0)
     cfg = MSMModelConfig(encoder=args.model, max_sentences=args.sentences, max_tokens=args.tokens,
-                         memory_bank_size=0, dropout=0.0)
+                         memory_bank_size=0, dropout=0.0, length_buckets=args.buckets if args.mode == "buckets" else 0)
     model = MSMModel.from_config(cfg).to(args.device)
-    batch, _ = make_batch(model.sentence_encoder.tokenizer, args.docs, args.sentences, args.tokens)
+    batch = make_batch(model.sentence_encoder.tokenizer, args.docs, args.sentences, args.tokens,
+                       full_length=args.mode in ("ours", "naive"))
     batch = {k: v.to(args.device) for k, v in batch.items()}
+    real = batch["attention_mask"][batch["sentence_mask"]]
     dtype = torch.bfloat16 if args.dtype == "bf16" else None
 
     def step():
         with torch.autocast(args.device, dtype=dtype, enabled=dtype is not None):
-            loss = model(batch).loss if args.mode == "ours" else naive_loss(model, batch)
+            loss = naive_loss(model, batch) if args.mode == "naive" else model(batch).loss
         loss.backward()
         model.zero_grad(set_to_none=True)
 
@@ -84,23 +96,29 @@ def one(args) -> dict:
     if args.device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
         if args.device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     sec = sorted(times)[len(times) // 2]
+    real_tokens = int(real.sum())
+    encoded = (sum(len(idx) * width for idx, width in length_groups(real.sum(1).tolist(), args.buckets))
+               if args.mode == "buckets" else real.numel())
     out = {"mode": args.mode, "docs": args.docs, "sentences": args.sentences, "tokens": args.tokens,
-           "device": args.device, "dtype": args.dtype, "step_s": sec, "docs_per_s": args.docs / sec,
+           "buckets": args.buckets if args.mode == "buckets" else 0, "device": args.device, "dtype": args.dtype,
+           "step_s": sec, "step_s_all": times, "cpu_s": sorted(cpu)[len(cpu) // 2], "docs_per_s": args.docs / sec,
+           "real_tokens": real_tokens,
+           "encoded_tokens": encoded, "real_tokens_per_s": real_tokens / sec,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if args.device == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
         params = sum(p.numel() for p in model.sentence_encoder.parameters()
                      if p.dim() > 1 and "word_embeddings" not in str(p.shape))
-        n_tokens = args.docs * args.sentences * args.tokens
-        flops = 6 * params * n_tokens  # fwd + bwd matmuls of the sentence encoder (doc encoder is < 1%)
+        flops = 6 * params * real_tokens  # useful fwd + bwd matmuls of the sentence encoder (doc encoder < 1%)
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in PEAK_FLOPS.items() if k in name), None)
         out["mfu"] = flops / sec / peak if peak else None
@@ -108,11 +126,23 @@ def one(args) -> dict:
 
 
 def run(argv: list[str]) -> dict:
+    load = os.getloadavg()[0]
     proc = subprocess.run([sys.executable, __file__, "--one", *argv], capture_output=True, text=True,
                           env=dict(os.environ, HF_HUB_OFFLINE="1", MSM_NO_PROGRESS="1"))
     if proc.returncode:
         raise SystemExit(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_avg_1m": [load, os.getloadavg()[0]]}
+
+
+def table(rows: list[dict]) -> None:
+    print(f"{'mode':8} {'docs×sent×tok':>14} {'step s':>8} {'CPU s':>7} {'real tok/s':>10} {'encoded/real':>12} "
+          f"{'peak RSS MB':>12} {'load 1m':>12}")
+    for r in rows:
+        shape = f"{r['docs']}×{r['sentences']}×{r['tokens']}"
+        load = "→".join(f"{x:.1f}" for x in r["load_avg_1m"])
+        print(f"{r['mode']:8} {shape:>14} {r['step_s']:8.2f} {r['cpu_s']:7.1f} {r['real_tokens_per_s']:10.0f} "
+              f"{r['encoded_tokens'] / r['real_tokens']:12.2f} {r['peak_rss_mb']:12.0f} {load:>12}"
+              + (f"  MFU {r['mfu']:.1%}" if r.get("mfu") else ""), flush=True)
 
 
 def main() -> None:
@@ -120,32 +150,46 @@ def main() -> None:
     p.add_argument("--model", default="e5-small")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
-    p.add_argument("--docs", type=int, default=8)
-    p.add_argument("--sentences", type=int, default=32)
-    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--shapes", default="4,16,64;8,32,64", help="docs,sentences,tokens; ... (padded vs buckets)")
+    p.add_argument("--buckets", type=int, default=4, help="length groups of the bucketed path")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--naive", action="store_true", help="ours vs naive at --compare instead (full-length sentences)")
     p.add_argument("--compare", default="2,8,32", help="docs,sentences,tokens of the ours-vs-naive comparison")
-    p.add_argument("--mode", choices=["ours", "naive"], default="ours")
+    p.add_argument("--docs", type=int, default=8, help=argparse.SUPPRESS)
+    p.add_argument("--sentences", type=int, default=32, help=argparse.SUPPRESS)
+    p.add_argument("--tokens", type=int, default=64, help=argparse.SUPPRESS)
+    p.add_argument("--mode", choices=["padded", "buckets", "ours", "naive"], default="buckets", help=argparse.SUPPRESS)
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         print(json.dumps(one(args)))
         return
-    common = ["--model", args.model, "--device", args.device, "--dtype", args.dtype, "--repeats", str(args.repeats)]
-    d, s, t = args.compare.split(",")
-    rows = [run(common + ["--docs", str(args.docs), "--sentences", str(args.sentences), "--tokens", str(args.tokens)])]
-    small = ["--docs", d, "--sentences", s, "--tokens", t]
-    ours, naive = run(common + small), run(common + small + ["--mode", "naive"])
-    rows += [ours, naive]
-    print(f"{'mode':6} {'docs×sent×tok':>14} {'step s':>8} {'docs/s':>8} {'peak RSS MB':>12}")
-    for r in rows:
-        shape = f"{r['docs']}×{r['sentences']}×{r['tokens']}"
-        print(f"{r['mode']:6} {shape:>14} {r['step_s']:8.2f} {r['docs_per_s']:8.2f} {r['peak_rss_mb']:12.0f}"
-              + (f"  MFU {r['mfu']:.1%}" if r.get("mfu") else ""))
-    ratio = naive["step_s"] / ours["step_s"]
-    print(f"naive / ours step time at {d}×{s}×{t}: {ratio:.1f}×")
+    common = ["--model", args.model, "--device", args.device, "--dtype", args.dtype, "--repeats", str(args.repeats),
+              "--buckets", str(args.buckets)]
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"rows": rows, "naive_over_ours": ratio, "cpu_threads": os.cpu_count()}, indent=2))
+    if args.naive:
+        d, s, t = args.compare.split(",")
+        small = common + ["--docs", d, "--sentences", s, "--tokens", t]
+        ours, naive = run(small + ["--mode", "ours"]), run(small + ["--mode", "naive"])
+        table([ours, naive])
+        ratio = naive["step_s"] / ours["step_s"]
+        print(f"naive / ours step time at {d}×{s}×{t}: {ratio:.1f}×")
+        NAIVE_RESULTS.write_text(json.dumps({"rows": [ours, naive], "naive_over_ours": ratio,
+                                             "cpu_threads": os.cpu_count()}, indent=2))
+        return
+    # one entry per shape, kept across invocations (a busy machine may need one shape per run)
+    saved = json.loads(RESULTS.read_text()).get("shapes", {}) if RESULTS.is_file() else {}
+    for shape in args.shapes.split(";"):
+        d, s, t = shape.split(",")
+        argv = common + ["--docs", d, "--sentences", s, "--tokens", t]
+        padded, buckets = run(argv + ["--mode", "padded"]), run(argv + ["--mode", "buckets"])
+        table([padded, buckets])
+        x = {"wall": padded["step_s"] / buckets["step_s"], "cpu": padded["cpu_s"] / buckets["cpu_s"]}
+        print(f"padded / buckets at {d}×{s}×{t}: {x['wall']:.2f}× wall-clock step time, {x['cpu']:.2f}× process "
+              "CPU time", flush=True)
+        saved[f"{d}x{s}x{t}"] = {"rows": [padded, buckets], "padded_over_buckets": x, "cpu_threads": os.cpu_count(),
+                                 "command": " ".join(["python", "benchmarks/msm_step.py", *sys.argv[1:]])}
+        RESULTS.write_text(json.dumps({"shapes": saved}, indent=2))
 
 
 if __name__ == "__main__":

@@ -46,3 +46,13 @@ def tiny_cfg(tiny_model_dir):
 
     return MSMModelConfig(encoder=str(tiny_model_dir), max_sentences=6, max_tokens=12, memory_bank_size=32,
                           doc_heads=2, dropout=0.0)
+
+
+@pytest.fixture()
+def uneven_batch(tokenizer):
+    """Sentences of 3 to 40 tokens (T = 40): short ones beside ones that fill the budget."""
+    long = "The committee met for many hours to discuss the new budget, the roads, the schools and the river " * 2
+    docs = [["Yes.", long, "The river rose.", "No.", "Schools closed early because of the storm last night."],
+            ["Oui.", "Le marché ouvre à huit heures et ferme tard le soir pendant tout l'été.", long, "Non."],
+            ["Ja.", "Nein.", long, "Der Zug hatte Verspätung.", "Viele Pendler warteten.", "Gut."]]
+    return make_batch(tokenizer, docs, max_sentences=6, max_tokens=40)

@@ -203,6 +203,7 @@ def test_optuna_searcher(tmp_path):
 class _Trial:
     def __init__(self, trial_id, status, config):
         self.trial_id, self.status, self.config = trial_id, status, config
+        self.path = f"/sweep/exp/{trial_id}"
 
 
 class _Result:
@@ -210,20 +211,28 @@ class _Result:
         self.metrics_dataframe = pd.DataFrame({"val_score": values}) if values is not None else None
         self.metrics = metrics or {}
         self.error = error
-        self.config = None
+        self.path = None
+
+
+_SAVED: dict[str, list] = {}  # experiment path -> the trials Tune saved there
 
 
 class _Analysis:
-    def __init__(self, trials):
-        self.trials = trials
+    """``tune.ExperimentAnalysis``: the trials of the experiment state saved at ``path``."""
+
+    def __init__(self, path, storage_filesystem=None):
+        self.trials = _SAVED[path]
 
 
 class _Grid:
-    """The slice of ``ResultGrid`` the report reads."""
+    """The slice of ``ResultGrid`` the report reads: results (here in another order than the trials)."""
 
     def __init__(self, entries):
-        self._results = [r for _, r in entries]
-        self._experiment_analysis = _Analysis([t for t, _ in entries])
+        for trial, result in entries:
+            result.path = trial.path
+        self._results = [r for _, r in reversed(entries)]
+        self.experiment_path, self.filesystem = f"/sweep/exp-{id(self)}", None
+        _SAVED[self.experiment_path] = [t for t, _ in entries]
 
     def __len__(self):
         return len(self._results)
@@ -232,7 +241,14 @@ class _Grid:
         return self._results[i]
 
 
-def test_report_sorts_exports_best_config_and_plots(tmp_path):
+@pytest.fixture()
+def saved_trials(monkeypatch):
+    import ray.tune
+
+    monkeypatch.setattr(ray.tune, "ExperimentAnalysis", _Analysis)
+
+
+def test_report_sorts_exports_best_config_and_plots(tmp_path, saved_trials):
     from msm.tune.report import write_report
 
     space = {"model.memory_bank_size": {"grid": [0, 64]}, "model.num_cross_doc_negatives": {"choice": [None, 2]},
@@ -280,7 +296,7 @@ def test_report_sorts_exports_best_config_and_plots(tmp_path):
     assert [r["trial_id"] for r in rows][:3] == ["t1", "t0", "t2"] and math.isclose(rows[0]["val_score"], 0.1)
 
 
-def test_report_without_metric_has_no_best_config(tmp_path):
+def test_report_without_metric_has_no_best_config(tmp_path, saved_trials):
     from msm.tune.report import write_report
 
     sweep = load_sweep(write_sweep(tmp_path, {"model.temperature": {"choice": [0.1]}}))

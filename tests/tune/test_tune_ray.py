@@ -109,30 +109,45 @@ def test_asha_sweep_interrupted_and_resumed(ray_local, tmp_path, shared_data):
 @pytest.mark.timeout(60)
 def test_placement_groups_of_dead_controllers_are_released(ray_local):
     """What a stopped trial leaves behind when Train's own cleaner cannot reach the cluster: the driver removes it."""
+    import time
+
     import ray
     from ray.util.placement_group import placement_group_table
 
-    from msm.tune.runner import _actor_placement_groups, release_orphaned_placement_groups
+    from msm.tune.runner import _worker_placement_groups, release_orphaned_placement_groups
+
+    class RayTrainWorker:  # the class name Train V2's (module-level) workers carry in the State API
+        def ping(self):
+            return True
+
+    RayTrainWorker.__qualname__ = "RayTrainWorker"  # not "test_...<locals>.RayTrainWorker"
+    worker_class = ray.remote(num_cpus=0)(RayTrainWorker)
 
     @ray.remote(num_cpus=0)
-    class Maker:
-        def make(self):
+    class Controller:
+        def start(self):
             from ray.util.placement_group import placement_group
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
             pg = placement_group([{"CPU": 0.01}])
             ray.get(pg.ready())
+            self.worker = worker_class.options(
+                num_cpus=0.01, scheduling_strategy=PlacementGroupSchedulingStrategy(pg)).remote()
+            ray.get(self.worker.ping.remote())
             return pg.id.hex()
 
-    maker = Maker.remote()
-    pg_id = ray.get(maker.make.remote())
-    assert (ray.PlacementGroupID.from_hex(pg_id), False) in _actor_placement_groups()
-    assert release_orphaned_placement_groups() == 0  # its creator is alive: left alone
-    ray.kill(maker)
-    for _ in range(50):
-        if (ray.PlacementGroupID.from_hex(pg_id), True) in _actor_placement_groups():
-            break
-        import time
+    def wait_for(entry):
+        for _ in range(100):  # the State API sees GCS changes after a moment
+            if entry in _worker_placement_groups():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{entry} not in {_worker_placement_groups()}")
 
-        time.sleep(0.1)
+    controller = Controller.remote()
+    pg_id = ray.get(controller.start.remote())
+    wait_for((pg_id, False))
+    assert release_orphaned_placement_groups() == 0  # its workers are alive: left alone
+    ray.kill(controller)  # takes the worker it owns along
+    wait_for((pg_id, True))
     assert release_orphaned_placement_groups() == 1
     assert placement_group_table()[pg_id]["state"] == "REMOVED"

@@ -125,6 +125,8 @@ def run_finetune(cfg: FinetuneConfig, log=print) -> Path:
     from sentence_transformers import SentenceTransformer
 
     from msm.finetune.model import save_exports
+    from msm.finetune.worker import METRICS_FILE
+    from msm.progress import follow
     from msm.train.trainer import ensure_ray
 
     cfg = absolute(cfg)
@@ -132,7 +134,10 @@ def run_finetune(cfg: FinetuneConfig, log=print) -> Path:
     ensure_ray()
     check_cpus(cfg, log)
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
-    result = build_ray_trainer(cfg).fit()
+    trainer = build_ray_trainer(cfg)
+    per_step = (cfg.train.batch_size * cfg.run.num_workers, "examples/s")
+    with follow(out / METRICS_FILE, trainer.train_loop_config["max_steps"], "finetune", per_step=per_step):
+        result = trainer.fit()
     if result.checkpoint is None:
         raise MSMError(f"{out}: the run finished without a checkpoint (train.save_steps larger than the run?); "
                        "see the Ray Train log above")

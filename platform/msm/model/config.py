@@ -29,6 +29,7 @@ class MSMModelConfig:
     doc_weight: float = 1.0  # weight of the masked-sentence loss (0 with mlm_weight > 0: the "MLM only" ablation)
     mlm_probability: float = 0.15
     gradient_checkpointing: bool = False
+    length_buckets: int = 4  # sentences encoded in <= this many length groups, each padded to its longest; 0: to T
 
     def __post_init__(self) -> None:
         checks = [
@@ -45,6 +46,7 @@ class MSMModelConfig:
             (self.doc_weight >= 0 and self.doc_weight + self.mlm_weight > 0,
              "doc_weight must be >= 0, and doc_weight + mlm_weight > 0 (something must be trained)"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.length_buckets >= 0, "length_buckets must be >= 0 (0: pad every sentence to max_tokens)"),
         ]
         for ok, message in checks:
             if not ok:

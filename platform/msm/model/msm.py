@@ -130,7 +130,8 @@ class MSMModel(nn.Module):
                                            self.sentence_encoder.model.config.vocab_size,
                                            self.cfg.mlm_probability, self.generator)
         masked = labels != -100 if labels is not None else None
-        vectors, mlm_logits = self.sentence_encoder(flat_ids, flat_mask, masked)  # [K, H], [M, V] at masked tokens
+        vectors, mlm_logits = self.sentence_encoder(flat_ids, flat_mask, masked,  # [K, H], [M, V] at masked
+                                                    self.cfg.length_buckets)
         sentences = vectors.new_zeros(bsz, n_sent, vectors.shape[-1])
         sentences[sentence_mask] = vectors
 

@@ -91,9 +91,11 @@ def run_pretraining(cfg: PretrainConfig, log=print) -> Path | str:
     (a local path, or the ``run.output_dir`` URI).
 
     Re-running with the same ``output_dir`` and ``name`` continues from the run's latest checkpoint (Ray Train
-    restores it), which is what ``msm pretrain --resume`` does.
+    restores it), which is what ``msm pretrain --resume`` does. A local run folder's ``metrics.jsonl`` drives a
+    progress line (``msm.progress``; none for a URI, whose copy is uploaded only now and then).
     """
     from msm.model.msm import MSMModel
+    from msm.progress import follow
 
     cfg = absolute(cfg)
     run = RunFolder(cfg.run.output_dir)
@@ -101,7 +103,8 @@ def run_pretraining(cfg: PretrainConfig, log=print) -> Path | str:
     ensure_ray()
     # Each ray.train.report waits for the Train controller's next poll (default every 2 s); poll faster.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
-    result = build_trainer(cfg, log=log).fit()
+    with follow(None if run.remote else run.work / "metrics.jsonl", cfg.optim.max_steps, "pretrain"):
+        result = build_trainer(cfg, log=log).fit()
     if result.checkpoint is None:
         raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint; see the Ray Train log above")
     with result.checkpoint.as_directory() as folder:

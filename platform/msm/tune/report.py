@@ -52,18 +52,23 @@ def _steps_trained(folder: Path) -> int | None:
     return last
 
 
+def _trials(grid) -> list[tuple[str, str, dict, Any]]:
+    """(trial id, Tune status, config, ``Result``) of each trial of a ``ResultGrid``: ids and statuses from the
+    experiment state Tune saved (``tune.ExperimentAnalysis``: a ``Result`` has no status), matched by trial folder."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(grid.experiment_path, storage_filesystem=grid.filesystem)
+    results = {result.path: result for result in grid}
+    return [(t.trial_id, str(t.status), t.config, results[t.path]) for t in analysis.trials if t.path in results]
+
+
 def trial_rows(sweep: Sweep, grid) -> list[dict]:
     """One row per trial of a ``ResultGrid``, sorted best first (trials without the metric last, unranked)."""
     cfg = sweep.cfg
     metric = cfg.metric
-    trials = list(getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or [])
     rows = []
-    for i in range(len(grid)):
-        result = grid[i]
-        trial = trials[i] if i < len(trials) else None
-        trial_id = trial.trial_id if trial is not None else (result.metrics or {}).get("trial_id", f"trial-{i}")
-        status = str(trial.status) if trial is not None else ("ERROR" if result.error else "TERMINATED")
-        knobs = flatten((trial.config if trial is not None else result.config) or {})
+    for trial_id, status, config, result in _trials(grid):
+        knobs = flatten(config or {})
         df = result.metrics_dataframe
         values = [float(v) for v in df[metric].tolist() if _finite(v)] if df is not None and metric in df else []
         last = values[-1] if values else None

@@ -122,38 +122,48 @@ def concurrency(sweep: Sweep, log: Callable[[str], Any] = print) -> int | None:
     return wanted
 
 
-def _actor_placement_groups() -> list[tuple[Any, bool]]:
-    """(placement group id, creator actor dead) for this job's live placement groups made by actors."""
-    import ray
-    from ray._private.state import state
-    from ray.core.generated import gcs_pb2
+TRAIN_WORKER_CLASS = "RayTrainWorker"  # Ray Train V2's worker actor
 
-    job = ray.get_runtime_context().get_job_id()
+
+def _worker_placement_groups() -> list[tuple[str, bool]]:
+    """(id, every actor in it dead) of this job's live placement groups that hold Ray Train workers.
+
+    Public State API, asked at this driver's own cluster (its GCS address): with several local Ray instances on
+    one machine, the default address lookup may find another. Tune's own trial groups hold no Train workers."""
+    import ray
+    from ray.util.state import list_actors, list_placement_groups
+
+    context = ray.get_runtime_context()
+    address, job = context.gcs_address, context.get_job_id()
+    options = {"address": address, "detail": True, "limit": 10_000, "raise_on_missing_output": False}
+    actors = list_actors(filters=[("job_id", "=", job)], **options)
     out = []
-    for raw in state._connect_and_get_accessor().get_placement_group_table():
-        pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
-        if (pg.state == gcs_pb2.PlacementGroupTableData.REMOVED or pg.is_detached
-                or pg.creator_job_id.hex() != job or ray.ActorID(pg.creator_actor_id).is_nil()):
-            continue  # Tune's own trial groups are made by the driver (nil creator actor): never touched
-        out.append((ray.PlacementGroupID(pg.placement_group_id), pg.creator_actor_dead))
+    for pg in list_placement_groups(filters=[("state", "=", "CREATED")], **options):
+        if pg.creator_job_id != job or pg.is_detached:
+            continue
+        members = [a for a in actors if a.placement_group_id == pg.placement_group_id]
+        if any(a.class_name == TRAIN_WORKER_CLASS for a in members):
+            out.append((pg.placement_group_id, all(a.state == "DEAD" for a in members)))
     return out
 
 
 def release_orphaned_placement_groups() -> int:
-    """Remove placement groups whose creating actor (a stopped trial's Train controller) is dead.
+    """Remove placement groups whose Train workers are all dead (a stopped trial's, its controller gone).
 
-    A trial stopped by ASHA is killed with its Train controller; the controller's worker placement group lives
-    on until the whole job ends. Train V2's detached ``PlacementGroupCleaner`` normally removes it, but it finds
-    the cluster through the State API, which fails when several Ray instances run on one machine (a local sweep
-    beside another local cluster), leaving CPUs reserved and later trials waiting forever. This does the same
-    from the driver through the GCS.
+    A trial stopped by ASHA is killed with its Train controller, which takes its workers along; the workers'
+    placement group lives on until the whole job ends. Train V2's detached ``PlacementGroupCleaner`` normally
+    removes it, but it asks the State API without an address, which finds the wrong cluster when several Ray
+    instances run on one machine (a local sweep beside another local cluster), leaving CPUs reserved and later
+    trials waiting forever. This does the same from the driver (``ray.util.remove_placement_group``).
     """
-    from ray.util.placement_group import PlacementGroup, remove_placement_group
+    import ray
+    from ray.util import remove_placement_group
+    from ray.util.placement_group import PlacementGroup
 
     n = 0
-    for pg_id, dead in _actor_placement_groups():
+    for pg_id, dead in _worker_placement_groups():
         if dead:
-            remove_placement_group(PlacementGroup(pg_id))
+            remove_placement_group(PlacementGroup(ray.PlacementGroupID.from_hex(pg_id)))
             n += 1
     return n
 
@@ -166,9 +176,9 @@ def _release_all(timeout_s: float = 10.0) -> None:
     while True:
         try:
             release_orphaned_placement_groups()
-            if not _actor_placement_groups() or time.monotonic() > deadline:
+            if not _worker_placement_groups() or time.monotonic() > deadline:
                 return
-        except Exception:  # best effort: internal GCS API
+        except Exception:  # best effort: the State API needs the dashboard
             return
         time.sleep(0.5)
 
@@ -190,7 +200,7 @@ class _ReleaseStoppedTrials(Callback):
         self._last = now
         try:
             release_orphaned_placement_groups()
-        except Exception as exc:  # best effort: internal GCS API
+        except Exception as exc:  # best effort: the State API needs the dashboard
             self._failed = True
             print(f"note: cannot release placement groups of stopped trials ({exc!r})")
 
@@ -222,9 +232,11 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
     ``output_dir``/``name``). On resume the saved ``sweep.yaml`` is used: finished trials are kept as they are,
     unfinished ones continue (their Train runs from their latest checkpoint), errored ones are retried.
     ``callbacks``: extra ``ray.tune.Callback`` objects (fresh runs only; a resumed run restores the saved ones).
+    A progress line sums the trials' steps (``metrics.jsonl``) against trials × ``optim.max_steps``.
     """
     from ray import tune
 
+    from msm.progress import follow
     from msm.tune.report import write_report
 
     check_searcher(sweep.cfg, sweep.source)
@@ -258,7 +270,9 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
             run_config=tune.RunConfig(storage_path=str(sweep.sweep_dir), name=cfg.name, verbose=verbose,
                                       callbacks=[_ReleaseStoppedTrials(), *(callbacks or [])]),
         )
-    grid = tuner.fit()
+    total = sweep.expected_trials * sweep.base["optim"]["max_steps"]  # trials stopped early end short of it
+    with follow(lambda: sorted((sweep.sweep_dir / "trials").glob("*/metrics.jsonl")), total, "sweep"):
+        grid = tuner.fit()
     _release_all()
     outcome = write_report(sweep, grid)
     n_done = sum(r["status"] in FINAL_STATES for r in outcome.rows)

@@ -1,0 +1,161 @@
+"""A progress line on the driver from what a run writes: step/total, loss, rate, ETA.
+
+The training loops (Ray Train workers, Tune trials) append one JSON object per step or log record to
+``metrics.jsonl``; :func:`follow` tails those files in a thread while the run goes on. On a terminal it draws a
+tqdm bar; otherwise (logs, CI) it prints one line each ``every_pct`` percent, so a long run writes ~10 lines.
+``MSM_NO_PROGRESS=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+RATE_KEYS = (("tokens_per_s", "tokens/s"), ("sentences_per_s", "sentences/s"),
+             ("train_samples_per_second", "examples/s"))
+STALE_S = 60.0  # records this much older (their ``time``) than the newest do not count towards the rate
+
+
+def duration(seconds: float) -> str:
+    """``1h02m``, ``4m05s``, ``9s``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def describe(step: int, total: int, loss: float | None = None, rate: tuple[float, str] | None = None,
+             eta_s: float | None = None) -> str:
+    """``step 120/1000 (12%) · loss 2.314 · 1,234 tokens/s · ETA 5m12s`` (absent parts left out)."""
+    parts = [f"step {step}/{total} ({100 * step / total:.0f}%)" if total else f"step {step}"]
+    if loss is not None:
+        parts.append(f"loss {loss:.4g}")
+    if rate is not None:
+        parts.append(f"{rate[0]:,.0f} {rate[1]}")
+    if eta_s is not None:
+        parts.append(f"ETA {duration(eta_s)}")
+    return " · ".join(parts)
+
+
+class Tail:
+    """The latest record of each ``metrics.jsonl`` that ``paths()`` names; a torn last line waits for its end."""
+
+    def __init__(self, paths: Callable[[], list[Path]]) -> None:
+        self.paths = paths
+        self.offsets: dict[Path, int] = {}
+        self.latest: dict[Path, dict] = {}
+
+    def poll(self) -> bool:
+        """Read what was appended since the last poll; True if any file got a new record."""
+        changed = False
+        for path in self.paths():
+            try:
+                with open(path, "rb") as fh:
+                    if fh.seek(0, os.SEEK_END) < self.offsets.get(path, 0):  # cut back (a resumed run)
+                        self.offsets[path] = 0
+                    fh.seek(self.offsets.get(path, 0))
+                    data = fh.read()
+            except OSError:
+                continue
+            end = data.rfind(b"\n") + 1
+            self.offsets[path] = self.offsets.get(path, 0) + end
+            for line in data[:end].splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("step"), int):
+                    self.latest[path], changed = record, True
+        return changed
+
+
+class Progress:
+    """Turns the latest records into a bar (``tty``) or a line every ``every_pct`` percent. The rate is the
+    records' own (``tokens_per_s``, ...; summed over files), else ``per_step`` × the step rate seen here."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None, tty: bool | None = None,
+                 every_pct: float = 10.0, per_step: tuple[int, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.label, self.every_pct, self.clock = total, label, every_pct, clock
+        self.per_step = per_step  # (items, unit) of one step: a rate from the step rate when records carry none
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.start: tuple[float, int] | None = None  # (time, step) of the first record seen: a resumed run's ETA
+        self.printed = -1
+        self.loss: float | None = None
+        self.bar = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total or None, desc=label, unit="step", file=self.stream, dynamic_ncols=True)
+
+    def show(self, records: list[dict]) -> str | None:
+        """Update from the latest record of each file (several: the trials of a sweep); returns the line."""
+        if not records:
+            return None
+        step = sum(r["step"] for r in records)
+        now = self.clock()
+        if self.start is None:
+            self.start = (now, step)
+        newest = max(records, key=lambda r: r.get("time", 0))
+        if isinstance(newest.get("loss"), (int, float)):  # a trainer's closing summary record has none
+            self.loss = newest["loss"]
+        live = [r for r in records if newest.get("time", 0) - r.get("time", 0) < STALE_S]  # not finished trials
+        rate = next(((sum(r.get(k) or 0 for r in live), unit) for k, unit in RATE_KEYS
+                     if any(r.get(k) for r in live)), None)
+        done_s, done_steps = now - self.start[0], step - self.start[1]
+        if rate is None and self.per_step and done_steps > 0:
+            rate = (self.per_step[0] * done_steps / done_s, self.per_step[1])
+        eta = (self.total - step) * done_s / done_steps if done_steps > 0 and self.total else None
+        line = describe(step, self.total, self.loss, rate, eta)
+        if self.bar is not None:
+            self.bar.n = min(step, self.total) if self.total else step
+            self.bar.set_postfix_str(line.split(" · ", 1)[1] if " · " in line else "", refresh=False)
+            self.bar.refresh()
+            return line
+        bucket = int(100 * step / self.total // self.every_pct) if self.total else step
+        if bucket > self.printed:
+            self.printed = bucket
+            print(f"{self.label}: {line}", file=self.stream, flush=True)
+        return line
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextlib.contextmanager
+def follow(paths: Callable[[], list[Path]] | Path | None, total: int, label: str, interval_s: float = 2.0,
+           per_step: tuple[int, str] | None = None, stream: TextIO | None = None,
+           tty: bool | None = None) -> Iterator[Progress | None]:
+    """Show the progress of the run writing ``paths`` (one ``metrics.jsonl`` or a function listing several;
+    None: nothing to show) while the ``with`` body runs; a last read when it ends."""
+    if paths is None or os.environ.get("MSM_NO_PROGRESS") == "1":
+        yield None
+        return
+    files = paths if callable(paths) else (lambda: [paths])
+    tail, stop = Tail(files), threading.Event()
+    progress = Progress(total, label, stream, tty, per_step=per_step)
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            if tail.poll():
+                progress.show(list(tail.latest.values()))
+
+    thread = threading.Thread(target=loop, name="msm-progress", daemon=True)
+    thread.start()
+    try:
+        yield progress
+    finally:
+        stop.set()
+        thread.join()
+        if tail.poll():
+            progress.show(list(tail.latest.values()))
+        progress.close()
