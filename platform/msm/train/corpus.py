@@ -163,21 +163,21 @@ class _CapBatches:
 
 # ---- the manifest ------------------------------------------------------------------------------------------------
 
-def _counts(tables: Iterable[pa.Table]) -> dict:
-    """Per-language blocks, documents kept, and quarantined documents per reason, summed over ``tables``."""
+def _counts(rows: Iterable[dict]) -> dict:
+    """Per-language blocks, documents kept, and quarantined documents per reason, summed over :data:`ROWS` rows
+    (or rows with only the columns of their part)."""
     langs: dict[str, int] = {}
     quarantined: dict[str, int] = {}
     kept = sentences = tokens = 0
-    for t in tables:
-        for r in t.select([c for c in ("block", "lang", "reason", "input_ids") if c in t.column_names]).to_pylist():
-            if r.get("reason"):
-                key = reason_key(r["reason"])
-                quarantined[key] = quarantined.get(key, 0) + 1
-                continue
-            langs[r["lang"]] = langs.get(r["lang"], 0) + 1
-            kept += r["block"] == 0
-            sentences += len(r["input_ids"])
-            tokens += sum(len(s) for s in r["input_ids"])
+    for r in rows:
+        if r.get("reason"):
+            key = reason_key(r["reason"])
+            quarantined[key] = quarantined.get(key, 0) + 1
+            continue
+        langs[r["lang"]] = langs.get(r["lang"], 0) + 1
+        kept += r["block"] == 0
+        sentences += len(r["input_ids"])
+        tokens += sum(len(s) for s in r["input_ids"])
     return {"languages": langs, "kept": kept, "quarantined": quarantined, "sentences": sentences, "tokens": tokens}
 
 
@@ -259,8 +259,7 @@ def build_local(cfg: PretrainConfig, log=print, chunk: int = 256, resuming: bool
     counted = []
     for records in _chunks(local_records(cfg), chunk):
         rows = tokenised_rows(cap(prepared_rows(records, cfg)), tok, cfg.model.max_sentences, cfg.model.max_tokens)
-        table = pa.Table.from_pylist(rows, schema=ROWS)
-        counted.append(_counts([table]))
+        counted.append(_counts(rows))
         for part, w in writers.items():
             w.add([r for r in rows if r["part"] == part])
     for w in writers.values():
@@ -316,7 +315,7 @@ def _counted(staged: Location, part: str) -> dict:
         return _merge([])
     cols = ["block", "lang", "input_ids"] if part == "blocks" else ["reason"]
     ds = ray.data.read_parquet(folder.path, filesystem=staged.fs, num_cpus=DATA_CPUS)
-    ds = ds.select_columns(cols).map_batches(lambda t: pa.table({"counts": [json.dumps(_counts([t]))]}),
+    ds = ds.select_columns(cols).map_batches(lambda t: pa.table({"counts": [json.dumps(_counts(t.to_pylist()))]}),
                                              batch_format="pyarrow", num_cpus=DATA_CPUS)
     return _merge([json.loads(r["counts"]) for r in ds.take_all()])
 
