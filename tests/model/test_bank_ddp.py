@@ -111,13 +111,14 @@ def _mean(dicts: list[dict]) -> dict:
 
 def _assert_grads_equal(got: dict, prefix: str, want: dict) -> None:
     """Each gradient to 1e-4 of its largest entry; a gradient that is zero in exact arithmetic (key biases
-    under softmax, a bias feeding a BatchNorm) is float noise, compared at 1e-7 of the largest gradient."""
+    under softmax, a bias feeding a BatchNorm) is float noise (seen: 1.4e-7 of the largest after a gloo
+    all-reduce), compared at 1e-6 of the largest gradient."""
     got = {k[len(prefix):]: v for k, v in got.items() if k.startswith(prefix)}
     assert set(got) == set(want)
     scale = max(w.abs().max().item() for w in want.values())
     for k, w in want.items():
         err = (got[k] - w).abs().max().item()
-        assert err <= 1e-4 * max(w.abs().max().item(), 1e-3 * scale), (k, err, w.abs().max().item(), scale)
+        assert err <= 1e-4 * max(w.abs().max().item(), 1e-2 * scale), (k, err, w.abs().max().item(), scale)
 
 
 def _enqueue_all(model, outputs, batches, names) -> None:
