@@ -143,20 +143,28 @@ def test_submit_trivial_job_succeeds_and_failure_is_reported(head, tmp_path):
 def test_submitted_two_worker_pretraining_survives_a_crash(head, tmp_path):
     """The shipped job on a cluster: DDP on gloo with 2 workers, both raise at step 3 (``run.fail_at_step``); Ray
     Train restarts the worker group (``run.max_failures=1``), the loop restores the step-2 checkpoint, and the job
-    succeeds with every step logged once. (One fit: each costs ~1 min of worker start on 2 cores.)"""
+    succeeds with every step logged once. (One fit: each costs ~1 min of worker start on 2 cores.) The corpus is
+    built here first, in process, and the job reuses it: its Ray Data build is tested in tests/train/test_corpus.py,
+    and on this 2-core head it would add a minute of operator start to the drill."""
     import json
 
+    from msm.config import load_config, parse_overrides
     from msm.model.msm import MSMModel
+    from msm.train.config import PretrainConfig
+    from msm.train.corpus import build_local
 
     for shipped in ("jobs/pretrain.py", "configs/pretrain/tiny-cpu.yaml"):  # deleted: a failure, never a skip
         assert (REPO / shipped).is_file(), f"{shipped} is missing"
     out = tmp_path / "pretrain"
+    build_local(load_config(REPO / "configs/pretrain/tiny-cpu.yaml", PretrainConfig,
+                            parse_overrides([f"run.output_dir={out}"])), log=lambda *_: None)
     log = io.StringIO()
     _, status = submit_job("pretrain", head.job_address, "configs/pretrain/tiny-cpu.yaml",
                            [f"run.output_dir={out}", "run.num_workers=2", "run.cpus_per_worker=0.5",
                             "run.fail_at_step=3", "run.max_failures=1"],
                            REPO, python=sys.executable, timeout_s=800, out=log)
     assert status == "SUCCEEDED", log.getvalue()[-3000:]
+    assert "corpus: reusing" in log.getvalue(), log.getvalue()[-3000:]
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in metrics] == [1, 2, 3, 4]  # step 3 redone from the step-2 checkpoint, logged once
     assert "val_score" in metrics[-1] and "val_score" not in metrics[0]

@@ -109,12 +109,17 @@ def test_checkpoint_and_data_errors(tmp_path, shared_data):
 @pytest.mark.timeout(120)
 def test_trainer_takes_workers_retries_and_checkpoints_from_the_config(ray_local, tmp_path, shared_data):
     """FailureConfig / ScalingConfig / CheckpointConfig come from ``run.*`` (a 2-worker crash and restart runs in
-    tests/cluster/test_submit.py; the restore it triggers is the loop's resume path, tested above)."""
+    tests/cluster/test_submit.py; the restore it triggers is the loop's resume path, tested above). The corpus is
+    built in process first and reused (its Ray Data build: tests/train/test_corpus.py)."""
+    from msm.train.corpus import build_local
     from msm.train.trainer import absolute, build_trainer
 
     cfg = absolute(tiny(tmp_path, shared_data, "run.num_workers=2", "run.cpus_per_worker=0.5", "run.max_failures=3",
                         "run.keep_checkpoints=1"))
-    trainer = build_trainer(cfg)
+    build_local(cfg, log=lambda *_: None)
+    logged = []
+    trainer = build_trainer(cfg, log=logged.append)
+    assert logged and logged[0].startswith("corpus: reusing")
     assert trainer.run_config.failure_config.max_failures == 3
     assert trainer.run_config.checkpoint_config.num_to_keep == 1
     assert trainer.run_config.name == "tiny" and trainer.run_config.storage_path == str(tmp_path)
