@@ -53,6 +53,7 @@ def test_mine_end_to_end_crash_safe_and_worker_count_free(ray_local, tiny_model_
     assert counts["input"] == 14 and counts["kept"] == 12 and counts["quarantined"] == 2
     assert counts["quarantine_reasons"] == {"invalid_utf8": 1, "empty": 1}
     assert counts["documents_by_lang"] == {"de": 4, "en": 4, "ru": 4}
+    assert counts["langid_relabelled"] == {}  # declared and detected agree on every kept NTREX document
 
     docs, pairs, quarantine = read_dir(out / "documents"), read_dir(out / "pairs"), read_dir(out / "quarantine")
     assert docs.schema.remove_metadata().equals(DOCUMENTS) and pairs.schema.remove_metadata().equals(PAIRS)

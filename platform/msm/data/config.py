@@ -32,6 +32,11 @@ class LangIDConfig:
     min_confidence: float = 0.5
     on_mismatch: Literal["quarantine", "flag"] = "quarantine"
     on_low_confidence: Literal["quarantine", "flag"] = "flag"
+    # Close languages that fastText splits (Indonesian documents tagged Malay): ``merge`` folds a label into
+    # another language (``{ms: id}``; their probabilities add up), ``allow`` assigns only these languages (the
+    # most probable allowed one among fastText's top 5 labels). Relabellings are counted in the manifest.
+    merge: dict[str, str] = field(default_factory=dict)
+    allow: list[str] | None = None
 
 
 @dataclass

@@ -62,9 +62,31 @@ class LangID:
         self.model = fasttext.load_model(str(path))
 
     def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """The top label of each text and its probability."""
+        top = self.predict_top(texts, k=1)
+        return [t[0][0] for t in top], np.array([t[0][1] for t in top], dtype=np.float32)
+
+    def predict_top(self, texts: list[str], k: int = 5) -> list[list[tuple[str, float]]]:
+        """The ``k`` most probable labels of each text, ``(code, probability)`` in decreasing probability."""
         # fastText predicts per line: feed one line per document (its first 1000 characters).
         lines = [" ".join(t[:1000].split()) or "." for t in texts]
-        labels, probs = self.model.predict(lines, k=1)
-        codes = [lab[0].removeprefix("__label__") for lab in labels]
-        conf = np.array([min(float(p[0]), 1.0) for p in probs], dtype=np.float32)
-        return codes, conf
+        labels, probs = self.model.predict(lines, k=k)
+        return [[(lab.removeprefix("__label__"), min(float(p), 1.0)) for lab, p in zip(labs, ps)]
+                for labs, ps in zip(labels, probs)]
+
+
+def choose(top: list[tuple[str, float]], merge: dict[str, str] | None = None,
+           allow: list[str] | None = None) -> tuple[str, float]:
+    """The language of one text from its top labels: ``merge`` maps labels to languages (probabilities of
+    labels that land on one language add up), ``allow`` keeps only those languages; the most probable one left
+    wins (ties: the order of ``top``). With no allowed label among ``top``, fastText's first label stands."""
+    merge = merge or {}
+    scores: dict[str, float] = {}
+    for code, p in top:
+        lang = merge.get(code, code)
+        scores[lang] = scores.get(lang, 0.0) + p
+    allowed = [lang for lang in scores if allow is None or lang in allow]
+    if not allowed:
+        return top[0]
+    best = max(allowed, key=lambda lang: scores[lang])  # max keeps the first of equal scores
+    return best, min(scores[best], 1.0)

@@ -61,10 +61,34 @@ def quarantine_rows(batch: pa.Table) -> pa.Table:
 
 
 def count_rows(batch: pa.Table) -> pa.Table:
-    """Partial counts of one batch: rows and sentences per ``(part, code)``, the code being the quarantine reason's
-    (``kept`` for kept rows). The driver sums these partials: one small row per group and block."""
+    """Partial counts of one batch: rows and sentences per ``(part, code, detected)``, the code being the
+    quarantine reason's (``kept`` for kept rows), ``detected`` fastText's own label ("" without language ID).
+    The driver sums these partials: one small row per group and block."""
     codes = [r.split(":")[0] if r is not None else "kept" for r in batch.column("reason").to_pylist()]
     t = pa.table({"part": batch.column("part").cast(pa.string()), "code": pa.array(codes, pa.string()),
+                  "detected": pc.fill_null(batch.column("detected_lang").cast(pa.string()), ""),
                   "n_sentences": batch.column("n_sentences").cast(pa.int64())})
-    return t.group_by(["part", "code"]).aggregate([("n_sentences", "count"), ("n_sentences", "sum")]).rename_columns(
-        ["part", "code", "rows", "sentences"])
+    return t.group_by(["part", "code", "detected"]).aggregate(
+        [("n_sentences", "count"), ("n_sentences", "sum")]).rename_columns(
+        ["part", "code", "detected", "rows", "sentences"])
+
+
+def summarise_counts(groups: dict[tuple[str, str, str], dict[str, int]]) -> dict:
+    """The manifest's document counts from the summed :func:`count_rows` groups: input, kept (by language),
+    quarantined (by reason), sentences, and ``langid_relabelled`` (``"label->lang"``: kept documents whose
+    language is not fastText's top label, through ``langid.merge`` / ``allow``)."""
+    kept_by_lang: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    relabelled: dict[str, int] = {}
+    for (part, code, detected), g in groups.items():
+        if code != "kept":
+            reasons[code] = reasons.get(code, 0) + g["rows"]
+            continue
+        kept_by_lang[part] = kept_by_lang.get(part, 0) + g["rows"]
+        if detected and detected != part:
+            relabelled[f"{detected}->{part}"] = relabelled.get(f"{detected}->{part}", 0) + g["rows"]
+    return {"input": sum(g["rows"] for g in groups.values()), "kept": sum(kept_by_lang.values()),
+            "quarantined": sum(reasons.values()), "quarantine_reasons": dict(sorted(reasons.items())),
+            "documents_by_lang": dict(sorted(kept_by_lang.items())),
+            "langid_relabelled": dict(sorted(relabelled.items())),
+            "sentences": sum(g["sentences"] for (_, code, _), g in groups.items() if code == "kept")}

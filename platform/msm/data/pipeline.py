@@ -34,7 +34,7 @@ from msm.data.config import MineConfig
 from msm.data.embed import QUARANTINE_PART, DocumentEmbedder
 from msm.data.langid import XLMR_LANGUAGES
 from msm.data.outputs import (EMBEDDINGS_COLUMNS, count_rows, document_side, membership_side, merge_document,
-                              quarantine_rows)
+                              quarantine_rows, summarise_counts)
 from msm.data.pair_stage import pair_language_pair
 from msm.data.prepare import prepare_batch
 from msm.data.readers import default_data_dir
@@ -196,22 +196,15 @@ def mine(cfg: MineConfig, log=print) -> dict:
     _stage_done("embed")
 
     t = time.perf_counter()
-    groups = _partials(_read(prepared, ["part", "reason", "n_sentences"]), count_rows, ("part", "code"))
-    kept_by_lang = {part: g["rows"] for (part, code), g in groups.items() if code == "kept"}
-    reasons: dict[str, int] = {}
-    for (_, code), g in groups.items():
-        if code != "kept":
-            reasons[code] = reasons.get(code, 0) + g["rows"]
-    counts = {"input": sum(g["rows"] for g in groups.values()), "kept": sum(kept_by_lang.values()),
-              "quarantined": sum(reasons.values()), "quarantine_reasons": dict(sorted(reasons.items())),
-              "documents_by_lang": dict(sorted(kept_by_lang.items())),
-              "sentences": sum(g["sentences"] for (_, code), g in groups.items() if code == "kept")}
+    groups = _partials(_read(prepared, ["part", "reason", "n_sentences", "detected_lang"]), count_rows,
+                       ("part", "code", "detected"))
+    counts = summarise_counts(groups)
     timings["count"] = time.perf_counter() - t
     log(f"[mine] read, prepare, embed: kept {counts['kept']} documents ({counts['sentences']} sentences), "
         f"quarantined {counts['quarantined']} ({timings['read_prepare_embed']:.1f}s)")
 
     t = time.perf_counter()
-    lang_pairs = _lang_pairs(cfg, sorted(kept_by_lang), log)
+    lang_pairs = _lang_pairs(cfg, sorted(counts["documents_by_lang"]), log)
     task = ray.remote(num_cpus=1)(pair_language_pair)
     work.join("pairs_raw").mkdir()
     refs = {task.remote(prepared, a, b, cfg.pair, cfg.align, work.join("pairs_raw", f"{a}-{b}.parquet")): (a, b)

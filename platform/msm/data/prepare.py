@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from msm.data.clean import clean_document
 from msm.data.config import MineConfig
-from msm.data.langid import XLMR_LANGUAGES, LangID, to_iso1
+from msm.data.langid import XLMR_LANGUAGES, LangID, choose, to_iso1
 from msm.data.segment import chunk_to_budget, segment
 
 
@@ -36,9 +36,14 @@ def prepare_records(records: list[dict], cfg: MineConfig) -> list[dict]:
                      "url": rec.get("url"), "text": rec["text"], "sentences": rec["sentences"], "reason": reason})
     live = [r for r in rows if r["reason"] is None]
     if cfg.langid.enabled and live:
-        codes, conf = _langid(cfg.langid.model_path).predict([r["text"] or " ".join(r["sentences"]) for r in live])
-        for r, code, c in zip(live, codes, conf):
-            r["detected_lang"], r["lang_confidence"] = code, float(c)
+        lid = cfg.langid
+        top = _langid(lid.model_path).predict_top([r["text"] or " ".join(r["sentences"]) for r in live],
+                                                  k=5 if lid.merge or lid.allow else 1)
+        for r, labels in zip(live, top):
+            code, c = choose(labels, lid.merge, lid.allow)
+            r["detected_lang"], r["lang_confidence"] = labels[0][0], c  # fastText's own label; ``lang``: ours
+            if code != labels[0][0]:
+                r["flags"].append("lang_relabelled")
             if r["lang"] and code != r["lang"]:
                 msg = f"lang_mismatch: declared {r['declared_lang']!r}, detected {code!r} ({c:.2f})"
                 if cfg.langid.on_mismatch == "quarantine":

@@ -34,9 +34,9 @@ DOCUMENTS = pa.schema([
     ("doc_id", pa.string()),
     ("lang", pa.string()),              # ISO 639-1 (normalised from the declared or detected language)
     ("declared_lang", pa.string()),     # as given by the source, may be null
-    ("detected_lang", pa.string()),     # fastText lid.176, null when language ID is off
-    ("lang_confidence", pa.float32()),
-    ("flags", pa.list_(pa.string())),   # e.g. "low_lang_confidence"
+    ("detected_lang", pa.string()),     # fastText lid.176's top label, null when language ID is off
+    ("lang_confidence", pa.float32()),  # language ID's probability of ``lang`` (labels merged into it summed)
+    ("flags", pa.list_(pa.string())),   # e.g. "low_lang_confidence", "lang_relabelled" (langid.merge / allow)
     ("source", pa.string()),
     ("url", pa.string()),
     ("sentences", pa.list_(pa.string())),
