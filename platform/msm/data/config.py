@@ -66,6 +66,9 @@ class PairConfig:
 
     k: int = 4  # kNN neighbourhood of the ratio margin
     margin_threshold: float = 1.3  # on the margin that decides (the re-scored one when rescore != none)
+    # per language pair, the smallest threshold whose estimated precision reaches this (msm.data.calibrate;
+    # needs rescore); null: margin_threshold everywhere. margin_threshold stays the fallback for tiny sides.
+    target_precision: float | None = None
     mutual: bool = True
     center: bool = True  # subtract each language's mean document (and sentence) embedding before scoring
     rescore: Literal["none", "bestmatch", "align"] = "bestmatch"  # sentence-level evidence for kNN candidates

@@ -29,6 +29,8 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from msm.data.calibrate import FLOOR, Calibration, choose_threshold, null_margins, unpartnered
+
 Rescore = Literal["none", "bestmatch", "align"]
 Assign = Literal["none", "greedy"]
 
@@ -238,13 +240,23 @@ def _rescored_margins(cand: Sequence[tuple[int, int]], scores: np.ndarray, n: in
     return {(i, j): float(s / max((rx[i] + ry[j]) / 2, 1e-12)) for (i, j), s in zip(cand, scores)}
 
 
-def pair_documents(x: np.ndarray, y: np.ndarray, *, k: int = 4, threshold: float = 1.0, mutual: bool = True,
-                   center_embeddings: bool = False, rescore: Rescore = "none", rescore_k: int = 4,
-                   assign: Assign = "none", x_sentences: Sequence[np.ndarray] | None = None,
-                   y_sentences: Sequence[np.ndarray] | None = None, min_coverage: float = 0.0,
-                   skip_penalty: float = 0.1, exact_max: int = EXACT_KNN_MAX) -> list[tuple[int, int, float]]:
+def pair_documents(x: np.ndarray, y: np.ndarray, **options) -> list[tuple[int, int, float]]:
+    """:func:`pair_documents_with_stats` without its calibration report."""
+    return pair_documents_with_stats(x, y, **options)[0]
+
+
+def pair_documents_with_stats(
+        x: np.ndarray, y: np.ndarray, *, k: int = 4, threshold: float = 1.0, mutual: bool = True,
+        center_embeddings: bool = False, rescore: Rescore = "none", rescore_k: int = 4, assign: Assign = "none",
+        x_sentences: Sequence[np.ndarray] | None = None, y_sentences: Sequence[np.ndarray] | None = None,
+        min_coverage: float = 0.0, skip_penalty: float = 0.1, exact_max: int = EXACT_KNN_MAX,
+        calibrate: float | None = None) -> tuple[list[tuple[int, int, float]], Calibration | None]:
     """Document pairs ``(i, j, margin)`` between ``x`` (n, d) and ``y`` (m, d), L2-normalised document
-    embeddings; see the module docstring. With every option off this is :func:`mine_pairs`.
+    embeddings, and the threshold's calibration (None unless ``calibrate``); see the module docstring. With
+    every option off this is :func:`mine_pairs`.
+
+    ``calibrate`` (a target precision, with ``rescore``): the threshold is chosen for this pair of sides by
+    :mod:`msm.data.calibrate` (``threshold`` only when the null is too small to estimate).
 
     ``rescore`` needs ``x_sentences[i]`` / ``y_sentences[j]``: each document's sentence embeddings; candidates are
     each side's ``rescore_k`` nearest neighbours by document cosine, the margin's neighbourhood is ``k``.
@@ -253,7 +265,9 @@ def pair_documents(x: np.ndarray, y: np.ndarray, *, k: int = 4, threshold: float
     sequences: only the candidates' documents are read. kNN is exact up to ``exact_max`` documents a side (:func:`knn`).
     """
     if len(x) == 0 or len(y) == 0:
-        return []
+        return [], None
+    if calibrate is not None and rescore == "none":
+        raise ValueError("pair_documents(calibrate=...) needs rescore (sentence evidence)")
     center_embeddings = center_embeddings and min(len(x), len(y)) >= 2  # a lone document has no mean to remove
     if center_embeddings:
         x, y = center(x), center(y)
@@ -264,7 +278,7 @@ def pair_documents(x: np.ndarray, y: np.ndarray, *, k: int = 4, threshold: float
         pairs = _mutual_best(idx_xy, fwd, idx_yx, bwd, threshold, mutual)
         if assign == "greedy":
             pairs = competitive_linking(pairs, _candidates(idx_xy, fwd, idx_yx, bwd), threshold)
-        return pairs
+        return pairs, None
     if x_sentences is None or y_sentences is None:
         raise ValueError("pair_documents(rescore=...) needs x_sentences and y_sentences")
     xs, ys = x_sentences, y_sentences
@@ -286,7 +300,17 @@ def pair_documents(x: np.ndarray, y: np.ndarray, *, k: int = 4, threshold: float
             best_x[i] = (j, mg)
         if j not in best_y or mg > best_y[j][1]:
             best_y[j] = (i, mg)
+    calibration = None
+    if calibrate is not None:
+        floor = _select(best_x, best_y, FLOOR, mutual)
+        null = null_margins(cand, scores, [p for p in floor if p[2] >= threshold] or floor, k)
+        n0 = min(unpartnered(np.array([m for _, m in best_x.values()]), null),
+                 unpartnered(np.array([m for _, m in best_y.values()]), null))
+        if assign == "greedy":
+            floor = competitive_linking(floor, margins, FLOOR)
+        calibration = choose_threshold(np.array([m for _, _, m in floor]), null, n0, calibrate, threshold)
+        threshold = calibration.threshold
     pairs = _select(best_x, best_y, threshold, mutual)  # a candidate's margin is one value from both sides
     if assign == "greedy":
         pairs = competitive_linking(pairs, margins, threshold)
-    return pairs
+    return pairs, calibration
