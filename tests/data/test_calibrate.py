@@ -22,9 +22,10 @@ def test_null_margin_leaves_both_partners_out():
     assert got.tolist() == pytest.approx([0.5 / 0.425, 1.0, 1.0, 0.5 / 0.425])
 
 
-def test_unpartnered_is_twice_the_best_margins_below_the_null_median():
-    null = np.linspace(1.0, 1.2, 11)  # median 1.1
-    assert unpartnered(np.array([1.05, 1.08, 1.5, 2.0, 1.9]), null) == 4.0
+def test_unpartnered_counts_best_margins_below_the_null_quantile():
+    null = np.linspace(1.0, 1.2, 11)  # 90th percentile 1.18, median 1.1
+    assert unpartnered(np.array([1.05, 1.08, 1.5, 2.0, 1.9]), null) == pytest.approx(2 / 0.9)
+    assert unpartnered(np.array([1.05, 1.08, 1.5, 2.0, 1.9]), null, lam=0.5) == 4.0
     assert unpartnered(np.array([1.05, 1.0]), null) == 2.0  # at most all of them
 
 

@@ -9,12 +9,12 @@ that document's partner and without the candidate's own partner — the margin i
 facing a leftover. These margins are the null (``null_margins``).
 
 The estimated number of wrong pairs accepted at a threshold ``t`` is ``n0 · S(t)``: ``S`` the null's survival
-function and ``n0`` the documents without a partner, estimated as in Storey (2002): a leftover's best margin is
-drawn from the null, so twice the documents whose best margin falls below the null's median estimate them (the
-smaller of the two sides', as a wrong 1-1 pair needs a leftover on each). ``choose_threshold`` takes the
-smallest ``t`` whose estimated precision ``1 − n0·S(t) / accepted(t)`` reaches the target; it is an upper bound
-on the wrong pairs (a leftover's best candidate must also win the mutual check or the 1-1 linking to be
-accepted), so the estimate is conservative.
+function and ``n0`` the documents without a partner, estimated as in Storey (2002). A leftover's best margin is
+at most as high as the null's (its best candidate is usually a partnered document, whose margin denominator
+holds its partner's score), so the documents whose best margin lies below the null's 90th percentile, divided
+by 0.9, estimate them (the smaller of the two sides', as a wrong 1-1 pair needs a leftover on each).
+``choose_threshold`` takes the smallest ``t`` whose estimated precision ``1 − n0·S(t) / accepted(t)`` reaches
+the target. Measured against the truth: docs/mining.md, "Calibrated threshold".
 
 Hand-written: the margin and the leave-one-out null are specific to this pairing (no library computes them);
 the estimator itself is a few lines of NumPy.
@@ -29,6 +29,7 @@ import numpy as np
 
 MIN_NULL = 20  # fewer null margins than this: no calibration (the configured threshold stands)
 FLOOR = 1.0  # never below: a margin under 1 scores below the pair's own neighbourhood average
+LAMBDA = 0.1  # Storey's lambda (on null p-values); small, since a leftover's best margin lies below the null's
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,12 @@ def null_margins(cand: Sequence[tuple[int, int]], scores: Sequence[float], pairs
     return np.array(side(by_x, by_y, partner_x, partner_y) + side(by_y, by_x, partner_y, partner_x))
 
 
-def unpartnered(best_margins: np.ndarray, null: np.ndarray) -> float:
-    """Storey's estimate of the documents without a partner: twice those whose best margin is below the null's
-    median (at most all of them)."""
+def unpartnered(best_margins: np.ndarray, null: np.ndarray, lam: float = LAMBDA) -> float:
+    """Storey's estimate of the documents without a partner: those whose best margin has a null p-value above
+    ``lam`` (i.e. lies below the null's ``1 - lam`` quantile), divided by ``1 - lam`` (at most all of them)."""
     if len(best_margins) == 0 or len(null) == 0:
         return float(len(best_margins))
-    return float(min(len(best_margins), 2 * np.sum(best_margins < np.median(null))))
+    return float(min(len(best_margins), np.sum(best_margins < np.quantile(null, 1 - lam)) / (1 - lam)))
 
 
 def choose_threshold(selected: np.ndarray, null: np.ndarray, n0: float, target: float, fallback: float) -> Calibration:
