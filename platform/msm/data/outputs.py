@@ -76,7 +76,8 @@ def count_rows(batch: pa.Table) -> pa.Table:
 def summarise_counts(groups: dict[tuple[str, str, str], dict[str, int]]) -> dict:
     """The manifest's document counts from the summed :func:`count_rows` groups: input, kept (by language),
     quarantined (by reason), sentences, and ``langid_relabelled`` (``"label->lang"``: kept documents whose
-    language is not fastText's top label, through ``langid.merge`` / ``allow``)."""
+    language is not fastText's top label: moved by ``langid.merge`` / ``allow``, or a declared language kept
+    over a mismatch with ``langid.on_mismatch: flag``)."""
     kept_by_lang: dict[str, int] = {}
     reasons: dict[str, int] = {}
     relabelled: dict[str, int] = {}
