@@ -77,3 +77,30 @@ def test_terminal_gets_a_bar(tmp_path):
     progress.show([{"step": 5, "loss": 0.5}])
     progress.close()
     assert "5/10" in out.getvalue() and "loss 0.5" in out.getvalue()
+
+
+def test_tail_reads_a_run_at_a_uri_from_where_it_left_off(s3_server):
+    """A URI run's progress: the uploaded ``metrics.jsonl`` read by ranged reads, torn line and cut-back as local."""
+    from msm.uri import resolve
+
+    loc = resolve("s3://runs/progress-test/metrics.jsonl")
+    tail = Tail(lambda: [loc])
+    assert not tail.poll()  # not uploaded yet
+    loc.write_text('{"step": 1, "loss": 3.0}\n{"step": 2, "lo')
+    assert tail.poll() and tail.latest[loc.uri]["step"] == 1 and tail.offsets[loc.uri] == 25
+    loc.write_text('{"step": 1, "loss": 3.0}\n{"step": 2, "loss": 2.5}\n{"step": 3}\n')  # the next upload
+    assert tail.poll() and tail.latest[loc.uri] == {"step": 3}
+    assert not tail.poll()
+    loc.write_text('{"step": 1}\n')  # a resumed run's upload, cut back to its checkpoint
+    assert tail.poll() and tail.latest[loc.uri] == {"step": 1}
+
+
+def test_follow_on_a_uri_shows_the_last_record_at_the_end(s3_server, monkeypatch):
+    from msm.uri import resolve
+
+    monkeypatch.delenv("MSM_NO_PROGRESS", raising=False)
+    loc, out = resolve("s3://runs/progress-test/follow.jsonl"), io.StringIO()
+    loc.write_text('{"step": 2, "loss": 1.5}\n')
+    with follow(loc, 2, "pretrain", stream=out, tty=False) as progress:
+        pass  # ended before the first 10 s poll: the closing read still shows the last record
+    assert progress is not None and out.getvalue().splitlines()[-1].startswith("pretrain: step 2/2 (100%) · loss 1.5")

@@ -1,7 +1,8 @@
 """A progress line on the driver from what a run writes: step/total, loss, rate, ETA.
 
 The training loops (Ray Train workers, Tune trials) append one JSON object per step or log record to
-``metrics.jsonl``; :func:`follow` tails those files in a thread while the run goes on. On a terminal it draws a
+``metrics.jsonl``; :func:`follow` tails those files in a thread while the run goes on: local files, or a run's
+copy at a URI (``s3://...``, read with ranged reads from the last offset; it is as fresh as the run's uploads). On a terminal it draws a
 tqdm bar; otherwise (logs, CI) it prints one line each ``every_pct`` percent, so a long run writes ~10 lines.
 ``MSM_NO_PROGRESS=1`` turns it off.
 """
@@ -17,6 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
+
+from msm.errors import MSMError
+from msm.uri import Location
 
 RATE_KEYS = (("tokens_per_s", "tokens/s"), ("sentences_per_s", "sentences/s"),
              ("train_samples_per_second", "examples/s"))
@@ -44,25 +48,37 @@ def describe(step: int, total: int, loss: float | None = None, rate: tuple[float
     return " · ".join(parts)
 
 
-class Tail:
-    """The latest record of each ``metrics.jsonl`` that ``paths()`` names; a torn last line waits for its end."""
+def _read_from(path: Path | Location, offset: int) -> tuple[int, bytes]:
+    """(size, bytes from ``offset``, or from 0 when the file is now shorter: a resumed run cut it back)."""
+    if isinstance(path, Location):
+        with path.fs.open_input_file(path.path) as fh:  # random access: a ranged read on object stores
+            size = fh.size()
+            start = offset if size >= offset else 0
+            fh.seek(start)
+            return start, fh.read()
+    with open(path, "rb") as fh:
+        start = offset if fh.seek(0, os.SEEK_END) >= offset else 0
+        fh.seek(start)
+        return start, fh.read()
 
-    def __init__(self, paths: Callable[[], list[Path]]) -> None:
+
+class Tail:
+    """The latest record of each ``metrics.jsonl`` that ``paths()`` names (local paths or URI locations); a torn
+    last line waits for its end."""
+
+    def __init__(self, paths: Callable[[], list[Path | Location]]) -> None:
         self.paths = paths
-        self.offsets: dict[Path, int] = {}
-        self.latest: dict[Path, dict] = {}
+        self.offsets: dict[Path | str, int] = {}
+        self.latest: dict[Path | str, dict] = {}
 
     def poll(self) -> bool:
         """Read what was appended since the last poll; True if any file got a new record."""
         changed = False
-        for path in self.paths():
+        for where in self.paths():
+            path = where.uri if isinstance(where, Location) else where
             try:
-                with open(path, "rb") as fh:
-                    if fh.seek(0, os.SEEK_END) < self.offsets.get(path, 0):  # cut back (a resumed run)
-                        self.offsets[path] = 0
-                    fh.seek(self.offsets.get(path, 0))
-                    data = fh.read()
-            except OSError:
+                self.offsets[path], data = _read_from(where, self.offsets.get(path, 0))
+            except (OSError, MSMError):  # not there yet, or a store that is briefly unreachable: try again later
                 continue
             end = data.rfind(b"\n") + 1
             self.offsets[path] = self.offsets.get(path, 0) + end
@@ -132,15 +148,19 @@ class Progress:
 
 
 @contextlib.contextmanager
-def follow(paths: Callable[[], list[Path]] | Path | None, total: int, label: str, interval_s: float = 2.0,
+def follow(paths: Callable[[], list[Path | Location]] | Path | Location | None, total: int, label: str,
+           interval_s: float | None = None,
            per_step: tuple[int, str] | None = None, stream: TextIO | None = None,
            tty: bool | None = None) -> Iterator[Progress | None]:
     """Show the progress of the run writing ``paths`` (one ``metrics.jsonl`` or a function listing several;
-    None: nothing to show) while the ``with`` body runs; a last read when it ends."""
+    None: nothing to show) while the ``with`` body runs; a last read when it ends. Polls every ``interval_s``
+    (default 2 s, 10 s for a URI: one request per poll)."""
     if paths is None or os.environ.get("MSM_NO_PROGRESS") == "1":
         yield None
         return
     files = paths if callable(paths) else (lambda: [paths])
+    if interval_s is None:
+        interval_s = 10.0 if isinstance(paths, Location) else 2.0
     tail, stop = Tail(files), threading.Event()
     progress = Progress(total, label, stream, tty, per_step=per_step)
 

@@ -91,8 +91,8 @@ def run_pretraining(cfg: PretrainConfig, log=print) -> Path | str:
     (a local path, or the ``run.output_dir`` URI).
 
     Re-running with the same ``output_dir`` and ``name`` continues from the run's latest checkpoint (Ray Train
-    restores it), which is what ``msm pretrain --resume`` does. A local run folder's ``metrics.jsonl`` drives a
-    progress line (``msm.progress``; none for a URI, whose copy is uploaded only now and then).
+    restores it), which is what ``msm pretrain --resume`` does. The run's ``metrics.jsonl`` drives a progress line
+    (``msm.progress``); at a URI it is the uploaded copy, as fresh as ``run.report_every``.
     """
     from msm.model.msm import MSMModel
     from msm.progress import follow
@@ -103,7 +103,8 @@ def run_pretraining(cfg: PretrainConfig, log=print) -> Path | str:
     ensure_ray()
     # Each ray.train.report waits for the Train controller's next poll (default every 2 s); poll faster.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
-    with follow(None if run.remote else run.work / "metrics.jsonl", cfg.optim.max_steps, "pretrain"):
+    metrics = run.loc.join("metrics.jsonl") if run.remote else run.work / "metrics.jsonl"
+    with follow(metrics, cfg.optim.max_steps, "pretrain"):
         result = build_trainer(cfg, log=log).fit()
     if result.checkpoint is None:
         raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint; see the Ray Train log above")
