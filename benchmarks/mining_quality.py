@@ -199,16 +199,20 @@ def pair_metrics(pairs, keys: list[str], order: list[str]) -> dict:
 
 
 def evaluate(corpus: str, pivot_tag: str, pivot_docs: dict, docs: dict, lang_codes: dict, cache: EmbeddingCache,
-             args, methods: dict, aligned: bool = True, pivot_ns: str | None = None) -> list[dict]:
-    """Rows of one corpus; ``aligned=False``: the targets are not line-aligned with the pivot (pairing only)."""
+             args, methods: dict, aligned: bool = True, pivot_ns: str | None = None,
+             cache_corpus: str | None = None) -> list[dict]:
+    """Rows of one corpus; ``aligned=False``: the targets are not line-aligned with the pivot (pairing only);
+    ``cache_corpus``: the embedding namespace when it is not ``corpus`` (the same sentences in other documents)."""
     rows = []
     keys = sorted(pivot_docs)
-    x_emb = embed_docs(cache, pivot_ns or f"{corpus}.{pivot_tag}", [pivot_docs[k] for k in keys])
+    space = cache_corpus or corpus
+    x_emb = embed_docs(cache, pivot_ns or f"{space}.{pivot_tag}", [pivot_docs[k] for k in keys])
     x = doc_vectors(x_emb)
+    x_len = [sum(map(len, pivot_docs[k])) for k in keys]  # characters: the length-consistency evidence
     for tag, by_key in docs.items():
         lang = lang_codes[tag]
         t0 = time.perf_counter()
-        ns = f"{corpus}.{tag}"
+        ns = f"{space}.{tag}"
         # per-language seeds: a language's shuffle and perturbations do not depend on which other languages run
         order = sorted(by_key)
         random.Random(f"{args.seed}:{corpus}:{tag}:order").shuffle(order)  # documents are anonymous and shuffled
@@ -226,7 +230,8 @@ def evaluate(corpus: str, pivot_tag: str, pivot_docs: dict, docs: dict, lang_cod
         row["pairing"] = {}
         for name, fn in methods.items():
             t = time.perf_counter()
-            pairs = fn(x, y, x_emb, y_emb)
+            y_len = [sum(map(len, by_key[k])) for k in order]
+            pairs = fn(x, y, x_emb, y_emb, x_len, y_len)
             row["pairing"][name] = {**pair_metrics(pairs, keys, order), "seconds": round(time.perf_counter() - t, 2)}
             if args.diagnose and name in args.diagnose.split(","):
                 diagnose(f"{corpus} {tag} [{name}]", pairs, x, y, x_emb, y_emb, keys, order, args.k)
@@ -245,7 +250,8 @@ def evaluate(corpus: str, pivot_tag: str, pivot_docs: dict, docs: dict, lang_cod
             both = len(set(sub_keys) & set(sub_order))
             row["partial"] = {"pivot_docs": len(xi), "target_docs": len(yj), "true_pairs": both}
             for name, fn in methods.items():
-                pairs = fn(x[xi], y[yj], [x_emb[i] for i in xi], [y_emb[j] for j in yj])
+                pairs = fn(x[xi], y[yj], [x_emb[i] for i in xi], [y_emb[j] for j in yj], [x_len[i] for i in xi],
+                           [y_len[j] for j in yj])
                 m = pair_metrics(pairs, sub_keys, sub_order)
                 m["R"] = round((m["pairs"] - m["wrong"]) / max(both, 1), 4)
                 row["partial"][name] = m
@@ -326,6 +332,12 @@ def load_docs(inp: InputConfig, data_dir: Path) -> dict[str, dict[str, list[str]
     return out
 
 
+def resegment(sentences: list[str], lang: str) -> list[str]:
+    """A document as raw text: its sentences joined (without spaces in Chinese and Japanese) and split again by
+    the pipeline's segmenter, so sentence counts need not match the other side's."""
+    return segment(("" if lang in {"zh", "ja"} else " ").join(sentences), lang)
+
+
 def xquad_docs(folder: Path) -> dict[str, dict[str, list[str]]]:
     """XQuAD-R paragraphs as short documents: language -> {"<article>.<paragraph>" -> its sentences (the
     dataset's own sentence split)}; the 11 languages are paragraph-parallel."""
@@ -335,6 +347,114 @@ def xquad_docs(folder: Path) -> dict[str, dict[str, list[str]]]:
         out[path.stem] = {f"{a}.{p}": [s.strip() for s in par["sentences"] if s.strip()]
                           for a, art in enumerate(data) for p, par in enumerate(art["paragraphs"])}
     return out
+
+
+def verse_groups(chapters: dict[str, dict[str, list[str]]], seed: int) -> dict[str, dict[str, list[str]]]:
+    """Bible verses in runs of 1-4 as short documents: translation -> {"<book>.<chapter>.<run>" -> its verses}.
+    Run lengths are drawn per chapter (``seed``), the same in every translation (the Gospels' chapters have the
+    same verse count in all 31); a run that is empty in any translation is left out of all."""
+    tags = list(chapters)
+    out: dict[str, dict[str, list[str]]] = {t: {} for t in tags}
+    for key in sorted(chapters[tags[0]]):
+        if len({len(chapters[t].get(key, [])) for t in tags}) != 1:
+            continue  # verse numbering differs: no run boundaries shared by every translation
+        n, rng, start, run = len(chapters[tags[0]][key]), random.Random(f"{seed}:{key}:verses"), 0, 0
+        while start < n:
+            size = rng.randint(1, 4)
+            runs = {t: [v for v in chapters[t][key][start:start + size] if v] for t in tags}
+            if all(runs.values()):
+                for t in tags:
+                    out[t][f"{key}.{run}"] = runs[t]
+            start, run = start + size, run + 1
+    return out
+
+
+def evaluate_mixed(sources: dict[str, tuple[str, dict, dict, str]], cache: EmbeddingCache, args,
+                   methods: dict) -> list[dict]:
+    """One pool of every corpus and language with **no declared language**, as a raw JSONL given to ``msm mine``:
+    fastText (:mod:`msm.data.langid`, ``msm mine``'s defaults) assigns each document a language, the documents
+    detected as English are the pivot side of every other detected language, and a pair is right when both
+    documents are the same (corpus, key). ``sources``: corpus -> (pivot tag, tag -> {key -> sentences},
+    tag -> ISO 639-1, embedding namespace). Rows per true language: P over the pairs whose non-English document
+    is in that language, R over its documents whose English partner is in the pool (a document detected as
+    another language is a miss); ``partial`` drops ``--drop`` of each corpus's English and, from the rest,
+    ``--drop`` of each language's documents. The rows also give the language-ID confusions."""
+    from msm.data.langid import LangID, choose
+
+    items, vecs, embs = [], [], []  # (corpus, tag, key, true language, is pivot); doc vectors; sentence embeddings
+    for corpus, (pivot, docs, codes, space) in sources.items():
+        for tag, by_key in docs.items():
+            keys = sorted(by_key)
+            e = embed_docs(cache, f"{space}.{tag}", [by_key[k] for k in keys])
+            items += [(corpus, tag, k, codes[tag], tag == pivot) for k in keys]
+            embs += e
+            vecs.append(doc_vectors(e))
+    if args.embed_only:
+        return []
+    vec = np.concatenate(vecs)
+    texts = [" ".join(sources[c][1][t][k]) for c, t, k, _, _ in items]
+    lengths = [sum(map(len, sources[c][1][t][k])) for c, t, k, _, _ in items]
+    detected = [choose(top)[0] for top in LangID().predict_top(texts)]
+    confusions = collections.Counter(f"{true}->{got}" for (_, _, _, true, _), got in zip(items, detected)
+                                     if true != got)
+    print(f"mixed: {len(items)} documents, language ID confusions {dict(confusions.most_common())}", flush=True)
+
+    def run(keep: list[int]) -> dict[str, dict]:
+        """method -> true language -> (correct, pairs, true pairs) over the documents ``keep``."""
+        english = {(items[i][0], items[i][2]) for i in keep if items[i][4]}
+        x = [i for i in keep if detected[i] == "en"]
+        groups = collections.defaultdict(list)
+        for i in keep:
+            if detected[i] != "en":
+                groups[detected[i]].append(i)
+        out: dict[str, dict] = {}
+        for name, fn in methods.items():
+            cells = collections.defaultdict(lambda: [0, 0, 0])
+            for i in keep:
+                if not items[i][4] and (items[i][0], items[i][2]) in english:
+                    cells[items[i][3]][2] += 1
+            for ys in groups.values():
+                for a, b, _ in fn(vec[x], vec[ys], [embs[i] for i in x], [embs[j] for j in ys], [lengths[i] for i in x],
+                                  [lengths[j] for j in ys]):
+                    i, j = x[a], ys[b]
+                    cell = cells[items[j][3]]
+                    cell[1] += 1
+                    cell[0] += items[i][4] and not items[j][4] and (items[i][0], items[i][2]) == (items[j][0], items[j][2])
+            out[name] = cells
+        return out
+
+    full = run(list(range(len(items))))
+    drng = random.Random(f"{args.seed}:mixed:drop")
+    gone: set[int] = set()
+    for corpus, (pivot, docs, _, _) in sources.items():
+        keys = sorted(docs[pivot])
+        gone_x = set(drng.sample(keys, round(args.drop * len(keys))))
+        gone |= {i for i, it in enumerate(items) if it[0] == corpus and it[4] and it[2] in gone_x}
+        for tag in docs:
+            if tag != pivot:
+                rest = [k for k in keys if k not in gone_x]
+                gone_y = set(drng.sample(rest, round(args.drop * len(keys))))
+                gone |= {i for i, it in enumerate(items) if it[0] == corpus and it[1] == tag and it[2] in gone_y}
+    partial = run([i for i in range(len(items)) if i not in gone]) if args.drop > 0 else {}
+    rows = []
+    for lang in sorted({it[3] for it in items if not it[4]}):
+        mine = [i for i, it in enumerate(items) if it[3] == lang and not it[4]]
+
+        def metrics(cell):
+            c, n, t = cell
+            return {"P": round(c / max(n, 1), 4), "R": round(c / max(t, 1), 4), "pairs": n, "wrong": n - c,
+                    "true_pairs": t}
+        row = {"corpus": "mixed", "lang": lang, "docs": len(mine),
+               "sentences": sum(len(sources[items[i][0]][1][items[i][1]][items[i][2]]) for i in mine),
+               "sources": sorted({f"{items[i][0]}:{items[i][1]}" for i in mine}),
+               "detected_as": dict(collections.Counter(detected[i] for i in mine).most_common()),
+               "pairing": {name: metrics(full[name][lang]) for name in methods}, "method": args.method}
+        row["pair_P"], row["pair_R"] = row["pairing"][args.method]["P"], row["pairing"][args.method]["R"]
+        if partial:
+            row["partial"] = {name: metrics(partial[name][lang]) for name in methods}
+        rows.append(row)
+        print(fmt_row(row), flush=True)
+    return rows
 
 
 # Pairing variants measured side by side on the same embeddings: name -> (margin threshold, options of
@@ -359,12 +479,19 @@ DEFAULT_VARIANTS = ("mutual,mutual+assign,center,center+assign,bestmatch+assign,
 
 
 def pairing_methods(args) -> dict:
-    """name -> fn(x_doc, y_doc, x_sentence_embs, y_sentence_embs) -> [(i, j, score)]."""
+    """name -> fn(x_doc, y_doc, x_sentence_embs, y_sentence_embs, x_chars, y_chars) -> [(i, j, score)]."""
     cfg = PairConfig()
     default = {"center_embeddings": cfg.center, "rescore": cfg.rescore, "rescore_k": cfg.rescore_k,
                "assign": cfg.assign, "mutual": cfg.mutual, "min_coverage": cfg.min_coverage}
     variants = {**VARIANTS, "default": (cfg.margin_threshold, {**default, "calibrate": cfg.target_precision}),
-                "calibrated": (cfg.margin_threshold, {**default, "calibrate": args.target_precision})}
+                "calibrated": (cfg.margin_threshold, {**default, "calibrate": args.target_precision}),
+                "default+length": (cfg.margin_threshold, {**default, "calibrate": cfg.target_precision,
+                                                          "length_z": args.length_z}),
+                "calibrated+length": (cfg.margin_threshold, {**default, "calibrate": args.target_precision,
+                                                             "length_z": args.length_z}),
+                "default+score": (cfg.margin_threshold, {**default, "score_z": args.score_z}),
+                "default+length+score": (cfg.margin_threshold, {**default, "length_z": args.length_z,
+                                                                "score_z": args.score_z})}
     names = list(variants) if args.variants == "all" else [v for v in args.variants.split(",") if v]
     if args.method not in names:
         names.append(args.method)
@@ -374,8 +501,10 @@ def pairing_methods(args) -> dict:
 
     def make(threshold, opts):
         threshold = args.threshold if args.threshold is not None else threshold
-        return lambda x, y, xs, ys: pair_documents(x, y, k=args.k, threshold=threshold, x_sentences=xs,
-                                                   y_sentences=ys, skip_penalty=args.skip_penalty, **opts)
+        lengths = "length_z" in opts
+        return lambda x, y, xs, ys, xl, yl: pair_documents(
+            x, y, k=args.k, threshold=threshold, x_sentences=xs, y_sentences=ys, skip_penalty=args.skip_penalty,
+            **({"x_lengths": xl, "y_lengths": yl} if lengths else {}), **opts)
     return {n: make(*variants[n]) for n in names}
 
 
@@ -390,6 +519,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bible-chapters", type=int, default=None, help="first N chapters of the range per language")
     ap.add_argument("--xquad-langs", default="", help="XQuAD-R languages paired with English as short documents "
                     "(240 paragraphs each, related paragraphs of 48 articles; 'all' = the other 10)")
+    ap.add_argument("--bible-verses", action="store_true", help="also pair the --bible-langs as short documents: "
+                    "runs of 1-4 verses of the same chapters (pairing only)")
+    ap.add_argument("--mixed", action="store_true", help="also pool every corpus and language selected here into "
+                    "one corpus with no declared languages (fastText assigns them; pairing only)")
+    ap.add_argument("--score-z", type=float, default=4.0, help="the +score variants' outlier bound (robust z)")
+    ap.add_argument("--length-z", type=float, default=3.0, help="the +length variants' outlier bound (robust z)")
     ap.add_argument("--target-precision", type=float, default=0.99, help="the calibrated variant's target")
     ap.add_argument("--k", type=int, default=PairConfig().k)
     ap.add_argument("--threshold", type=float, default=None, help="margin threshold for every variant "
@@ -406,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default="/tmp/msm_mining_cache", help="sentence-embedding cache ('' = off)")
     ap.add_argument("--resegment", default="tha,zho-CN",
                     help="NTREX languages also paired as raw text re-segmented by msm.data.segment (pairing only)")
+    ap.add_argument("--raw-xquad", action="store_true", help="also pair the --xquad-langs as raw text: each "
+                    "paragraph's sentences joined and split again by msm.data.segment (pairing only)")
+    ap.add_argument("--raw-bible", action="store_true", help="the same for the --bible-langs chapters")
     ap.add_argument("--no-align", action="store_true", help="document pairing only (no sentence alignment)")
     ap.add_argument("--embed-only", action="store_true", help="fill the embedding cache and stop")
     ap.add_argument("--diagnose", default="", help="comma-separated methods whose misses are printed")
@@ -417,27 +555,41 @@ def main(argv: list[str] | None = None) -> int:
     methods = pairing_methods(args)
     t0 = time.perf_counter()
     print(HEADER, flush=True)
-    rows = []
+    rows, mixed = [], {}
     blangs = [l for l in args.bible_langs.split(",") if l]
     if blangs:
         b0, b1 = (int(v) for v in args.bible_books.split("-"))
         bb = load_docs(InputConfig(kind="bible", langs=["k", *blangs], book_range=(b0, b1),
                                    max_documents=args.bible_chapters), data_dir)
-        rows += evaluate("bible", "k", bb.pop("k"), bb, {t: BIBLE_LANGS[t] for t in bb}, cache, args, methods)
+        verses = verse_groups(bb, args.seed) if args.bible_verses or args.mixed else {}
+        bible_codes = {t: BIBLE_LANGS[t] for t in bb}
+        rows += evaluate("bible", "k", bb["k"], {t: v for t, v in bb.items() if t != "k"}, bible_codes, cache, args,
+                         methods)
+        if args.raw_bible:
+            raw = {t: {k: resegment(v, BIBLE_LANGS[t]) for k, v in bb[t].items()} for t in bb if t != "k"}
+            rows += evaluate("bible-seg", "k", bb["k"], raw, bible_codes, cache, args, methods, aligned=False,
+                             cache_corpus="bible")
+        if args.bible_verses:
+            rows += evaluate("bible-verses", "k", verses["k"], {t: v for t, v in verses.items() if t != "k"},
+                             bible_codes, cache, args, methods, aligned=False, cache_corpus="bible")
+        if args.mixed:
+            mixed["bible-verses"] = ("k", verses, bible_codes, "bible")
     langs = [l for l in args.ntrex_langs.split(",") if l]
     if "all" in langs:
         langs = list(dict.fromkeys([l for l in langs if l != "all"] + [t for t in ntrex_files(data_dir / "ntrex") if t != "eng"]))
     if langs:
         nt = load_docs(InputConfig(kind="ntrex", path="ntrex", langs=["eng", *langs]), data_dir)
         nt = {t: nt[t] for t in ["eng", *langs]}
-        rows += evaluate("ntrex", "eng", nt.pop("eng"), nt, {t: to_iso1(t) for t in nt}, cache, args, methods)
+        rows += evaluate("ntrex", "eng", nt["eng"], {t: v for t, v in nt.items() if t != "eng"},
+                         {t: to_iso1(t) for t in nt}, cache, args, methods)
+        if args.mixed:
+            mixed["ntrex"] = ("eng", nt, {t: to_iso1(t) for t in nt}, "ntrex")
     reseg = [l for l in args.resegment.split(",") if l]
     if reseg:
         # the same documents given as raw text: lines joined and split again by the pipeline's segmenter
         # (msm.data.segment), so sentence counts no longer match English (e.g. Thai is split at spaces)
         nt = load_docs(InputConfig(kind="ntrex", path="ntrex", langs=["eng", *reseg]), data_dir)
-        raw = {t: {k: segment(("" if to_iso1(t) in {"zh", "ja"} else " ").join(v), to_iso1(t)) for k, v in nt[t].items()}
-               for t in reseg}
+        raw = {t: {k: resegment(v, to_iso1(t)) for k, v in nt[t].items()} for t in reseg}
         rows += evaluate("ntrex-seg", "eng", nt["eng"], raw, {t: to_iso1(t) for t in raw}, cache, args, methods,
                          aligned=False, pivot_ns="ntrex.eng")
     xlangs = [l for l in args.xquad_langs.split(",") if l]
@@ -446,11 +598,19 @@ def main(argv: list[str] | None = None) -> int:
         xlangs = [l for l in xq if l != "en"] if "all" in xlangs else xlangs
         rows += evaluate("xquad-r", "en", xq["en"], {t: xq[t] for t in xlangs}, {t: t for t in xlangs}, cache, args,
                          methods, aligned=False)
+        if args.raw_xquad:
+            raw = {t: {k: resegment(v, t) for k, v in xq[t].items()} for t in xlangs}
+            rows += evaluate("xquad-r-seg", "en", xq["en"], raw, {t: t for t in xlangs}, cache, args, methods,
+                             aligned=False, cache_corpus="xquad-r")
+        if args.mixed:
+            mixed["xquad-r"] = ("en", {t: xq[t] for t in ["en", *xlangs]}, {t: t for t in ["en", *xlangs]}, "xquad-r")
+    if mixed:
+        rows += evaluate_mixed(mixed, cache, args, methods)
     total = round(time.perf_counter() - t0, 1)
     print(f"encoded {cache.encoded} sentences in {cache.seconds:.0f}s ({cache.size()} in the cache); total {total:.0f}s")
     if args.embed_only:
         return 0
-    rows.sort(key=lambda r: (r["corpus"] != "ntrex", r["corpus"], r["lang"]))
+    rows.sort(key=lambda r: (r["corpus"] != "ntrex", r["corpus"] == "mixed", r["corpus"], r["lang"]))
     result = {"model": args.model, "args": vars(args), "encode_seconds": round(cache.seconds, 1),
               "encoded_sentences": cache.encoded, "cached_sentences": cache.size(), "total_seconds": total,
               "rows": rows}

@@ -69,6 +69,11 @@ class PairConfig:
     # per language pair, the smallest threshold whose estimated precision reaches this (msm.data.calibrate;
     # needs rescore); null: margin_threshold everywhere. margin_threshold stays the fallback for tiny sides.
     target_precision: float | None = None
+    # with rescore: candidates whose sentence evidence lies more than score_z robust deviations below that of the
+    # language pair's confident pairs (two documents without partners on one theme), or whose length ratio lies
+    # more than length_z from theirs, can not be paired (msm.data.pair.weak_scores / length_outliers); null: off
+    score_z: float | None = None
+    length_z: float | None = None
     mutual: bool = True
     center: bool = True  # subtract each language's mean document (and sentence) embedding before scoring
     rescore: Literal["none", "bestmatch", "align"] = "bestmatch"  # sentence-level evidence for kNN candidates

@@ -240,6 +240,55 @@ def _rescored_margins(cand: Sequence[tuple[int, int]], scores: np.ndarray, n: in
     return {(i, j): float(s / max((rx[i] + ry[j]) / 2, 1e-12)) for (i, j), s in zip(cand, scores)}
 
 
+def _bests(margins: dict[tuple[int, int], float]) -> tuple[dict, dict]:
+    """Each document's best candidate ``{i: (j, margin)}`` and ``{j: (i, margin)}`` (ties: the first by index)."""
+    best_x: dict[int, tuple[int, float]] = {}
+    best_y: dict[int, tuple[int, float]] = {}
+    for (i, j), mg in sorted(margins.items()):
+        if i not in best_x or mg > best_x[i][1]:
+            best_x[i] = (j, mg)
+        if j not in best_y or mg > best_y[j][1]:
+            best_y[j] = (i, mg)
+    return best_x, best_y
+
+
+LENGTH_MIN_PAIRS = 20  # confident pairs needed to estimate a language pair's length ratio
+LENGTH_MIN_SPREAD = 0.05  # floor of the robust spread of log length ratios (identical lengths would give 0)
+
+
+def length_outliers(cand: Sequence[tuple[int, int]], confident: Sequence[tuple[int, int]], x_lengths: Sequence[int],
+                    y_lengths: Sequence[int], z: float) -> set[tuple[int, int]]:
+    """Candidates whose log length ratio lies more than ``z`` robust deviations from that of the ``confident``
+    pairs: ``|log(lx/ly) − median| > z · 1.4826 · MAD`` (Gale & Church 1993's observation that translation
+    lengths are proportional, with the ratio and its spread estimated on this pair of sides, so no per-language
+    constant is needed). Fewer than :data:`LENGTH_MIN_PAIRS` confident pairs: nothing is dropped."""
+    if len(confident) < LENGTH_MIN_PAIRS:
+        return set()
+
+    def ratio(i: int, j: int) -> float:
+        return float(np.log(max(x_lengths[i], 1) / max(y_lengths[j], 1)))
+
+    r = np.array([ratio(i, j) for i, j in confident])
+    mid = float(np.median(r))
+    spread = max(1.4826 * float(np.median(np.abs(r - mid))), LENGTH_MIN_SPREAD)
+    return {(i, j) for i, j in cand if abs(ratio(i, j) - mid) > z * spread}
+
+
+def weak_scores(scores: dict[tuple[int, int], float], confident: Sequence[tuple[int, int]],
+                z: float) -> set[tuple[int, int]]:
+    """Candidates whose sentence evidence is more than ``z`` robust deviations below the ``confident`` pairs'
+    (``score < median − z · 1.4826 · MAD``). Two documents without a partner can still be each other's best
+    candidate by margin (their neighbourhoods are weak), yet their evidence is that of unrelated text on the same
+    theme, well below that of this pair of sides' translations. Fewer than :data:`LENGTH_MIN_PAIRS` confident
+    pairs: nothing is dropped."""
+    if len(confident) < LENGTH_MIN_PAIRS:
+        return set()
+    s = np.array([scores[c] for c in confident])
+    mid = float(np.median(s))
+    floor = mid - z * max(1.4826 * float(np.median(np.abs(s - mid))), 1e-3)
+    return {c for c, v in scores.items() if v < floor}
+
+
 def pair_documents(x: np.ndarray, y: np.ndarray, **options) -> list[tuple[int, int, float]]:
     """:func:`pair_documents_with_stats` without its calibration report."""
     return pair_documents_with_stats(x, y, **options)[0]
@@ -250,7 +299,9 @@ def pair_documents_with_stats(
         center_embeddings: bool = False, rescore: Rescore = "none", rescore_k: int = 4, assign: Assign = "none",
         x_sentences: Sequence[np.ndarray] | None = None, y_sentences: Sequence[np.ndarray] | None = None,
         min_coverage: float = 0.0, skip_penalty: float = 0.1, exact_max: int = EXACT_KNN_MAX,
-        calibrate: float | None = None) -> tuple[list[tuple[int, int, float]], Calibration | None]:
+        calibrate: float | None = None, score_z: float | None = None, length_z: float | None = None,
+        x_lengths: Sequence[int] | None = None,
+        y_lengths: Sequence[int] | None = None) -> tuple[list[tuple[int, int, float]], Calibration | None]:
     """Document pairs ``(i, j, margin)`` between ``x`` (n, d) and ``y`` (m, d), L2-normalised document
     embeddings, and the threshold's calibration (None unless ``calibrate``); see the module docstring. With
     every option off this is :func:`mine_pairs`.
@@ -263,6 +314,9 @@ def pair_documents_with_stats(
     ``min_coverage`` (with ``rescore`` only): candidates whose :func:`sentence_coverage` is lower can not be
     paired (they still count in the margin's neighbourhood). ``x_sentences`` / ``y_sentences`` may be lazy
     sequences: only the candidates' documents are read. kNN is exact up to ``exact_max`` documents a side (:func:`knn`).
+    ``length_z`` (with ``rescore``; needs ``x_lengths`` / ``y_lengths``, characters per document): candidates whose
+    length ratio is an outlier among this pair of sides' confident pairs can not be paired (:func:`length_outliers`);
+    ``score_z`` (with ``rescore``): nor those whose sentence evidence lies that far below theirs (:func:`weak_scores`).
     """
     if len(x) == 0 or len(y) == 0:
         return [], None
@@ -293,13 +347,18 @@ def pair_documents_with_stats(
     margins = _rescored_margins(cand, scores, len(x), len(y), k)
     if min_coverage > 0:
         margins = {c: mg for (c, mg), cv in zip(margins.items(), cover) if cv >= min_coverage}
-    best_x: dict[int, tuple[int, float]] = {}
-    best_y: dict[int, tuple[int, float]] = {}
-    for (i, j), mg in sorted(margins.items()):
-        if i not in best_x or mg > best_x[i][1]:
-            best_x[i] = (j, mg)
-        if j not in best_y or mg > best_y[j][1]:
-            best_y[j] = (i, mg)
+    best_x, best_y = _bests(margins)
+    if length_z is not None or score_z is not None:
+        confident = [(i, j) for i, j, _ in _select(best_x, best_y, threshold, mutual)]
+        drop: set[tuple[int, int]] = set()
+        if length_z is not None:
+            if x_lengths is None or y_lengths is None:
+                raise ValueError("pair_documents(length_z=...) needs x_lengths and y_lengths")
+            drop |= length_outliers(list(margins), confident, x_lengths, y_lengths, length_z)
+        if score_z is not None:
+            drop |= weak_scores(dict(zip(cand, scores)), confident, score_z)
+        margins = {c: mg for c, mg in margins.items() if c not in drop}
+        best_x, best_y = _bests(margins)
     calibration = None
     if calibrate is not None:
         floor = _select(best_x, best_y, FLOOR, mutual)

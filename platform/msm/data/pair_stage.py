@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -52,17 +53,19 @@ class Side:
     ids: list[str]
     docs: np.ndarray  # (n, dim) document embeddings, rows in doc_id order
     sentences: SentenceStore
+    chars: np.ndarray  # (n,) characters of each document's sentences: the length-consistency evidence
 
 
 def load_side(prepared: Location, lang: str, scratch: Path, batch_rows: int = 2048) -> Side:
     """One language's staged documents, sorted by ``doc_id`` (the pairs do not depend on file order)."""
     ds = pads.dataset(prepared.join(f"part={lang}").path, filesystem=prepared.fs, format="parquet")
     ids: list[str] = []
-    docs, starts, ends = [], [], []
+    docs, starts, ends, chars = [], [], [], []
     dim, total = None, 0
     path = scratch / f"{lang}.f32"
     with open(path, "wb") as fh:
-        for batch in ds.to_batches(columns=["doc_id", "doc_embedding", "sentence_embeddings"], batch_size=batch_rows):
+        for batch in ds.to_batches(columns=["doc_id", "doc_embedding", "sentence_embeddings", "sentences"],
+                                   batch_size=batch_rows):
             if not batch.num_rows:
                 continue
             col = batch.column("doc_embedding")
@@ -74,13 +77,22 @@ def load_side(prepared: Location, lang: str, scratch: Path, batch_rows: int = 20
             ends.append(total + offsets[1:])
             total += len(sent)
             ids.extend(batch.column("doc_id").to_pylist())
+            chars.append(_characters(batch.column("sentences")))
     dim = dim or 1
     order = np.argsort(np.asarray(ids, dtype=object), kind="stable") if ids else np.zeros(0, np.int64)
     rows = np.memmap(path, np.float32, "r", shape=(total, dim)) if total else np.zeros((0, dim), np.float32)
     cat = (lambda parts: np.concatenate(parts)[order]) if ids else (lambda parts: np.zeros(0, np.int64))
     return Side(lang, [ids[i] for i in order],
                 np.concatenate(docs)[order] if ids else np.zeros((0, dim), np.float32),
-                SentenceStore(rows, cat(starts), cat(ends)))
+                SentenceStore(rows, cat(starts), cat(ends)), cat(chars))
+
+
+def _characters(sentences: pa.ChunkedArray | pa.ListArray) -> np.ndarray:
+    """Characters of each document's sentences (a list<string> column), without building Python strings."""
+    arr = sentences.combine_chunks() if isinstance(sentences, pa.ChunkedArray) else sentences
+    lengths = pc.fill_null(pc.utf8_length(arr.flatten()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = arr.offsets.to_numpy() - arr.offsets[0].as_py()
+    return np.diff(np.concatenate([[0], np.cumsum(lengths)])[offsets])
 
 
 def _nest(blocks: list[np.ndarray], dim: int) -> pa.ListArray:
@@ -116,7 +128,8 @@ def pair_language_pair(prepared: Location, src: str, tgt: str, pair: PairConfig,
             center_embeddings=pair.center, rescore=pair.rescore, rescore_k=pair.rescore_k, assign=pair.assign,
             x_sentences=a.sentences if use else None, y_sentences=b.sentences if use else None,
             min_coverage=pair.min_coverage, skip_penalty=align.skip_penalty, exact_max=pair.exact_knn_max,
-            calibrate=pair.target_precision)
+            calibrate=pair.target_precision, score_z=pair.score_z if use else None,
+            length_z=pair.length_z if use else None, x_lengths=a.chars, y_lengths=b.chars)
         _write_pairs(pairs, a, b, out)
         exact = max(len(a.ids), len(b.ids)) <= pair.exact_knn_max
         return {"lang_pair": f"{src}-{tgt}", "src_documents": len(a.ids), "tgt_documents": len(b.ids),
