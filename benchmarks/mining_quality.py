@@ -482,16 +482,22 @@ def pairing_methods(args) -> dict:
     """name -> fn(x_doc, y_doc, x_sentence_embs, y_sentence_embs, x_chars, y_chars) -> [(i, j, score)]."""
     cfg = PairConfig()
     default = {"center_embeddings": cfg.center, "rescore": cfg.rescore, "rescore_k": cfg.rescore_k,
-               "assign": cfg.assign, "mutual": cfg.mutual, "min_coverage": cfg.min_coverage}
-    variants = {**VARIANTS, "default": (cfg.margin_threshold, {**default, "calibrate": cfg.target_precision}),
-                "calibrated": (cfg.margin_threshold, {**default, "calibrate": args.target_precision}),
-                "default+length": (cfg.margin_threshold, {**default, "calibrate": cfg.target_precision,
-                                                          "length_z": args.length_z}),
-                "calibrated+length": (cfg.margin_threshold, {**default, "calibrate": args.target_precision,
-                                                             "length_z": args.length_z}),
-                "default+score": (cfg.margin_threshold, {**default, "score_z": args.score_z}),
-                "default+length+score": (cfg.margin_threshold, {**default, "length_z": args.length_z,
-                                                                "score_z": args.score_z})}
+               "assign": cfg.assign, "mutual": cfg.mutual, "min_coverage": cfg.min_coverage,
+               "score_z": cfg.score_z, "length_z": cfg.length_z}
+    z = {"score_z": args.score_z if args.score_z is not None else cfg.score_z,
+         "length_z": args.length_z if args.length_z is not None else cfg.length_z}
+    variants = {
+        **VARIANTS,
+        "default": (cfg.margin_threshold, {**default, **z, "calibrate": cfg.target_precision}),
+        # PairConfig() before the consistency evidence (commit 98bcc0d): margin 1.3, no evidence rules
+        "previous": (1.3, {**default, "score_z": None, "length_z": None}),
+        "no-evidence": (cfg.margin_threshold, {**default, "score_z": None, "length_z": None}),
+        "score-only": (cfg.margin_threshold, {**default, "score_z": z["score_z"], "length_z": None}),
+        "length-only": (cfg.margin_threshold, {**default, "score_z": None, "length_z": z["length_z"]}),
+        "calibrated": (cfg.margin_threshold, {**default, **z, "calibrate": args.target_precision}),
+        "calibrated-no-evidence": (1.3, {**default, "score_z": None, "length_z": None,
+                                         "calibrate": args.target_precision}),
+    }
     names = list(variants) if args.variants == "all" else [v for v in args.variants.split(",") if v]
     if args.method not in names:
         names.append(args.method)
@@ -501,7 +507,7 @@ def pairing_methods(args) -> dict:
 
     def make(threshold, opts):
         threshold = args.threshold if args.threshold is not None else threshold
-        lengths = "length_z" in opts
+        lengths = opts.get("length_z") is not None
         return lambda x, y, xs, ys, xl, yl: pair_documents(
             x, y, k=args.k, threshold=threshold, x_sentences=xs, y_sentences=ys, skip_penalty=args.skip_penalty,
             **({"x_lengths": xl, "y_lengths": yl} if lengths else {}), **opts)
@@ -523,8 +529,10 @@ def main(argv: list[str] | None = None) -> int:
                     "runs of 1-4 verses of the same chapters (pairing only)")
     ap.add_argument("--mixed", action="store_true", help="also pool every corpus and language selected here into "
                     "one corpus with no declared languages (fastText assigns them; pairing only)")
-    ap.add_argument("--score-z", type=float, default=4.0, help="the +score variants' outlier bound (robust z)")
-    ap.add_argument("--length-z", type=float, default=3.0, help="the +length variants' outlier bound (robust z)")
+    ap.add_argument("--score-z", type=float, default=None, help="score_z of the variants that use it "
+                    "(default: PairConfig's)")
+    ap.add_argument("--length-z", type=float, default=None, help="length_z of the variants that use it "
+                    "(default: PairConfig's)")
     ap.add_argument("--target-precision", type=float, default=0.99, help="the calibrated variant's target")
     ap.add_argument("--k", type=int, default=PairConfig().k)
     ap.add_argument("--threshold", type=float, default=None, help="margin threshold for every variant "

@@ -69,7 +69,10 @@ def test_weak_evidence_keeps_leftovers_apart_on_one_theme(seed):
         return ok / max(len(pairs), 1), ok / len(truth)
 
     fixed, _ = pair_documents_with_stats(x, y, **opts)
-    checked, _ = pair_documents_with_stats(x, y, score_z=3.0, **opts)
+    report: dict = {}
+    checked, _ = pair_documents_with_stats(x, y, score_z=3.0, report=report, **opts)
+    assert report["confident"] >= LENGTH_MIN_PAIRS and report["rejected_weak_evidence"] > 0
+    assert report["rejected_length"] == 0 and report["candidates"] >= len(checked)
     assert pr(fixed)[0] < 0.99
     p, r = pr(checked)
     assert p >= 0.99 and r >= 0.95, (p, r)

@@ -1,6 +1,6 @@
 """A margin threshold calibrated per language pair from the pair's own score distribution (no hand tuning).
 
-The fixed ratio-margin threshold (1.3, chosen on NTREX news) is wrong in both directions on other corpora: among
+A fixed ratio-margin threshold (1.3 was chosen on NTREX news) is wrong in both directions on other corpora: among
 short documents on one theme a true pair's margin is small (its neighbours are all alike), and where documents
 lack a partner two leftovers can pair with each other above it. What a wrong pair's margin looks like is
 measured on the corpus itself, by **leaving the partner out**: for a document of a mutual-best pair, its best

@@ -59,21 +59,24 @@ class EmbedConfig:
 class PairConfig:
     """Document pairing (:func:`msm.data.pair.pair_documents`, docs/mining.md "Document pairing").
 
-    The defaults (centred embeddings, candidates re-scored by sentence best-match, 1-1 linking, margin 1.3) were
-    chosen on NTREX-128 and Bible Gospels; ``center: false, rescore: none, assign: none, margin_threshold: 1.0``
-    is the original mutual-best ratio-margin mining on document embeddings. The threshold's scale depends on
-    the scoring: raw document margins sit near 1.0, re-scored centred margins of true pairs at 1.3-2.5."""
+    The defaults (centred embeddings, candidates re-scored by sentence best-match, 1-1 linking, margin 1.2, and
+    candidates with weak sentence evidence or an outlying length ratio for their language pair rejected) were
+    chosen on NTREX-128, XQuAD-R paragraphs and Bible verse groups with partners missing, and checked on other
+    corpora (docs/mining.md "Consistency evidence"); ``center: false, rescore: none, assign: none,
+    margin_threshold: 1.0, score_z: null, length_z: null`` is the original mutual-best ratio-margin mining on
+    document embeddings. The threshold's scale depends on the scoring: raw document margins sit near 1.0,
+    re-scored centred margins of true pairs at 1.2-2.5."""
 
     k: int = 4  # kNN neighbourhood of the ratio margin
-    margin_threshold: float = 1.3  # on the margin that decides (the re-scored one when rescore != none)
+    margin_threshold: float = 1.2  # on the margin that decides (the re-scored one when rescore != none)
     # per language pair, the smallest threshold whose estimated precision reaches this (msm.data.calibrate;
     # needs rescore); null: margin_threshold everywhere. margin_threshold stays the fallback for tiny sides.
     target_precision: float | None = None
     # with rescore: candidates whose sentence evidence lies more than score_z robust deviations below that of the
     # language pair's confident pairs (two documents without partners on one theme), or whose length ratio lies
     # more than length_z from theirs, can not be paired (msm.data.pair.weak_scores / length_outliers); null: off
-    score_z: float | None = None
-    length_z: float | None = None
+    score_z: float | None = 3.0
+    length_z: float | None = 4.0
     mutual: bool = True
     center: bool = True  # subtract each language's mean document (and sentence) embedding before scoring
     rescore: Literal["none", "bestmatch", "align"] = "bestmatch"  # sentence-level evidence for kNN candidates

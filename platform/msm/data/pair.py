@@ -300,8 +300,8 @@ def pair_documents_with_stats(
         x_sentences: Sequence[np.ndarray] | None = None, y_sentences: Sequence[np.ndarray] | None = None,
         min_coverage: float = 0.0, skip_penalty: float = 0.1, exact_max: int = EXACT_KNN_MAX,
         calibrate: float | None = None, score_z: float | None = None, length_z: float | None = None,
-        x_lengths: Sequence[int] | None = None,
-        y_lengths: Sequence[int] | None = None) -> tuple[list[tuple[int, int, float]], Calibration | None]:
+        x_lengths: Sequence[int] | None = None, y_lengths: Sequence[int] | None = None,
+        report: dict | None = None) -> tuple[list[tuple[int, int, float]], Calibration | None]:
     """Document pairs ``(i, j, margin)`` between ``x`` (n, d) and ``y`` (m, d), L2-normalised document
     embeddings, and the threshold's calibration (None unless ``calibrate``); see the module docstring. With
     every option off this is :func:`mine_pairs`.
@@ -317,6 +317,7 @@ def pair_documents_with_stats(
     ``length_z`` (with ``rescore``; needs ``x_lengths`` / ``y_lengths``, characters per document): candidates whose
     length ratio is an outlier among this pair of sides' confident pairs can not be paired (:func:`length_outliers`);
     ``score_z`` (with ``rescore``): nor those whose sentence evidence lies that far below theirs (:func:`weak_scores`).
+    ``report``: a dict that gets what the evidence rules did (candidates, confident pairs, candidates rejected).
     """
     if len(x) == 0 or len(y) == 0:
         return [], None
@@ -350,13 +351,17 @@ def pair_documents_with_stats(
     best_x, best_y = _bests(margins)
     if length_z is not None or score_z is not None:
         confident = [(i, j) for i, j, _ in _select(best_x, best_y, threshold, mutual)]
-        drop: set[tuple[int, int]] = set()
+        weak, long = set(), set()
         if length_z is not None:
             if x_lengths is None or y_lengths is None:
                 raise ValueError("pair_documents(length_z=...) needs x_lengths and y_lengths")
-            drop |= length_outliers(list(margins), confident, x_lengths, y_lengths, length_z)
+            long = length_outliers(list(margins), confident, x_lengths, y_lengths, length_z)
         if score_z is not None:
-            drop |= weak_scores(dict(zip(cand, scores)), confident, score_z)
+            weak = weak_scores({c: float(v) for c, v in zip(cand, scores) if c in margins}, confident, score_z)
+        drop = weak | long
+        if report is not None:
+            report.update({"candidates": len(margins), "confident": len(confident),
+                           "rejected_weak_evidence": len(weak), "rejected_length": len(long - weak)})
         margins = {c: mg for c, mg in margins.items() if c not in drop}
         best_x, best_y = _bests(margins)
     calibration = None

@@ -123,15 +123,17 @@ def pair_language_pair(prepared: Location, src: str, tgt: str, pair: PairConfig,
     with tempfile.TemporaryDirectory(prefix=f"msm-pair-{src}-{tgt}-") as tmp:
         a, b = load_side(prepared, src, Path(tmp)), load_side(prepared, tgt, Path(tmp))
         use = pair.rescore != "none"
+        evidence: dict = {}
         pairs, calibration = pair_documents_with_stats(
             a.docs, b.docs, k=pair.k, threshold=pair.margin_threshold, mutual=pair.mutual,
             center_embeddings=pair.center, rescore=pair.rescore, rescore_k=pair.rescore_k, assign=pair.assign,
             x_sentences=a.sentences if use else None, y_sentences=b.sentences if use else None,
             min_coverage=pair.min_coverage, skip_penalty=align.skip_penalty, exact_max=pair.exact_knn_max,
             calibrate=pair.target_precision, score_z=pair.score_z if use else None,
-            length_z=pair.length_z if use else None, x_lengths=a.chars, y_lengths=b.chars)
+            length_z=pair.length_z if use else None, x_lengths=a.chars, y_lengths=b.chars, report=evidence)
         _write_pairs(pairs, a, b, out)
         exact = max(len(a.ids), len(b.ids)) <= pair.exact_knn_max
         return {"lang_pair": f"{src}-{tgt}", "src_documents": len(a.ids), "tgt_documents": len(b.ids),
                 "pairs": len(pairs), "knn": "exact" if exact else "ivf", "seconds": round(time.perf_counter() - t0, 3),
-                **({"calibration": calibration.as_dict()} if calibration else {})}
+                **({"calibration": calibration.as_dict()} if calibration else {}),
+                **({"evidence": evidence} if evidence else {})}
