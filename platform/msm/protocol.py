@@ -216,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             start = args.encoder
             if ROWS[row]:
-                start = str(msm_train(ROWS[row], seed, args.msm_steps, out / f"msm-{ROWS[row]}-seed{seed}-{run_id}",
+                # its own folder: "msm-<variant>-..." would be the fine-tuning's (row "msm-<variant>"), whose
+                # finished export would then be taken for the fine-tuned model
+                start = str(msm_train(ROWS[row], seed, args.msm_steps,
+                                      out / f"pretrain-{ROWS[row]}-seed{seed}-{run_id}",
                                       mined, data_dir, Path(args.msm_config),
                                       [f"model.encoder={args.encoder}", *args.msm_set]))
             model = start if row == "start" else str(

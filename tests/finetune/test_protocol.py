@@ -4,6 +4,7 @@ tiny smoke run writes the cached rows and the table."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,37 @@ def test_protocol_smoke_rows_cache_and_table(shared_data, tiny_model_dir, tmp_pa
     capsys.readouterr()
     assert main(argv) == 0  # every row cached: nothing is trained or evaluated again
     assert "seed 0: mAP@20" not in capsys.readouterr().out
+
+
+def test_msm_row_fine_tunes_the_pretrained_encoder(shared_data, tiny_model_dir, tmp_path, monkeypatch):
+    """start → MSM → fine-tune: the row's model is a fine-tuning run started from the MSM export, not the MSM
+    export itself (the two once shared a folder, so the finished pretraining export passed for the fine-tuned
+    model). MSM pretraining is stood in for by a copy of the tiny model."""
+    import shutil
+
+    import yaml
+
+    from msm.experiment import main
+
+    pretrained = []
+
+    def fake_msm_train(variant, seed, steps, target, *args, **kwargs):
+        shutil.copytree(tiny_model_dir, target / "export", dirs_exist_ok=True)
+        pretrained.append(target / "export")
+        return target / "export"
+
+    monkeypatch.setattr("msm.experiment.train", fake_msm_train)
+    mined = tmp_path / "mined"
+    mined.mkdir()
+    (mined / "manifest.json").write_text("{}")
+    (tmp_path / "R.md").write_text("<!-- protocol:start -->\n<!-- protocol:end -->\n")
+    argv = ["--protocol", "finetune", "--rows", "msm-reference", "--seeds", "0", "--steps", "1", "--encoder",
+            str(tiny_model_dir), "--langs", "en", "--pairs", "0", "--data-dir", str(shared_data), "--out",
+            str(tmp_path / "out"), "--mined", str(mined), "--results-md", str(tmp_path / "R.md"), "--set",
+            "train.batch_size=4", "model.query_max_length=16", "model.passage_max_length=32", "run.tensorboard=false"]
+    assert main(argv) == 0
+    (row,) = json.loads((tmp_path / "out" / "results.json").read_text()).values()
+    model = Path(row["model"])
+    assert len(pretrained) == 1 and model != pretrained[0] and model.parent != pretrained[0].parent
+    cfg = yaml.safe_load((model.parent / "finetune_config.yaml").read_text())
+    assert cfg["model"]["encoder"] == str(pretrained[0]) and (model / "config.json").is_file()
