@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                                       [f"model.encoder={args.encoder}", *args.msm_set]))
             model = start if row == "start" else str(
                 finetune(start, seed, out / f"{row}-seed{seed}-{run_id}", train_file, config, args.steps, args.set))
-            done[key] = {"row": row, "seed": seed, "run": run_id, "device": device, "model": model,
+            shown = Path(model).relative_to(out).as_posix() if Path(model).is_relative_to(out) else model
+            done[key] = {"row": row, "seed": seed, "run": run_id, "device": device, "model": shown,  # under --out
                          "scores": evaluate(model, data_dir, heldout, langs, args.pairs, max_length),
                          "seconds": round(time.perf_counter() - t, 1)}
             atomic_write_json(cache, done)

@@ -82,7 +82,7 @@ def test_msm_row_fine_tunes_the_pretrained_encoder(shared_data, tiny_model_dir, 
             "train.batch_size=4", "model.query_max_length=16", "model.passage_max_length=32", "run.tensorboard=false"]
     assert main(argv) == 0
     (row,) = json.loads((tmp_path / "out" / "results.json").read_text()).values()
-    model = Path(row["model"])
+    model = tmp_path / "out" / row["model"]  # recorded relative to --out
     assert len(pretrained) == 1 and model != pretrained[0] and model.parent != pretrained[0].parent
     cfg = yaml.safe_load((model.parent / "finetune_config.yaml").read_text())
     assert cfg["model"]["encoder"] == str(pretrained[0]) and (model / "config.json").is_file()
