@@ -84,21 +84,27 @@ def same_theme_corpus(seed: int, n: int = 160, left: int = 40, d: int = 48):
     return (_unit(np.array([v.mean(0) for v in xs])), _unit(np.array([v.mean(0) for v in ys])), xs, ys, truth)
 
 
+def same_theme_options(xs, ys) -> dict:
+    """The pairing settings both same-theme tests use: the fixed threshold 1.3, best-match rescoring, greedy."""
+    return dict(k=4, threshold=1.3, center_embeddings=True, rescore="bestmatch", assign="greedy", x_sentences=xs,
+                y_sentences=ys)
+
+
+def precision_recall(pairs, truth: dict[int, int]) -> tuple[float, float]:
+    """Document-pair precision and recall of ``pairs`` ((i, j, score) triples) against ``truth`` (i -> j)."""
+    ok = sum(truth.get(i) == j for i, j, _ in pairs)
+    return ok / max(len(pairs), 1), ok / len(truth)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_calibrated_pairing_keeps_precision_where_leftovers_pair_with_each_other(seed):
     x, y, xs, ys, truth = same_theme_corpus(seed)
-    opts = dict(k=4, threshold=1.3, center_embeddings=True, rescore="bestmatch", assign="greedy", x_sentences=xs,
-                y_sentences=ys)
-
-    def pr(pairs):
-        ok = sum(truth.get(i) == j for i, j, _ in pairs)
-        return ok / max(len(pairs), 1), ok / len(truth)
-
+    opts = same_theme_options(xs, ys)
     fixed, none = pair_documents_with_stats(x, y, **opts)
     calibrated, cal = pair_documents_with_stats(x, y, calibrate=0.99, **opts)
     assert none is None and cal.calibrated and cal.null >= MIN_NULL
-    p_fixed, _ = pr(fixed)
-    p, r = pr(calibrated)
+    p_fixed, _ = precision_recall(fixed, truth)
+    p, r = precision_recall(calibrated, truth)
     assert p_fixed < 0.99  # the fixed threshold pairs leftovers with leftovers (measured: 0.964-0.988)
     assert p >= 0.98 and r >= 0.95, (p, r, cal)
     assert cal.estimated_precision - p <= 0.02  # the estimate does not overstate the precision

@@ -13,7 +13,8 @@ import pytest
 from msm.data.pair import EVIDENCE_MIN_PAIRS, length_outliers, pair_documents_with_stats, weak_scores
 from msm.data.pair_stage import _characters
 
-from test_calibrate import same_theme_corpus  # tests/data is on sys.path (rootdir-relative imports)
+# tests/data is on sys.path (rootdir-relative imports)
+from test_calibrate import precision_recall, same_theme_corpus, same_theme_options
 
 
 def _robust_floor(values: list[float], z: float) -> float:
@@ -61,20 +62,14 @@ def test_weak_evidence_keeps_leftovers_apart_on_one_theme(seed):
     """The synthetic same-theme corpus with 40 of 160 partners missing a side: the fixed threshold pairs leftovers
     with each other (precision 0.964-0.988); rejecting weak sentence evidence (z = 3) leaves none and keeps R."""
     x, y, xs, ys, truth = same_theme_corpus(seed)
-    opts = dict(k=4, threshold=1.3, center_embeddings=True, rescore="bestmatch", assign="greedy", x_sentences=xs,
-                y_sentences=ys)
-
-    def pr(pairs):
-        ok = sum(truth.get(i) == j for i, j, _ in pairs)
-        return ok / max(len(pairs), 1), ok / len(truth)
-
+    opts = same_theme_options(xs, ys)
     fixed, _ = pair_documents_with_stats(x, y, **opts)
     report: dict = {}
     checked, _ = pair_documents_with_stats(x, y, score_z=3.0, report=report, **opts)
     assert report["confident"] >= EVIDENCE_MIN_PAIRS and report["rejected_weak_evidence"] > 0
     assert report["rejected_length"] == 0 and report["candidates"] >= len(checked)
-    assert pr(fixed)[0] < 0.99
-    p, r = pr(checked)
+    assert precision_recall(fixed, truth)[0] < 0.99
+    p, r = precision_recall(checked, truth)
     assert p >= 0.99 and r >= 0.95, (p, r)
     assert {(i, j) for i, j, _ in checked} <= {(i, j) for i, j, _ in fixed} | {(i, truth[i]) for i in truth}
 
