@@ -32,7 +32,7 @@ import numpy as np
 from nltk.translate.gale_church import align_blocks
 
 from msm.data.align import align
-from msm.data.config import InputConfig, PairConfig
+from msm.data.config import InputConfig, LangIDConfig, PairConfig
 from msm.data.embed import document_embeddings, load_encoder
 from msm.data.langid import to_iso1
 from msm.data.pair import pair_documents
@@ -394,23 +394,29 @@ def evaluate_mixed(sources: dict[str, tuple[str, dict, dict, str]], cache: Embed
     vec = np.concatenate(vecs)
     texts = [" ".join(sources[c][1][t][k]) for c, t, k, _, _ in items]
     lengths = [sum(map(len, sources[c][1][t][k])) for c, t, k, _, _ in items]
-    detected = [choose(top)[0] for top in LangID().predict_top(texts)]
+    chosen = [choose(top) for top in LangID().predict_top(texts)]
+    detected = [code for code, _ in chosen]
+    # no language is declared here, so a document below langid.min_confidence is one msm mine flags
+    # low_lang_confidence and, with pair.skip_uncertain_language, leaves out of pairing
+    uncertain = [c < LangIDConfig().min_confidence for _, c in chosen]
     confusions = collections.Counter(f"{true}->{got}" for (_, _, _, true, _), got in zip(items, detected)
                                      if true != got)
-    print(f"mixed: {len(items)} documents, language ID confusions {dict(confusions.most_common())}", flush=True)
+    print(f"mixed: {len(items)} documents, language ID confusions {dict(confusions.most_common())}; "
+          f"{sum(uncertain)} below langid.min_confidence", flush=True)
 
     def run(keep: list[int]) -> dict[str, dict]:
         """method -> true language -> (correct, pairs, true pairs) over the documents ``keep``."""
         english = {(items[i][0], items[i][2]) for i in keep if items[i][4]}
-        x = [i for i in keep if detected[i] == "en"]
-        groups = collections.defaultdict(list)
-        for i in keep:
-            if detected[i] != "en":
-                groups[detected[i]].append(i)
         out: dict[str, dict] = {}
         for name, fn in methods.items():
+            paired = [i for i in keep if not (fn.skip_uncertain and uncertain[i])]  # as msm mine's pair stage
+            x = [i for i in paired if detected[i] == "en"]
+            groups = collections.defaultdict(list)
+            for i in paired:
+                if detected[i] != "en":
+                    groups[detected[i]].append(i)
             cells = collections.defaultdict(lambda: [0, 0, 0])
-            for i in keep:
+            for i in keep:  # every document with its partner in the pool counts, paired or left out
                 if not items[i][4] and (items[i][0], items[i][2]) in english:
                     cells[items[i][3]][2] += 1
             for ys in groups.values():
@@ -483,14 +489,17 @@ def pairing_methods(args) -> dict:
     cfg = PairConfig()
     default = {"center_embeddings": cfg.center, "rescore": cfg.rescore, "rescore_k": cfg.rescore_k,
                "assign": cfg.assign, "mutual": cfg.mutual, "min_coverage": cfg.min_coverage,
-               "score_z": cfg.score_z, "length_z": cfg.length_z}
+               "score_z": cfg.score_z, "length_z": cfg.length_z, "skip_uncertain": cfg.skip_uncertain_language}
     z = {"score_z": args.score_z if args.score_z is not None else cfg.score_z,
          "length_z": args.length_z if args.length_z is not None else cfg.length_z}
     variants = {
         **VARIANTS,
         "default": (cfg.margin_threshold, {**default, **z, "calibrate": cfg.target_precision}),
         # PairConfig() before the consistency evidence (commit 98bcc0d): margin 1.3, no evidence rules
-        "previous": (1.3, {**default, "score_z": None, "length_z": None}),
+        "previous": (1.3, {**default, "score_z": None, "length_z": None, "skip_uncertain": False}),
+        # the defaults with documents of uncertain language paired too (the mixed corpus only: others declare it)
+        "keep-uncertain": (cfg.margin_threshold, {**default, **z, "calibrate": cfg.target_precision,
+                                                  "skip_uncertain": False}),
         "no-evidence": (cfg.margin_threshold, {**default, "score_z": None, "length_z": None}),
         "score-only": (cfg.margin_threshold, {**default, "score_z": z["score_z"], "length_z": None}),
         "length-only": (cfg.margin_threshold, {**default, "score_z": None, "length_z": z["length_z"]}),
@@ -507,10 +516,16 @@ def pairing_methods(args) -> dict:
 
     def make(threshold, opts):
         threshold = args.threshold if args.threshold is not None else threshold
+        opts = dict(opts)
+        skip = opts.pop("skip_uncertain", False)
         lengths = opts.get("length_z") is not None
-        return lambda x, y, xs, ys, xl, yl: pair_documents(
-            x, y, k=args.k, threshold=threshold, x_sentences=xs, y_sentences=ys, skip_penalty=args.skip_penalty,
-            **({"x_lengths": xl, "y_lengths": yl} if lengths else {}), **opts)
+
+        def fn(x, y, xs, ys, xl, yl):
+            return pair_documents(x, y, k=args.k, threshold=threshold, x_sentences=xs, y_sentences=ys,
+                                  skip_penalty=args.skip_penalty,
+                                  **({"x_lengths": xl, "y_lengths": yl} if lengths else {}), **opts)
+        fn.skip_uncertain = skip  # read by evaluate_mixed (pair.skip_uncertain_language)
+        return fn
     return {n: make(*variants[n]) for n in names}
 
 

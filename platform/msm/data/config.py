@@ -77,6 +77,10 @@ class PairConfig:
     # more than length_z from theirs, can not be paired (msm.data.pair.weak_scores / length_outliers); null: off
     score_z: float | None = 3.0
     length_z: float | None = 4.0
+    # documents whose language was detected (none declared) below langid.min_confidence are kept but not paired:
+    # one such document on the pivot side pairs with its true translations under a wrong label in every language
+    # pair (fastText's lid.176.ftz calls Swahili Bible verses English at 0.12-0.25; docs/mining.md)
+    skip_uncertain_language: bool = True
     mutual: bool = True
     center: bool = True  # subtract each language's mean document (and sentence) embedding before scoring
     rescore: Literal["none", "bestmatch", "align"] = "bestmatch"  # sentence-level evidence for kNN candidates

@@ -54,18 +54,28 @@ class Side:
     docs: np.ndarray  # (n, dim) document embeddings, rows in doc_id order
     sentences: SentenceStore
     chars: np.ndarray  # (n,) characters of each document's sentences: the length-consistency evidence
+    uncertain: int = 0  # documents left out: language detected (none declared) below langid.min_confidence
 
 
-def load_side(prepared: Location, lang: str, scratch: Path, batch_rows: int = 2048) -> Side:
-    """One language's staged documents, sorted by ``doc_id`` (the pairs do not depend on file order)."""
+def uncertain_language(declared: pa.Array | pa.ChunkedArray, flags: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Documents whose language nobody declared and language ID gave below ``langid.min_confidence`` (the
+    ``low_lang_confidence`` flag of :mod:`msm.data.prepare`)."""
+    flagged = np.array([bool(f) and "low_lang_confidence" in f for f in flags.to_pylist()], dtype=bool)
+    return flagged & pc.is_null(declared).to_numpy(zero_copy_only=False)
+
+
+def load_side(prepared: Location, lang: str, scratch: Path, batch_rows: int = 2048,
+              skip_uncertain: bool = False) -> Side:
+    """One language's staged documents, sorted by ``doc_id`` (the pairs do not depend on file order);
+    ``skip_uncertain``: without those of :func:`uncertain_language`."""
     ds = pads.dataset(prepared.join(f"part={lang}").path, filesystem=prepared.fs, format="parquet")
     ids: list[str] = []
-    docs, starts, ends, chars = [], [], [], []
+    docs, starts, ends, chars, unsure = [], [], [], [], []
     dim, total = None, 0
     path = scratch / f"{lang}.f32"
     with open(path, "wb") as fh:
-        for batch in ds.to_batches(columns=["doc_id", "doc_embedding", "sentence_embeddings", "sentences"],
-                                   batch_size=batch_rows):
+        for batch in ds.to_batches(columns=["doc_id", "doc_embedding", "sentence_embeddings", "sentences",
+                                            "declared_lang", "flags"], batch_size=batch_rows):
             if not batch.num_rows:
                 continue
             col = batch.column("doc_embedding")
@@ -78,13 +88,16 @@ def load_side(prepared: Location, lang: str, scratch: Path, batch_rows: int = 20
             total += len(sent)
             ids.extend(batch.column("doc_id").to_pylist())
             chars.append(_characters(batch.column("sentences")))
+            unsure.append(uncertain_language(batch.column("declared_lang"), batch.column("flags")) & skip_uncertain)
     dim = dim or 1
-    order = np.argsort(np.asarray(ids, dtype=object), kind="stable") if ids else np.zeros(0, np.int64)
+    left_out = np.concatenate(unsure) if unsure else np.zeros(0, bool)
+    ids_kept = np.flatnonzero(~left_out)
+    order = ids_kept[np.argsort(np.asarray(ids, dtype=object)[ids_kept], kind="stable")] if ids else np.zeros(0, np.int64)
     rows = np.memmap(path, np.float32, "r", shape=(total, dim)) if total else np.zeros((0, dim), np.float32)
     cat = (lambda parts: np.concatenate(parts)[order]) if ids else (lambda parts: np.zeros(0, np.int64))
     return Side(lang, [ids[i] for i in order],
                 np.concatenate(docs)[order] if ids else np.zeros((0, dim), np.float32),
-                SentenceStore(rows, cat(starts), cat(ends)), cat(chars))
+                SentenceStore(rows, cat(starts), cat(ends)), cat(chars), int(left_out.sum()))
 
 
 def _characters(sentences: pa.ChunkedArray | pa.ListArray) -> np.ndarray:
@@ -121,7 +134,8 @@ def pair_language_pair(prepared: Location, src: str, tgt: str, pair: PairConfig,
     """Mine the document pairs of ``src``-``tgt`` and write them to ``out`` (a Parquet file); returns a summary."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"msm-pair-{src}-{tgt}-") as tmp:
-        a, b = load_side(prepared, src, Path(tmp)), load_side(prepared, tgt, Path(tmp))
+        a, b = (load_side(prepared, lang, Path(tmp), skip_uncertain=pair.skip_uncertain_language)
+                for lang in (src, tgt))
         use = pair.rescore != "none"
         evidence: dict = {}
         pairs, calibration = pair_documents_with_stats(
@@ -134,6 +148,8 @@ def pair_language_pair(prepared: Location, src: str, tgt: str, pair: PairConfig,
         _write_pairs(pairs, a, b, out)
         exact = max(len(a.ids), len(b.ids)) <= pair.exact_knn_max
         return {"lang_pair": f"{src}-{tgt}", "src_documents": len(a.ids), "tgt_documents": len(b.ids),
+                **({"uncertain_language_left_out": {src: a.uncertain, tgt: b.uncertain}}
+                   if a.uncertain or b.uncertain else {}),
                 "pairs": len(pairs), "knn": "exact" if exact else "ivf", "seconds": round(time.perf_counter() - t0, 3),
                 **({"calibration": calibration.as_dict()} if calibration else {}),
                 **({"evidence": evidence} if evidence else {})}
