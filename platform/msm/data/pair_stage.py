@@ -92,7 +92,8 @@ def load_side(prepared: Location, lang: str, scratch: Path, batch_rows: int = 20
     dim = dim or 1
     left_out = np.concatenate(unsure) if unsure else np.zeros(0, bool)
     ids_kept = np.flatnonzero(~left_out)
-    order = ids_kept[np.argsort(np.asarray(ids, dtype=object)[ids_kept], kind="stable")] if ids else np.zeros(0, np.int64)
+    order = (ids_kept[np.argsort(np.asarray(ids, dtype=object)[ids_kept], kind="stable")] if ids
+             else np.zeros(0, np.int64))
     rows = np.memmap(path, np.float32, "r", shape=(total, dim)) if total else np.zeros((0, dim), np.float32)
     cat = (lambda parts: np.concatenate(parts)[order]) if ids else (lambda parts: np.zeros(0, np.int64))
     return Side(lang, [ids[i] for i in order],
