@@ -47,7 +47,7 @@ def _no_dropout(model: MSMModel) -> MSMModel:
 @pytest.mark.parametrize("mlm_weight", [0.0, 0.5], ids=["msm", "msm+mlm"])
 def test_buckets_give_the_padded_loss_and_gradients(tiny_cfg, uneven_batch, mlm_weight):
     """Two training steps from the same state, generator and memory bank: every loss term and every
-    parameter's gradient of the bucketed path equal the path that pads each sentence to T (fp32, 1e-5)."""
+    parameter's gradient of the bucketed path equal the path that pads each sentence to T (fp32, 1e-5 of each tensor's scale)."""
     cfg = dataclasses.replace(tiny_cfg, max_tokens=40, mlm_weight=mlm_weight, mlm_probability=0.3, mask_ratio=0.6,
                               num_cross_doc_negatives=4, length_buckets=0)
     padded = _no_dropout(MSMModel.from_config(cfg)).train()
@@ -73,7 +73,10 @@ def test_buckets_give_the_padded_loss_and_gradients(tiny_cfg, uneven_batch, mlm_
             if p.grad is None:
                 assert grads[name] is None or not grads[name].any(), name
             else:
-                assert torch.allclose(p.grad, grads[name], atol=1e-5, rtol=1e-4), name
+                # a gradient sums many positions in another order per path: fp32 rounding scales with the
+                # tensor, not with each element (observed max 3e-5 on gradients of size 5-25, one thread)
+                scale = max(1.0, p.grad.abs().max().item())
+                assert torch.allclose(p.grad, grads[name], atol=1e-5 * scale, rtol=1e-4), name
     assert len(padded.memory_bank.ordered()[0]) > 0
     lengths = uneven_batch["attention_mask"][uneven_batch["sentence_mask"]].sum(1)
     assert len(widths) == 2 * 3 and min(widths) < 8 and max(widths) == int(lengths.max())

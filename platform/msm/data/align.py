@@ -3,7 +3,8 @@
 Links are 1-1, 1-2, 2-1 (scored with the normalised mean embedding of the merged side), 1-0 and 0-1.
 The alignment maximises ``sum over links of (cos(link) - bias)`` minus ``skip_penalty`` per 1-0/0-1 link,
 where ``bias`` (default: the mean of the document pair's sentence similarity matrix) makes an unrelated
-link worth about zero, so the number of links does not drive the result.
+link worth about zero, so the number of links does not drive the result. Between alignments of equal score
+the DP keeps, at every cell, the first move in ``MOVES_MANY`` order (a 1-1 link before a skip).
 """
 
 from __future__ import annotations
