@@ -64,6 +64,66 @@ EQUIVALENT: dict[str, str] = {
         "move with a 0 before it reads an index",
     "msm.data.align.x_alignment_objective__mutmut_26":
         "the same for the target index of a link with no target sentence",
+    "msm.data.align.x_align__mutmut_17":
+        "the bias of an empty side 0.0 -> 1.0: with an empty side only skip links exist, whose weight ignores the bias",
+    "msm.data.align.x_align__mutmut_27":
+        "`best` one row larger: the DP and its backtrace read only rows 0..n",
+    "msm.data.align.x_align__mutmut_29":
+        "`best` one column larger: only columns 0..m are read",
+    "msm.data.align.x_align__mutmut_37":
+        "`back` one row larger: only rows 0..n are read",
+    "msm.data.align.x_align__mutmut_39":
+        "`back` one column larger: only columns 0..m are read",
+    "msm.data.align.x_align__mutmut_43":
+        "`best[0, 0] = 1.0`: every path starts at (0, 0), so every score shifts by the same constant",
+    "msm.data.align.x_align__mutmut_67":
+        "`== +np.inf` instead of `-np.inf`: every earlier cell is reachable by skips, so no predecessor is ever -inf",
+    "msm.data.align.x_link_similarities__mutmut_3":
+        "merged sources of a 0/1-sentence side: _unit of the empty slice sum is the same empty (0, d) float array",
+    "msm.data.align.x_link_similarities__mutmut_9":
+        "the same with `len(a) >= 1`",
+    "msm.data.align.x_link_similarities__mutmut_19":
+        "the same for merged targets",
+    "msm.data.align.x_link_similarities__mutmut_25":
+        "the same for merged targets with `len(b) >= 1`",
+    "msm.data.pair.x__evidence_scores__mutmut_40":
+        "the in-place bestmatch shortcut skipped: sentence_evidence(..., 'bestmatch') computes the same formula",
+    "msm.data.pair.x__evidence_scores__mutmut_50":
+        "the same shortcut skipped ('XXbestmatchXX')",
+    "msm.data.pair.x__evidence_scores__mutmut_51":
+        "the same shortcut skipped ('BESTMATCH')",
+    "msm.data.pair.x__rescored_margins__mutmut_14":
+        "`if v else 1.0` for a document without candidates: every document has its own kNN list among the candidates",
+    "msm.data.pair.x__rescored_margins__mutmut_21":
+        "the same branch with 2.0",
+    "msm.data.pair.x__rescored_margins__mutmut_25":
+        "the same branch on the y side",
+    "msm.data.pair.x__rescored_margins__mutmut_32":
+        "the same branch on the y side with 2.0",
+    "msm.data.pair.x__row_mean__mutmut_7":
+        "rows summed in their own float32 instead of float64: a rounding difference (~1e-7) of the mean only",
+    "msm.data.pair.x__row_mean__mutmut_13":
+        "the mean kept float64: _Centred's _unit casts the centred rows to float32 anyway",
+    "msm.data.pair.x__select__mutmut_13":
+        "max(m, m) instead of max(previous, m): a candidate's margin is one value from both sides",
+    "msm.data.pair.x_center__mutmut_8":
+        "`mean(0)` without keepdims broadcasts over the rows the same way",
+    "msm.data.pair.x_center__mutmut_10":
+        "`keepdims=False`: the same broadcast",
+    "msm.data.pair.x_knn__mutmut_29":
+        "`replace=None`: numpy tests truthiness, None samples without replacement like False",
+    "msm.data.pair.x_knn__mutmut_65":
+        "queries not cast to float32: faiss's Python wrapper casts them itself",
+    "msm.data.pair.x_knn__mutmut_67":
+        "the same (dtype argument dropped)",
+    "msm.data.pair.x_pair_documents_with_stats__mutmut_158":
+        "`min_coverage >= 0`: a coverage is never below 0, so the filter at 0 keeps every candidate",
+    "msm.data.pair.x_pair_documents_with_stats__mutmut_8":
+        "default assign 'XXnoneXX': every value other than 'greedy' means no linking",
+    "msm.data.pair.x_pair_documents_with_stats__mutmut_9":
+        "default assign 'NONE': the same",
+    "msm.tune.config.x__field_type__mutmut_20":
+        "the dotted path of a section two levels deep: PretrainConfig has none, deeper keys fail earlier",
     "msm.tune.config.x_dump_sweep__mutmut_8":
         "`sort_keys=False` -> `sort_keys=None`: PyYAML tests truthiness, None acts as False",
     "msm.retrieval.index.xǁSearchIndexǁsave__mutmut_27":

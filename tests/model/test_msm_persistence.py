@@ -73,6 +73,11 @@ def test_mismatched_state_names_the_keys_and_the_file(saved):
     save_file({**state, "extra.weight": torch.zeros(2)}, str(state_file))
     with pytest.raises(MSMError, match=r"unexpected \['extra.weight'\]"):
         MSMModel.load(ckpt)
+    extras = [f"extra.{c}" for c in "abcde"]
+    save_file({**state, **{k: torch.zeros(1) for k in extras}}, str(state_file))
+    with pytest.raises(MSMError) as err:
+        MSMModel.load(ckpt)
+    assert sum(repr(k) in str(err.value) for k in extras) == 3  # the first few unexpected keys too
 
 
 def test_bad_checkpoint_config_names_its_file(saved):
@@ -85,3 +90,24 @@ def test_bad_checkpoint_config_names_its_file(saved):
     cfg_file.write_text(json.dumps({**good, "temperature": "warm"}))
     with pytest.raises(ConfigError, match=rf"{cfg_file}: temperature"):
         MSMModel.load(ckpt)
+
+
+def test_saving_again_replaces_the_checkpoint_and_the_export(saved, tmp_path):
+    """A second save / export into the same folder replaces it (a run rewrites its checkpoint folder)."""
+    model, ckpt = saved
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    assert model.save(ckpt) == ckpt
+    loaded = MSMModel.load(ckpt)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    out = model.export_encoder(tmp_path / "export")
+    with torch.no_grad():
+        for p in model.sentence_encoder.parameters():
+            p.mul_(2.0)
+    assert model.export_encoder(out) == out
+    exported = load_file(str(out / "model.safetensors"))
+    name, value = next((k, v) for k, v in model.sentence_encoder.state_dict().items() if v.dtype.is_floating_point
+                       and v.abs().sum() > 0 and k.split(".", 1)[-1] in exported)
+    assert torch.equal(exported[name.split(".", 1)[-1]], value)
