@@ -145,8 +145,28 @@ def test_save_load_round_trip_and_hf_folder(tiny_cfg, batch, tmp_path):
 
 def test_zero_sentence_document_is_a_clear_error(tiny_cfg, batch):
     batch["sentence_mask"][1] = False
-    with pytest.raises(MSMError, match="document 1 has zero sentences"):
+    with pytest.raises(MSMError, match=r"document 1 has zero sentences \(sentence_mask all False\); drop empty "
+                                       r"documents before batching \(the data pipeline quarantines them\)$"):
         MSMModel.from_config(tiny_cfg)(batch)
+
+
+def test_from_config_resolves_the_configured_encoder(tiny_cfg, tiny_model_dir):
+    asked = []
+    model = MSMModel.from_config(tiny_cfg, resolver=lambda name: asked.append(name) or str(tiny_model_dir))
+    assert asked == [tiny_cfg.encoder] and str(model.encoder_path) == str(tiny_model_dir)
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5])
+def test_masking_every_sentence_draws_nothing_from_the_generator(tiny_cfg, batch, ratio):
+    """mask_ratio 1.0 predicts every sentence without a random draw (the seeded draws that follow, negatives and MLM
+    tokens, stay those of the seed); a smaller ratio draws its subset from the generator."""
+    model = MSMModel.from_config(dataclasses.replace(tiny_cfg, mask_ratio=ratio))
+    model.seed(0)
+    before = model.generator.get_state()
+    docs, pos = model._choose_positions(batch["sentence_mask"].bool())
+    assert torch.equal(model.generator.get_state(), before) == (ratio == 1.0)
+    if ratio == 1.0:
+        assert len(docs) == int(batch["sentence_mask"].sum())
 
 
 def test_corrupt_or_missing_state_file(tiny_cfg, tmp_path):
