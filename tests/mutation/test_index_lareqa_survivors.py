@@ -5,11 +5,16 @@ holds an answer that starts a sentence."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import faiss
 import numpy as np
 import pytest
 
+import msm
 import msm.retrieval.index as index_module
 from msm.errors import MSMError
 from msm.eval.tasks import lareqa
@@ -101,3 +106,37 @@ def test_a_question_without_an_answer_sentence_skips_only_itself(tmp_path):
     assert [q[1] for q in lareqa.load(tmp_path, ["en"]).questions] == ["a", "b", "c"]
     capped = lareqa.load(tmp_path, ["en"], max_questions=2)
     assert [q[1] for q in capped.questions] == ["a", "b"] and len(capped.candidates) == 4  # every sentence stays
+
+
+LOCALE_SCRIPT = """
+import json, locale, sys
+from pathlib import Path
+from msm.eval.tasks import lareqa, tatoeba
+folder = Path(sys.argv[1])
+data = lareqa.load(folder / "xquad-r", ["en"])
+src, eng = tatoeba.load_pairs(folder / "tatoeba", "fra")
+print(json.dumps({"encoding": locale.getpreferredencoding(False), "question": data.questions[0][2],
+                  "src": src, "eng": eng}, ensure_ascii=True))
+"""
+
+
+def test_task_files_are_read_as_utf8_under_an_ascii_locale(tmp_path):
+    """XQuAD-R JSON and Tatoeba text are UTF-8 whatever the locale (LC_ALL=C, UTF-8 mode off, in a subprocess:
+    open() takes the locale's encoding in C code); Tatoeba lines come back as written, only the final newline
+    dropped."""
+    context = "Où est-il ? Ici."
+    qas = [{"id": "q", "question": "Où ?", "answers": [{"answer_start": 0, "text": "Où"}]}]
+    _write_xquad(tmp_path / "xquad-r", [{"context": context, "sentence_breaks": [[0, 12], [12, 16]], "qas": qas}])
+    (tmp_path / "tatoeba").mkdir()
+    (tmp_path / "tatoeba" / "tatoeba.fra-eng.fra").write_text("Ça va.\nÀ demain \n", "utf-8")
+    (tmp_path / "tatoeba" / "tatoeba.fra-eng.eng").write_text("Fine.\nSee you\n", "utf-8")
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONIOENCODING="utf-8",
+               PYTHONPATH=os.pathsep.join([str(Path(msm.__file__).resolve().parents[1]),
+                                           os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", LOCALE_SCRIPT, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert "utf" not in got["encoding"].lower().replace("-", ""), got["encoding"]  # the locale really is ASCII
+    assert got["question"] == "Où ?"
+    assert got["src"] == ["Ça va.", "À demain "] and got["eng"] == ["Fine.", "See you"]
