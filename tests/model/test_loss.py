@@ -93,3 +93,50 @@ def test_accuracies_count_same_and_other_doc_candidates_separately():
     r = hierarchical_contrastive_loss(queries, keys, torch.arange(4), key_doc, key_doc)
     assert float(r.acc_same_doc) == pytest.approx(0.5)  # queries 1, 2 correct in-doc
     assert float(r.acc_other_doc) == pytest.approx(0.75)
+
+
+def test_defaults_are_the_papers_temperature_and_balance():
+    """temperature 0.1 and balance bias 0.5 when not given (configs/ and MSMModelConfig pass them explicitly)."""
+    q, k, pos, qd, kd, *_ = random_case(seed=11)
+    got = hierarchical_contrastive_loss(q, k, pos, qd, kd).loss
+    assert abs(float(got) - brute_force(q, k, pos.tolist(), qd.tolist(), kd.tolist(), 0.1, 0.5)) < 1e-10
+
+
+@pytest.mark.parametrize("per_doc", [(3, 1), (1, 1, 1), (4,), (2, 1, 3)],
+                         ids=["one-other-negative", "no-same-doc-negatives", "one-document", "mixed"])
+def test_balance_applies_only_with_both_kinds_of_negative(per_doc):
+    """The balance shift needs same-doc and other-doc negatives (brute force: `if bias and same and other`), and
+    averages over exactly the negatives present, one included."""
+    q, k, pos, qd, kd, *_ = random_case(seed=12, n_docs=len(per_doc), per_doc=per_doc)
+    got = hierarchical_contrastive_loss(q, k, pos, qd, kd, 0.2, 1.3).loss
+    assert abs(float(got) - brute_force(q, k, pos.tolist(), qd.tolist(), kd.tolist(), 0.2, 1.3)) < 1e-10
+
+
+def test_a_bank_of_one_key_counts():
+    q, k, pos, qd, kd, ql, _, _ = random_case(seed=13)
+    bank = F.normalize(torch.randn(1, k.shape[1], dtype=torch.float64), dim=-1)
+    langs = ql[:1].clone()
+    got = hierarchical_contrastive_loss(q, k, pos, qd, kd, 0.1, 0.5, ql, bank, langs).loss
+    want = brute_force(q, k, pos.tolist(), qd.tolist(), kd.tolist(), 0.1, 0.5, ql.tolist(), bank, langs.tolist())
+    assert abs(float(got) - want) < 1e-10
+    assert abs(float(got) - brute_force(q, k, pos.tolist(), qd.tolist(), kd.tolist(), 0.1, 0.5)) > 1e-6
+
+
+def test_float64_stays_float64():
+    """Only half precision is upcast (to fp32): float64 inputs give a float64 loss at float64 accuracy."""
+    q, k, pos, qd, kd, *_ = random_case(seed=14)
+    got = hierarchical_contrastive_loss(q, k, pos, qd, kd, 0.1, 0.5).loss
+    assert got.dtype == torch.float64
+    assert abs(float(got) - brute_force(q, k, pos.tolist(), qd.tolist(), kd.tolist(), 0.1, 0.5)) < 1e-12
+
+
+def test_a_tie_with_a_negative_is_not_a_hit():
+    """Accuracy counts a query correct only when its positive scores strictly above every negative of the kind."""
+    keys = torch.eye(3, dtype=torch.float64)[[0, 0, 1]]  # key 1 duplicates key 0 (same doc), key 2 another doc
+    key_doc = torch.tensor([0, 0, 1])
+    queries = torch.eye(3, dtype=torch.float64)[[0]]
+    r = hierarchical_contrastive_loss(queries, keys, torch.tensor([0]), torch.tensor([0]), key_doc)
+    assert float(r.acc_same_doc) == 0.0 and float(r.acc_other_doc) == 1.0
+    keys2 = torch.eye(3, dtype=torch.float64)[[0, 1, 0]]  # now the duplicate sits in the other document
+    r = hierarchical_contrastive_loss(queries, keys2, torch.tensor([0]), torch.tensor([0]), key_doc)
+    assert float(r.acc_same_doc) == 1.0 and float(r.acc_other_doc) == 0.0

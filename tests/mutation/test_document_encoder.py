@@ -81,3 +81,22 @@ def test_default_sizes_follow_bert():
     assert small.dropout.p == 0.2 and small.layers.layers[0].dropout.p == 0.2
     out = small.eval()(torch.randn(1, 3, 64), torch.ones(1, 3, dtype=torch.bool), torch.tensor([0]), torch.tensor([1]))
     assert out.shape == (1, 64)
+
+
+def test_heads_are_an_integer_count_of_64_wide_heads():
+    """Default heads: hidden // 64, at least one (96 -> 1, 128 -> 2); BERT's GELU feed-forward."""
+    for hidden, heads in ((96, 1), (128, 2), (32, 1)):
+        enc = DocumentEncoder(hidden)
+        attn = enc.layers.layers[0].self_attn
+        assert attn.num_heads == heads and isinstance(attn.num_heads, int) and attn.head_dim == hidden // heads
+    assert all(layer.activation is F.gelu for layer in DocumentEncoder(64).layers.layers)
+
+
+def test_runs_where_its_inputs_live():
+    """Every tensor forward makes is on the inputs' device: on the meta device (shapes only, no data) a tensor
+    left on the CPU fails the masking step, as it would on a GPU."""
+    enc = DocumentEncoder(16, layers=1, heads=2, max_sentences=6).to("meta").eval()
+    sentences = torch.zeros(2, 5, 16, device="meta")
+    mask = torch.ones(2, 5, dtype=torch.bool, device="meta")
+    out = enc(sentences, mask, torch.tensor([0, 1], device="meta"), torch.tensor([1, 3], device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, 16)
