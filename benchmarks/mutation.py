@@ -124,6 +124,56 @@ EQUIVALENT: dict[str, str] = {
         "default assign 'NONE': the same",
     "msm.tune.config.x__field_type__mutmut_20":
         "the dotted path of a section two levels deep: PretrainConfig has none, deeper keys fail earlier",
+    "msm.eval.tasks.mrtydi.x_evaluate__mutmut_10":
+        "a missing or non-folder <data-dir>/mrtydi: languages(root) finds no folder either way, so found == [] as in the else branch",
+    "msm.eval.tasks.mrtydi.x_evaluate__mutmut_65":
+        "SearchIndex.search returns at most min(k, n) ids a query, so ranked[:k] == ranked[:None]",
+    "msm.eval.tasks.mrtydi.x_evaluate__mutmut_84":
+        "the same for recall's ranked[:k]",
+    "msm.eval.tasks.common.x_lines__mutmut_12":
+        "gzip encoding 'UTF-8' vs 'utf-8': one codec, two names",
+    "msm.eval.tasks.common.x_lines__mutmut_21":
+        "open encoding 'UTF-8' vs 'utf-8': one codec, two names",
+    "msm.eval.tasks.lareqa.x_load__mutmut_13":
+        "encoding 'UTF-8' vs 'utf-8': one codec, two names",
+    "msm.eval.tasks.tatoeba.x__read_lines__mutmut_6":
+        "encoding 'UTF-8' vs 'utf-8': one codec, two names",
+    "msm.retrieval.index.xǁSearchIndexǁbuild__mutmut_9":
+        "embeddings not cast to float32: faiss's Python wrapper casts them itself",
+    "msm.retrieval.index.xǁSearchIndexǁbuild__mutmut_11":
+        "the same (dtype argument dropped)",
+    "msm.retrieval.index.xǁSearchIndexǁbuild__mutmut_44":
+        "max(2, 4 sqrt(n)) vs max(1, ...): 4 sqrt(n) >= 4 for any n >= 1, and an empty IVF cannot be trained either way",
+    "msm.retrieval.index.xǁSearchIndexǁsearch__mutmut_3":
+        "queries not cast to float32: faiss casts them itself",
+    "msm.retrieval.index.xǁSearchIndexǁsearch__mutmut_5":
+        "the same (dtype argument dropped)",
+    "msm.losses.hierarchical_contrastive.x_hierarchical_contrastive_loss__mutmut_117":
+        "float('-INF') is float('-inf')",
+    "msm.losses.hierarchical_contrastive.x_hierarchical_contrastive_loss__mutmut_128":
+        "float('-INF') is float('-inf')",
+    "msm.losses.hierarchical_contrastive.x_hierarchical_contrastive_loss__mutmut_7":
+        "row indices made on the CPU: PyTorch accepts CPU index tensors for a tensor on any device",
+    "msm.losses.hierarchical_contrastive.x_hierarchical_contrastive_loss__mutmut_9":
+        "the same (device argument dropped)",
+    "msm.losses.hierarchical_contrastive.x_hierarchical_contrastive_loss__mutmut_82":
+        "an empty bank entering the bank branch (shape[1] is the dimension) adds a [Q, 0] block: the same logits",
+    "msm.losses.hierarchical_contrastive.x_hierarchical_contrastive_loss__mutmut_83":
+        "an empty bank entering the bank branch (>= 0) adds a [Q, 0] block: the same logits",
+    "msm.model.document_encoder.xǁDocumentEncoderǁforward__mutmut_14":
+        "query indices made on the CPU: PyTorch accepts CPU index tensors for a tensor on any device",
+    "msm.model.document_encoder.xǁDocumentEncoderǁforward__mutmut_16":
+        "the same (device argument dropped)",
+    "msm.model.document_encoder.xǁDocumentEncoderǁforward__mutmut_47":
+        "the same for the output rows",
+    "msm.model.document_encoder.xǁDocumentEncoderǁforward__mutmut_49":
+        "the same for the output rows (device argument dropped)",
+    "msm.model.document_encoder.xǁDocumentEncoderǁ__init____mutmut_58":
+        "enable_nested_tensor None/True: only the padded positions' outputs differ (zeros), and forward returns masked real sentences",
+    "msm.model.document_encoder.xǁDocumentEncoderǁ__init____mutmut_61":
+        "the same (argument dropped: default True)",
+    "msm.model.document_encoder.xǁDocumentEncoderǁ__init____mutmut_62":
+        "the same (True)",
     "msm.tune.config.x_dump_sweep__mutmut_8":
         "`sort_keys=False` -> `sort_keys=None`: PyYAML tests truthiness, None acts as False",
     "msm.retrieval.index.xǁSearchIndexǁsave__mutmut_27":
