@@ -174,6 +174,14 @@ EQUIVALENT: dict[str, str] = {
         "the same (argument dropped: default True)",
     "msm.model.document_encoder.xǁDocumentEncoderǁ__init____mutmut_62":
         "the same (True)",
+    "msm.losses.memory_bank.xǁLanguageMemoryBankǁ__init____mutmut_20":
+        "torch.full(..., -1, dtype=None) infers torch.long from the integer fill value",
+    "msm.losses.memory_bank.xǁLanguageMemoryBankǁ__init____mutmut_23":
+        "the same (dtype argument dropped)",
+    "msm.losses.memory_bank.xǁLanguageMemoryBankǁ__init____mutmut_25":
+        "unfilled slots marked -2 instead of -1: ordered() keeps langs >= 0, any negative mark is unfilled",
+    "msm.losses.hierarchical_contrastive.x_hierarchical_contrastive_loss__mutmut_59":
+        "a shift for rows without same-doc negatives (n_same >= 0) is applied to no logit: it multiplies the row's all-False same-doc mask",
     "msm.tune.config.x_dump_sweep__mutmut_8":
         "`sort_keys=False` -> `sort_keys=None`: PyYAML tests truthiness, None acts as False",
     "msm.retrieval.index.xǁSearchIndexǁsave__mutmut_27":
