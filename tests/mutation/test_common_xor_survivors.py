@@ -10,16 +10,12 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import msm
 from msm.errors import MSMError
 from msm.eval.tasks import common, xor_retrieve
 
@@ -118,18 +114,11 @@ print(json.dumps(out, ensure_ascii=True))
 """
 
 
-def test_lines_read_utf8_under_an_ascii_locale(tmp_path):
+def test_lines_read_utf8_under_an_ascii_locale(tmp_path, run_under_ascii_locale):
     """Plain and .gz files are read as UTF-8 even when the locale says ASCII (LC_ALL=C, UTF-8 mode off)."""
     plain = write_lines(tmp_path / "p.tsv", ["東京\tTōkyō"])
     packed = write_lines(tmp_path / "p.tsv.gz", ["Москва\tMoskva"], gz=True)
-    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONIOENCODING="utf-8",
-               PYTHONPATH=os.pathsep.join([str(Path(msm.__file__).resolve().parents[1]),
-                                           os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-c", LOCALE_SCRIPT, str(plain), str(packed)], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    got = json.loads(proc.stdout)
-    assert "utf" not in got["encoding"].lower().replace("-", ""), got["encoding"]  # the locale really is ASCII
+    got = run_under_ascii_locale(LOCALE_SCRIPT, str(plain), str(packed))
     assert got["p.tsv"] == [[1, "東京\tTōkyō"]]
     assert got["p.tsv.gz"] == [[1, "Москва\tMoskva"]]
 

@@ -5,16 +5,11 @@ holds an answer that starts a sentence."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import faiss
 import numpy as np
 import pytest
 
-import msm
 import msm.retrieval.index as index_module
 from msm.errors import MSMError
 from msm.eval.tasks import lareqa
@@ -120,7 +115,7 @@ print(json.dumps({"encoding": locale.getpreferredencoding(False), "question": da
 """
 
 
-def test_task_files_are_read_as_utf8_under_an_ascii_locale(tmp_path):
+def test_task_files_are_read_as_utf8_under_an_ascii_locale(tmp_path, run_under_ascii_locale):
     """XQuAD-R JSON and Tatoeba text are UTF-8 whatever the locale (LC_ALL=C, UTF-8 mode off, in a subprocess:
     open() takes the locale's encoding in C code); Tatoeba lines come back as written, only the final newline
     dropped."""
@@ -130,13 +125,6 @@ def test_task_files_are_read_as_utf8_under_an_ascii_locale(tmp_path):
     (tmp_path / "tatoeba").mkdir()
     (tmp_path / "tatoeba" / "tatoeba.fra-eng.fra").write_text("Ça va.\nÀ demain \n", "utf-8")
     (tmp_path / "tatoeba" / "tatoeba.fra-eng.eng").write_text("Fine.\nSee you\n", "utf-8")
-    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONIOENCODING="utf-8",
-               PYTHONPATH=os.pathsep.join([str(Path(msm.__file__).resolve().parents[1]),
-                                           os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-c", LOCALE_SCRIPT, str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    got = json.loads(proc.stdout)
-    assert "utf" not in got["encoding"].lower().replace("-", ""), got["encoding"]  # the locale really is ASCII
+    got = run_under_ascii_locale(LOCALE_SCRIPT, str(tmp_path))
     assert got["question"] == "Où ?"
     assert got["src"] == ["Ça va.", "À demain "] and got["eng"] == ["Fine.", "See you"]
