@@ -42,6 +42,7 @@ MODULES = [
 # the tests that call the mutated function.
 TESTS = [
     "tests/model/test_loss.py", "tests/model/test_msm.py", "tests/model/test_msm_persistence.py",
+    "tests/model/test_msm_forward_wiring.py",
     "tests/model/test_mlm_masked_logits.py", "tests/model/test_length_buckets.py", "tests/model/test_bank_ddp.py",
     "tests/data/test_align.py", "tests/data/test_pair.py", "tests/data/test_pair_evidence.py",
     "tests/data/test_calibrate.py", "tests/data/test_pairing_quality.py", "tests/eval/test_metrics.py", "tests/eval/test_tasks.py",
@@ -186,6 +187,31 @@ EQUIVALENT: dict[str, str] = {
         "`sort_keys=False` -> `sort_keys=None`: PyYAML tests truthiness, None acts as False",
     "msm.retrieval.index.xǁSearchIndexǁsave__mutmut_27":
         "`json.dumps(ensure_ascii=False)` -> `ensure_ascii=None`: json tests truthiness, None acts as False",
+    "msm.model.msm.xǁMSMModelǁ__init____mutmut_50":
+        "`torch.tensor(special ids, dtype=torch.long)` -> `dtype=None`: a tensor of Python ints is int64 (= long)",
+    "msm.model.msm.xǁMSMModelǁ__init____mutmut_52":
+        "the same with `dtype` dropped",
+    "msm.model.msm.xǁMSMModelǁforward__mutmut_65":
+        "`vectors.shape[-1]` -> `shape[+1]`: vectors is 2-D, its last axis is axis 1",
+    "msm.model.msm.xǁMSMModelǁforward__mutmut_91":
+        "the ablation's denominator `.unsqueeze(-1)` -> `.unsqueeze(+1)`: on a 1-D tensor both add the last axis",
+    "msm.model.msm.xǁMSMModelǁforward__mutmut_129":
+        "cross-doc sampling score of same-document keys -1.0 -> -2.0: both are below every torch.rand draw in [0, 1)",
+    "msm.model.msm.xǁMSMModelǁforward__mutmut_134":
+        "`score.topk(k, dim=1)` -> no dim: the default (-1) is axis 1 of the 2-D score matrix",
+    "msm.model.msm.xǁMSMModelǁforward__mutmut_154":
+        "the bank read even when `memory_bank_size` is 0: a size-0 bank is empty, and an empty bank adds a [Q, 0] "
+        "logits block, which changes no sum",
+    "msm.model.msm.xǁMSMModelǁload__mutmut_38":
+        "`load_state_dict(strict=False)` -> `strict=None`: torch tests truthiness; missing/unexpected keys are "
+        "checked by load itself right after",
+    "msm.losses.mlm.x_mlm_loss__mutmut_10":
+        "`ignore_index=-100` dropped: -100 is F.cross_entropy's default",
+    "msm.losses.mlm.x_mask_tokens__mutmut_76":
+        "`action >= 0.8` -> `> 0.8`: differs only when a float32 torch.rand draw is exactly 0.8 (probability ~6e-8 "
+        "per token), which no test can provoke through the generator",
+    "msm.losses.mlm.x_mask_tokens__mutmut_78":
+        "`action < 0.9` -> `<= 0.9`: the same, at exactly 0.9",
 }
 
 

@@ -41,6 +41,12 @@ def batch(tokenizer):
 
 
 @pytest.fixture()
+def batch_of(tokenizer):
+    """``batch_of(docs, langs)``: a batch of other documents (S = 6, T = 12)."""
+    return lambda docs, langs: make_batch(tokenizer, docs, langs=langs)
+
+
+@pytest.fixture()
 def tiny_cfg(tiny_model_dir):
     from msm.model.config import MSMModelConfig
 

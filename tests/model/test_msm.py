@@ -190,9 +190,14 @@ def test_bad_config_values_are_named():
         config_from_dict({"temprature": 0.1}, MSMModelConfig, "cfg.yaml")
 
 
-def test_no_document_encoder_ablation_runs(tiny_cfg, batch):
+@pytest.mark.parametrize("short_docs", [False, True], ids=["4-6-sentences", "2-3-sentences"])
+def test_no_document_encoder_ablation_runs(tiny_cfg, batch, batch_of, short_docs):
     """The ablation's context is the mean of the document's *other* sentence vectors (recomputed here from the
-    sentence encoder): kills a leak of the masked sentence itself into its context, or a wrong denominator."""
+    sentence encoder): kills a leak of the masked sentence itself into its context, or a wrong denominator
+    (a two-sentence document has one other sentence: ``clamp(min=2)`` would halve it)."""
+    if short_docs:
+        batch = batch_of([["The river rose.", "Schools closed."],
+                          ["Le marché ouvre.", "Les prix ont baissé.", "Les clients sont contents."]], (0, 1))
     model = MSMModel.from_config(dataclasses.replace(tiny_cfg, doc_encoder=False))
     out = model(batch)
     out.loss.backward()
