@@ -58,3 +58,16 @@ def test_loss_is_mean_cross_entropy_over_masked_tokens():
     assert mlm_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
     assert mlm_loss(logits.bfloat16(), labels).dtype == torch.float32  # computed in fp32 under bf16
     assert mlm_loss(logits, torch.full((2, 4), -100)) is None
+
+
+def test_draws_come_from_the_cpu_generator_wherever_the_tensors_live():
+    """The random numbers are drawn on the CPU (where the seeded generator lives) and moved to the inputs' device:
+    with another default device (``meta`` stands in for a GPU) the draws, and so the corruption, are unchanged;
+    with inputs on that device every output lands there too (a tensor left on the CPU cannot be combined)."""
+    ids, attention, special, out, labels = corrupt(0.15)
+    with torch.device("meta"):
+        got = mask_tokens(ids, attention, special, MASK, VOCAB, 0.15, torch.Generator(device="cpu").manual_seed(0))
+    assert torch.equal(got[0], out) and torch.equal(got[1], labels)
+    on_meta = [t.to("meta") for t in (ids, attention, special)]
+    for t in mask_tokens(*on_meta, MASK, VOCAB, 0.15, torch.Generator().manual_seed(0)):
+        assert t.device.type == "meta" and t.shape == ids.shape and t.dtype == ids.dtype
