@@ -57,7 +57,8 @@ test: $(STAMP) browser
 	$(PY) -m pytest -q -ra --durations=12 -n 2 --dist loadgroup
 
 # Mutation testing of the core pure modules (mutmut 3, installed on demand; not part of `make test`): per-module
-# killed/survived table, benchmarks/results/mutation.json; docs/testing.md. Hours on 2 CPUs (model/msm.py dominates).
+# killed/survived table, benchmarks/results/mutation.json; docs/testing.md. About an hour on 2 CPUs
+# (model/msm.py ~50 min of it).
 mutation: $(STAMP)
 	$(PY) -c "import mutmut" 2>/dev/null || $(PIP) install -q 'mutmut>=3.8,<4'
 	nice -n 10 $(PY) benchmarks/mutation.py
