@@ -22,6 +22,15 @@ def _real_sentences(sentence_mask: torch.Tensor) -> list[tuple[int, int]]:
             if bool(sentence_mask[d, s])]
 
 
+def _key_doc(sentence_mask: torch.Tensor) -> torch.Tensor:
+    """The document of every real sentence (= of every target key), in the same order."""
+    return torch.tensor([d for d, _ in _real_sentences(sentence_mask)])
+
+
+def _special(ids: torch.Tensor, tokenizer) -> torch.Tensor:
+    return torch.isin(ids, torch.tensor(sorted(set(tokenizer.all_special_ids))))
+
+
 def _reference_loss(out, batch, cfg, bank=None, keep=None):
     """The hierarchical contrastive loss of the model's own predictions and targets, with the positives, documents
     and languages derived here from the batch (not from the model's index arithmetic)."""
@@ -30,7 +39,7 @@ def _reference_loss(out, batch, cfg, bank=None, keep=None):
     positions = [tuple(p) for p in out.positions.tolist()]
     positive = torch.tensor([row_of[p] for p in positions])
     query_doc = torch.tensor([d for d, _ in positions])
-    key_doc = torch.tensor([d for d, _ in real])
+    key_doc = _key_doc(batch["sentence_mask"])
     bank_keys, bank_langs = bank if bank is not None else (None, None)
     return hierarchical_contrastive_loss(
         out.predictions, out.targets, positive, query_doc, key_doc, temperature=cfg.temperature,
@@ -55,7 +64,7 @@ def test_doc_loss_is_the_contrastive_loss_of_its_outputs_with_the_bank(tiny_cfg,
     assert torch.equal(out.acc_same_doc, ref.acc_same_doc) and torch.equal(out.acc_other_doc, ref.acc_other_doc)
     assert out.loss.item() == pytest.approx(1.5 * out.doc_loss.item(), rel=1e-6)  # mlm_weight 0: nothing added
     keys, langs = model.memory_bank.ordered()
-    key_doc = torch.tensor([d for d, _ in _real_sentences(batch["sentence_mask"])])
+    key_doc = _key_doc(batch["sentence_mask"])
     assert torch.allclose(keys[-15:], out.targets.detach()) and torch.equal(langs[-15:], batch["lang"][key_doc])
 
 
@@ -93,8 +102,7 @@ def test_cross_doc_negatives_are_k_random_other_document_sentences(tiny_cfg, bat
     model.seed(5)
     out = model(batch)
     keep = recorded_keep[-1]
-    real = _real_sentences(batch["sentence_mask"])
-    key_doc = torch.tensor([d for d, _ in real])
+    key_doc = _key_doc(batch["sentence_mask"])
     query_doc = out.positions[:, 0]
     other = query_doc[:, None] != key_doc[None, :]  # [Q, K]
     assert keep is not None and keep.shape == other.shape and keep.dtype == torch.bool
@@ -169,7 +177,7 @@ def test_mlm_logits_only_at_corrupted_tokens_and_only_in_training(tiny_cfg, batc
     _, attention, positions, buckets = encoder_calls[-1]
     smask = batch["sentence_mask"]
     original = batch["input_ids"][smask]
-    special = torch.isin(original, torch.tensor(sorted(set(tok.all_special_ids))))
+    special = _special(original, tok)
     assert buckets == 3 and positions.dtype == torch.bool and positions.any()
     assert not (positions & (special | ~attention.bool())).any()
     candidates = int((~special & attention.bool()).sum())
@@ -183,7 +191,7 @@ def test_mlm_loss_counts_a_masked_token_whose_id_is_100(tiny_cfg, tokenizer, bat
     """Labels of the masked tokens are their ids, so ``labels != -100`` (not any other constant) marks them; here
     every real token is id 100 and all are masked."""
     batch = batch_of([["a b c", "d e f"], ["g h i", "j k l"]], (0, 1))
-    special = torch.isin(batch["input_ids"], torch.tensor(sorted(set(tokenizer.all_special_ids))))
+    special = _special(batch["input_ids"], tokenizer)
     batch["input_ids"][~special] = 100
     model = MSMModel.from_config(dataclasses.replace(tiny_cfg, mlm_weight=1.0, mlm_probability=0.999))
     out = model(batch)
