@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from msm.config import load_config, parse_overrides
@@ -25,8 +26,23 @@ from msm.errors import MSMError
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("model", "mine", "pretrain", "eval")
-TATOEBA_LANGS = ["deu", "fra", "rus", "cmn", "ara", "swh"]  # 4 languages seen in the demo's training, 2 unseen
-TATOEBA_PAIRS = 300
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each stage does; ``--quick`` (CI) runs the same stages on the same resources with less."""
+
+    docs_per_lang: int = 24  # NTREX documents per language mined (Bible: chapters per translation)
+    steps: int = 120  # MSM pretraining steps
+    every: int = 40  # validation and checkpoint interval (steps)
+    tatoeba_langs: tuple[str, ...] = ("deu", "fra", "rus", "cmn", "ara", "swh")  # 4 seen in training, 2 unseen
+    tatoeba_pairs: int = 300
+    stall_after_s: float = 300.0  # pretraining fails (--fail-on-stall) when Ray cannot schedule it this long
+
+
+FULL = Budget()
+QUICK = Budget(docs_per_lang=8, steps=6, every=3, tatoeba_langs=("deu", "swh"), tatoeba_pairs=100,
+               stall_after_s=120.0)
 
 
 def data_dir() -> Path | None:
@@ -36,13 +52,13 @@ def data_dir() -> Path | None:
     return Path(d) if d else None
 
 
-def stage_model(out: Path, fresh: bool) -> None:
+def stage_model(out: Path, fresh: bool, budget: Budget) -> None:
     from msm.models.e5_small import prepare_e5_small
 
     print(f"      {prepare_e5_small()}")
 
 
-def stage_mine(out: Path, fresh: bool) -> None:
+def stage_mine(out: Path, fresh: bool, budget: Budget) -> None:
     from msm.data.config import MineConfig
     from msm.data.pipeline import mine
 
@@ -54,15 +70,20 @@ def stage_mine(out: Path, fresh: bool) -> None:
     source = "ntrex" if d and (d / "ntrex" / "DOCUMENT_IDS.tsv").is_file() else "bible"
     overrides = [f"output_dir={target}"] + ([f"data_dir={d}"] if d else [])
     cfg = load_config(REPO / "configs" / "demo" / f"mine-{source}.yaml", MineConfig, parse_overrides(overrides))
+    if budget != FULL:  # the full demo mines what its config says
+        cfg.inputs = [dataclasses.replace(i, max_documents=budget.docs_per_lang) for i in cfg.inputs]
     print(f"      source: {source} ({len(cfg.inputs)} input(s)); writing {target}")
     mine(cfg)
 
 
-def pretrain_config(out: Path):
+def pretrain_config(out: Path, budget: Budget = FULL):
     from msm.train.config import PretrainConfig
 
     d = data_dir()
-    overrides = [f"data.path={out / 'mine'}", f"run.output_dir={out / 'pretrain'}"]
+    overrides = [f"data.path={out / 'mine'}", f"run.output_dir={out / 'pretrain'}",
+                 f"data.max_docs_per_lang={budget.docs_per_lang}", f"optim.max_steps={budget.steps}",
+                 f"optim.warmup_steps={min(10, budget.steps // 2)}", f"validation.every_steps={budget.every}",
+                 f"run.checkpoint_every={budget.every}", f"run.stall_after_s={budget.stall_after_s}"]
     if d and (d / "ntrex" / "DOCUMENT_IDS.tsv").is_file():
         overrides.append(f"data.data_dir={d}")
     else:
@@ -70,7 +91,7 @@ def pretrain_config(out: Path):
     return load_config(REPO / "configs" / "demo" / "pretrain.yaml", PretrainConfig, parse_overrides(overrides))
 
 
-def stage_pretrain(out: Path, fresh: bool) -> None:
+def stage_pretrain(out: Path, fresh: bool, budget: Budget) -> None:
     from msm.train.trainer import CONFIG_FILE, resume_config, run_pretraining
 
     target = out / "pretrain"
@@ -82,20 +103,20 @@ def stage_pretrain(out: Path, fresh: bool) -> None:
             cfg = resume_config(target)
             print(f"      continuing the interrupted run in {target}")
         except MSMError:
-            cfg = pretrain_config(out)
+            cfg = pretrain_config(out, budget)
     else:
         if fresh and target.exists():
             import shutil
 
             shutil.rmtree(target)
-        cfg = pretrain_config(out)
+        cfg = pretrain_config(out, budget)
     m, o = cfg.model, cfg.optim
     print(f"      {o.max_steps} steps of {cfg.data.docs_per_batch} docs × {m.max_sentences} sentences × "
           f"{m.max_tokens} tokens, validation every {cfg.validation.every_steps} steps")
-    run_pretraining(cfg)
+    run_pretraining(cfg, fail_on_stall=True)  # a demo never waits forever: a stall ends it with the reason
 
 
-def stage_eval(out: Path, fresh: bool) -> None:
+def stage_eval(out: Path, fresh: bool, budget: Budget) -> None:
     from msm.eval.report import write_report
     from msm.eval.run import run_eval
 
@@ -110,8 +131,9 @@ def stage_eval(out: Path, fresh: bool) -> None:
             print(f"      reusing {target}")
             rows = json.loads((target / "results.json").read_text())["results"]
         elif d and (d / "tatoeba").is_dir():
-            print(f"      {label}: Tatoeba, {len(TATOEBA_LANGS)} languages × {TATOEBA_PAIRS} pairs")
-            results = run_eval(model, ["tatoeba"], d, target, langs=TATOEBA_LANGS, limit=TATOEBA_PAIRS,
+            langs = list(budget.tatoeba_langs)
+            print(f"      {label}: Tatoeba, {len(langs)} languages × {budget.tatoeba_pairs} pairs")
+            results = run_eval(model, ["tatoeba"], d, target, langs=langs, limit=budget.tatoeba_pairs,
                                max_length=128, log=lambda *_: None)
             rows = [dataclasses.asdict(r) for r in results]
         else:
@@ -160,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", choices=STAGES, action="append", help="run only these stages (repeatable)")
     p.add_argument("--out", default=str(REPO / "outputs" / "demo"), help="output folder (default outputs/demo)")
     p.add_argument("--fresh", action="store_true", help="redo stages even if their outputs exist")
+    p.add_argument("--quick", action="store_true", help=f"the same stages and resources on a smaller budget (CI): "
+                   f"{QUICK.docs_per_lang} documents per language, {QUICK.steps} steps, Tatoeba "
+                   f"{len(QUICK.tatoeba_langs)} languages × {QUICK.tatoeba_pairs} pairs")
     args = p.parse_args(argv)
+    budget = QUICK if args.quick else FULL
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = {"model": stage_model, "mine": stage_mine, "pretrain": stage_pretrain, "eval": stage_eval}
@@ -171,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"[{i}/{len(STAGES)}] {name}", flush=True)
             t0 = time.perf_counter()
-            run[name](out, args.fresh)
+            run[name](out, args.fresh, budget)
             timings[name] = round(time.perf_counter() - t0, 1)
             print(f"      {name}: {timings[name]:.0f}s", flush=True)
     except MSMError as exc:

@@ -4,14 +4,18 @@ The training loops (Ray Train workers, Tune trials) append one JSON object per s
 ``metrics.jsonl``; :func:`follow` tails those files in a thread while the run goes on: local files, or a run's
 copy at a URI (``s3://...``, read with ranged reads from the last offset; it is as fresh as the run's uploads). On a terminal it draws a
 tqdm bar; otherwise (logs, CI) it prints one line each ``every_pct`` percent, so a long run writes ~10 lines.
-``MSM_NO_PROGRESS=1`` turns it off.
+``MSM_NO_PROGRESS=1`` turns it off. While no step comes, a :class:`~msm.runtime.StallWatch` may say why (Ray
+cannot schedule what the run asks for) and end the run.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
+import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from msm.errors import MSMError
+from msm.runtime import StallWatch
 from msm.uri import Location
 
 RATE_KEYS = (("tokens_per_s", "tokens/s"), ("sentences_per_s", "sentences/s"),
@@ -151,31 +156,68 @@ class Progress:
 def follow(paths: Callable[[], list[Path | Location]] | Path | Location | None, total: int, label: str,
            interval_s: float | None = None,
            per_step: tuple[int, str] | None = None, stream: TextIO | None = None,
-           tty: bool | None = None) -> Iterator[Progress | None]:
+           tty: bool | None = None, stall: StallWatch | None = None,
+           clock: Callable[[], float] = time.monotonic) -> Iterator[Progress | None]:
     """Show the progress of the run writing ``paths`` (one ``metrics.jsonl`` or a function listing several;
     None: nothing to show) while the ``with`` body runs; a last read when it ends. Polls every ``interval_s``
-    (default 2 s, 10 s for a URI: one request per poll)."""
-    if paths is None or os.environ.get("MSM_NO_PROGRESS") == "1":
+    (default 2 s, 10 s for a URI: one request per poll).
+
+    ``stall``: asked (:meth:`msm.runtime.StallWatch.check`) whenever no new step came for its ``after_s``; its
+    line is printed (again every ``after_s`` while the wait lasts). When it declares a fatal stall, the ``with``
+    body (the blocking ``fit()``) is interrupted as by Ctrl-C (Ray Train and Tune abort their run) and
+    :meth:`~msm.runtime.StallWatch.error` is raised in its place.
+    The stall watch runs even with ``MSM_NO_PROGRESS=1``."""
+    quiet = paths is None or os.environ.get("MSM_NO_PROGRESS") == "1"
+    if quiet and stall is None:
         yield None
         return
-    files = paths if callable(paths) else (lambda: [paths])
+    files = (lambda: []) if paths is None else paths if callable(paths) else (lambda: [paths])
     if interval_s is None:
         interval_s = 10.0 if isinstance(paths, Location) else 2.0
     tail, stop = Tail(files), threading.Event()
-    progress = Progress(total, label, stream, tty, per_step=per_step)
+    progress = None if quiet else Progress(total, label, stream, tty, per_step=per_step)
+    out = stream or sys.stdout
 
     def loop() -> None:
+        last_step, last_said = clock(), -math.inf
         while not stop.wait(interval_s):
             if tail.poll():
-                progress.show(list(tail.latest.values()))
+                last_step = clock()
+                if progress is not None:
+                    progress.show(list(tail.latest.values()))
+                continue
+            if stall is None or clock() - last_said < stall.after_s:
+                continue
+            line = stall.check(clock() - last_step)
+            if line is None:
+                continue
+            last_said = clock()
+            print(f"{label}: {line}", file=out, flush=True)
+            if stall.stalled:
+                _thread.interrupt_main()  # as Ctrl-C: Ray Train / Tune abort the run; the error is raised below
+                return
 
+    restore = None
+    if stall is not None and stall.fail and threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):  # interrupt_main needs a handler
+            restore = signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=loop, name="msm-progress", daemon=True)
     thread.start()
     try:
         yield progress
+    except BaseException:  # Ray Train and Tune answer the interrupt by aborting the run (even with SystemExit)
+        if stall is not None and stall.stalled:
+            raise stall.error() from None
+        raise
+    else:
+        if stall is not None and stall.stalled:  # the run was aborted and returned
+            raise stall.error()
     finally:
         stop.set()
         thread.join()
-        if tail.poll():
-            progress.show(list(tail.latest.values()))
-        progress.close()
+        if restore is not None:
+            signal.signal(signal.SIGINT, restore)
+        if progress is not None:
+            if tail.poll():
+                progress.show(list(tail.latest.values()))
+            progress.close()

@@ -115,7 +115,7 @@ def test_ray_data_builds_the_same_corpus_and_shards_as_in_process(ray_local, tmp
     table = pq.read_table(next((tmp_path / "a" / "run" / "corpus" / "part=blocks").glob("*.parquet")))
     for f in files:  # three files of different rows, so a wrong share or order shows
         pq.write_table(table.slice(0, 1 + files.index(f) % 2), tmp_path / "a" / "run" / "corpus" / f)
-    shards = RankShards(loc.path, files, seed=0, filesystem=loc.fs).configure({"train": None}, 2, None, None)
+    shards = RankShards(loc, files, seed=0).configure({"train": None}, 2, None, None)
     for rank in range(2):
         mine, _ = share(files, rank, 2, 0)
         direct = [r for t in parquet_tables(loc, mine) for r in t.to_pylist()]

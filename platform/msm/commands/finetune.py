@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_ray:
         run_local(cfg, resume=has_local_checkpoint(cfg))
     else:
-        run_finetune(cfg)
+        run_finetune(cfg, fail_on_stall=args.fail_on_stall)
     return 0
 
 
@@ -29,5 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "latest checkpoint")
     p.add_argument("--no-ray", action="store_true", help="train in this process (one worker, no Ray); an "
                    "interrupted --no-ray run continues when re-run with the same run.output_dir")
+    p.add_argument("--fail-on-stall", action="store_true", help="end the run with an error when no step came for "
+                   "run.stall_after_s seconds while Ray cannot schedule what it asked for (default: say so and wait)")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. run.output_dir=/tmp/ft train.max_steps=10")
     p.set_defaults(func=_run)

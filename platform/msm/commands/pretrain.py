@@ -11,7 +11,7 @@ def _run(args: argparse.Namespace) -> int:
     from msm.train.trainer import resume_config, run_pretraining
 
     cfg = new_or_resumed(args.config, args.resume, args.overrides, PretrainConfig, resume_config)
-    run_pretraining(cfg)
+    run_pretraining(cfg, fail_on_stall=args.fail_on_stall)
     return 0
 
 
@@ -20,5 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="pretraining YAML (configs/pretrain/)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (its run.output_dir) from its "
                    "latest checkpoint, e.g. after a crash")
+    p.add_argument("--fail-on-stall", action="store_true", help="end the run with an error when no step came for "
+                   "run.stall_after_s seconds while Ray cannot schedule what it asked for (default: say so and wait)")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. run.output_dir=/tmp/run optim.max_steps=10")
     p.set_defaults(func=_run)

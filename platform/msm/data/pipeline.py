@@ -42,6 +42,7 @@ from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, embeddings_schema
 from msm.data.sources import read_inputs
 from msm.errors import MSMError
 from msm.models.resolve import resolve_model as resolve
+from msm.runtime import ensure_ray
 from msm.uri import Location, commit_dir, resolve as resolve_uri, sibling
 
 FAIL_AFTER_ENV = "MSM_MINE_FAIL_AFTER"  # fault drill: raise after the named stage (tests of the commit protocol)
@@ -174,8 +175,7 @@ def mine(cfg: MineConfig, log=print) -> dict:
     work, staged = sibling(out, "work"), sibling(out, "staging")
     work.delete()
     staged.delete()  # what a crashed run left: this run replaces it
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS", "local"), log_to_driver=False)
+    ensure_ray(log_to_driver=False)
     model_path = resolve(cfg.embed.model)  # once, on the driver (an alias may be built on first use)
     cfg = dataclasses.replace(cfg, embed=dataclasses.replace(cfg.embed, model=model_path))
     prepared = work.join("prepared")

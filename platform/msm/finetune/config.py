@@ -86,6 +86,15 @@ class RunConfig:
     keep_checkpoints: int = 2
     max_failures: int = 0  # Ray Train FailureConfig: restarts from the latest checkpoint
     tensorboard: bool = True  # event files in <output_dir>/tensorboard
+    stall_after_s: float = 300.0  # no step for this long while Ray cannot schedule a demand: the progress line
+    #                               says so (msm finetune --fail-on-stall: the run ends with that error)
+    wait_for_nodes: bool = False  # an autoscaling cluster: wait for new nodes instead of failing before the start
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1 or self.cpus_per_worker < 0:
+            raise ValueError("need num_workers >= 1 and cpus_per_worker >= 0")
+        if self.stall_after_s <= 0:
+            raise ValueError("stall_after_s must be > 0 (seconds)")
 
 
 @dataclass

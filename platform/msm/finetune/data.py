@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from msm.errors import MSMError
 from msm.finetune.readers import data_files, file_examples
+from msm.runtime import DATA_CPUS
 
 log = logging.getLogger(__name__)
 EXAMPLE = pa.schema([("query", pa.string()), ("positive", pa.string()), ("context", pa.string()),
@@ -129,7 +130,8 @@ def ray_dataset(cfg):
 
     loc = resolve(cfg.data.path)
     files = data_files(cfg.data.path, cfg.data.format)  # fails here, on the driver, when there is nothing to read
-    ds = ray.data.read_datasource(_datasource_cls()(files, data_cfg=cfg.data, filesystem=loc.fs))
+    ds = ray.data.read_datasource(_datasource_cls()(files, data_cfg=cfg.data, filesystem=loc.fs),
+                                  num_cpus=DATA_CPUS)  # light tasks that fit beside the training workers
     if cfg.data.max_examples is not None:
         ds = ds.limit(cfg.data.max_examples)
     return ds.randomize_block_order(seed=cfg.train.seed)

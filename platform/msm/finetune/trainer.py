@@ -106,18 +106,16 @@ def build_ray_trainer(cfg: FinetuneConfig, run_config_kwargs: dict | None = None
     )
 
 
-def check_cpus(cfg: FinetuneConfig, log=print) -> None:
-    """Ray Data's read tasks need a CPU beside the workers': with none left the run would wait forever."""
-    import ray
+def check_resources(cfg: FinetuneConfig, log=print) -> None:
+    """Fail before ``fit()`` when the workers and the read tasks feeding them cannot all run on this cluster."""
+    from msm.runtime import check_fits, job_asks
 
-    total = ray.cluster_resources().get("CPU", 0.0)
-    if total - cfg.run.num_workers * cfg.run.cpus_per_worker < 0.5:
-        log(f"warning: the Ray cluster has {total:g} CPUs and the {cfg.run.num_workers} training workers take "
-            f"{cfg.run.num_workers * cfg.run.cpus_per_worker:g}; Ray Data's readers need one more or the run waits "
-            "for them forever: lower run.cpus_per_worker (e.g. 0.5) or add a node")
+    r = cfg.run
+    check_fits("msm finetune", job_asks(r.num_workers, r.cpus_per_worker, r.use_gpu), can_grow=r.wait_for_nodes,
+               log=log)
 
 
-def run_finetune(cfg: FinetuneConfig, log=print) -> Path:
+def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False) -> Path:
     """Fit on the current Ray cluster (a local one is started if none), export, return the run folder.
 
     Re-running with the same ``output_dir`` and ``name`` continues from the latest checkpoint (``--resume``).
@@ -127,16 +125,18 @@ def run_finetune(cfg: FinetuneConfig, log=print) -> Path:
     from msm.finetune.model import save_exports
     from msm.finetune.worker import METRICS_FILE
     from msm.progress import follow
-    from msm.train.trainer import ensure_ray
+    from msm.runtime import StallWatch, ensure_ray
 
     cfg = absolute(cfg)
-    out = _start(cfg)
     ensure_ray()
-    check_cpus(cfg, log)
+    check_resources(cfg, log)  # before anything is written: a refused run leaves its folder as it was
+    out = _start(cfg)
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     trainer = build_ray_trainer(cfg)
     per_step = (cfg.train.batch_size * cfg.run.num_workers, "examples/s")
-    with follow(out / METRICS_FILE, trainer.train_loop_config["max_steps"], "finetune", per_step=per_step):
+    watch = StallWatch(cfg.run.stall_after_s, fail=fail_on_stall, fix="lower run.num_workers or run.cpus_per_worker")
+    with follow(out / METRICS_FILE, trainer.train_loop_config["max_steps"], "finetune", per_step=per_step,
+                stall=watch):
         result = trainer.fit()
     if result.checkpoint is None:
         raise MSMError(f"{out}: the run finished without a checkpoint (train.save_steps larger than the run?); "

@@ -112,10 +112,10 @@ def build_index(corpus: str | Path, model: str, out_dir: str | Path, kind: str =
     import ray.data
 
     from msm.models.resolve import resolve_model
+    from msm.runtime import ensure_ray
     from msm.uri import commit_dir, resolve, sibling
 
-    if not ray.is_initialized():
-        ray.init()
+    ensure_ray()
     t0 = time.perf_counter()
     out = resolve(out_dir)
     staged = sibling(out, "staging")

@@ -91,6 +91,16 @@ class RunConfig:
     tensorboard: bool = True  # event files in <output_dir>/<name>/tensorboard (rank 0)
     bf16: bool = True  # autocast on GPU (ignored on CPU)
     fail_at_step: int | None = None  # fault drill: raise at this step in a run that did not restore a checkpoint
+    stall_after_s: float = 300.0  # no step for this long while Ray cannot schedule a demand: the progress line
+    #                               says so (msm pretrain --fail-on-stall: the run ends with that error)
+    wait_for_nodes: bool = False  # an autoscaling cluster: a job larger than the nodes up now waits for new nodes
+    #                               instead of failing before it starts (msm.runtime.check_fits)
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1 or self.cpus_per_worker < 0:
+            raise ValueError("need num_workers >= 1 and cpus_per_worker >= 0")
+        if self.stall_after_s <= 0:
+            raise ValueError("stall_after_s must be > 0 (seconds)")
 
 
 @dataclass

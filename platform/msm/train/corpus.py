@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import posixpath
 import time
 from collections.abc import Iterable, Iterator
 
@@ -31,8 +32,8 @@ from msm import code_version
 from msm.config import to_dict
 from msm.errors import MSMError
 from msm.model.batching import blocks
+from msm.runtime import DATA_CPUS, read_parquet_files
 from msm.train.config import PretrainConfig
-from msm.train.stream import DATA_CPUS
 from msm.uri import Location, commit_dir, resolve, sibling
 
 BLOCKS = pa.schema([("doc_id", pa.string()), ("block", pa.int32()), ("lang", pa.string()),
@@ -308,14 +309,13 @@ def _pad_token_id(cfg: PretrainConfig) -> int:
 def _counted(staged: Location, part: str) -> dict:
     """:func:`_counts` of the staged ``part`` files, computed by Ray Data tasks: the driver gets one small
     JSON row per block of the corpus and merges them (the corpus itself never reaches it)."""
-    import ray.data
-
     folder = staged.join(f"part={part}")
-    if not folder.files(".parquet"):
+    files = [posixpath.relpath(f, folder.path) for f in folder.files(".parquet")]
+    if not files:
         return _merge([])
     cols = ["block", "lang", "input_ids"] if part == "blocks" else ["reason"]
-    ds = ray.data.read_parquet(folder.path, filesystem=staged.fs, num_cpus=DATA_CPUS)
-    ds = ds.select_columns(cols).map_batches(lambda t: pa.table({"counts": [json.dumps(_counts(t.to_pylist()))]}),
+    ds = read_parquet_files(folder, files, cols)
+    ds = ds.map_batches(lambda t: pa.table({"counts": [json.dumps(_counts(t.to_pylist()))]}),
                                              batch_format="pyarrow", num_cpus=DATA_CPUS)
     return _merge([json.loads(r["counts"]) for r in ds.take_all()])
 

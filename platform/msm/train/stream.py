@@ -53,7 +53,6 @@ def share(files: list[str], rank: int, world: int, seed: int) -> tuple[list[str]
 
 
 CACHE_BYTES = 256 << 20
-DATA_CPUS = 0.25  # CPUs of each Ray Data read task feeding a worker (light: it fits beside workers holding whole CPUs)
 
 
 class Cached:

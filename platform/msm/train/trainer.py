@@ -21,6 +21,7 @@ from msm.config import load_config, to_dict
 from msm.errors import MSMError
 from msm.train.config import PretrainConfig
 from msm.train.loop import STATE_FILE, latest_checkpoint, train_loop
+from msm.runtime import StallWatch, ensure_ray
 from msm.train.run_folder import RunFolder
 from msm.uri import resolve
 
@@ -41,10 +42,10 @@ def absolute(cfg: PretrainConfig) -> PretrainConfig:
 def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None, log=print):
     """The corpus (built through Ray Data, or reused), then the ``TorchTrainer`` for ``cfg`` (paths must be
     absolute); ``run_config_kwargs`` adds e.g. Tune callbacks."""
-    import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from msm.runtime import read_parquet_files
     from msm.train import corpus
     from msm.train.shards import RankShards
 
@@ -56,8 +57,8 @@ def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None, lo
         train_loop,
         train_loop_config={"config": to_dict(cfg), "manifest": manifest},
         # the dataset only names "train": RankShards reads each worker's own files
-        datasets={"train": ray.data.read_parquet(loc.join(files[0]).path, filesystem=loc.fs)},
-        dataset_config=RankShards(loc.path, files, cfg.run.seed, loc.fs),
+        datasets={"train": read_parquet_files(loc, files[:1])},
+        dataset_config=RankShards(loc, files, cfg.run.seed),
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.num_workers, use_gpu=cfg.run.use_gpu,
                                                resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
         run_config=ray.train.RunConfig(
@@ -77,18 +78,20 @@ def _storage(output_dir: str) -> dict:
     return {"storage_path": loc.path, "storage_filesystem": loc.fs}
 
 
-def ensure_ray() -> None:
-    import ray
+def check_resources(cfg: PretrainConfig, log=print) -> None:
+    """Fail before ``fit()`` when the workers and their read tasks cannot all run on this cluster."""
+    from msm.runtime import check_fits, job_asks
 
-    if not ray.is_initialized():  # embedded local Ray inherits these; a submitted job brings its runtime_env
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        ray.init()
+    r = cfg.run
+    check_fits("msm pretrain", job_asks(r.num_workers, r.cpus_per_worker, r.use_gpu), can_grow=r.wait_for_nodes,
+               log=log)
 
 
-def run_pretraining(cfg: PretrainConfig, log=print) -> Path | str:
+def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False) -> Path | str:
     """Fit on the current Ray cluster (a local one is started if none); export the encoder; return the run dir
-    (a local path, or the ``run.output_dir`` URI).
+    (a local path, or the ``run.output_dir`` URI). A run that cannot fit the cluster fails before it starts
+    (:func:`check_resources`); one that waits on resources for ``run.stall_after_s`` says so on its progress line,
+    and with ``fail_on_stall`` ends with a :class:`~msm.runtime.ResourceError`.
 
     Re-running with the same ``output_dir`` and ``name`` continues from the run's latest checkpoint (Ray Train
     restores it), which is what ``msm pretrain --resume`` does. The run's ``metrics.jsonl`` drives a progress line
@@ -98,13 +101,15 @@ def run_pretraining(cfg: PretrainConfig, log=print) -> Path | str:
     from msm.progress import follow
 
     cfg = absolute(cfg)
+    ensure_ray()
+    check_resources(cfg, log)  # before anything is written: a refused run leaves its folder as it was
     run = RunFolder(cfg.run.output_dir)
     _write_config(run, cfg)
-    ensure_ray()
     # Each ray.train.report waits for the Train controller's next poll (default every 2 s); poll faster.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     metrics = run.loc.join("metrics.jsonl") if run.remote else run.work / "metrics.jsonl"
-    with follow(metrics, cfg.optim.max_steps, "pretrain"):
+    watch = StallWatch(cfg.run.stall_after_s, fail=fail_on_stall, fix="lower run.num_workers or run.cpus_per_worker")
+    with follow(metrics, cfg.optim.max_steps, "pretrain", stall=watch):
         result = build_trainer(cfg, log=log).fit()
     if result.checkpoint is None:
         raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint; see the Ray Train log above")

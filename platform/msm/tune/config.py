@@ -27,7 +27,7 @@ import yaml
 
 from msm.config import ConfigError, config_from_dict, load_config, merge, to_dict
 from msm.train.config import PretrainConfig
-from msm.train.stream import DATA_CPUS
+from msm.runtime import DATA_CPUS
 
 KINDS = ("grid", "choice", "uniform", "loguniform")
 SEARCHERS = ("grid", "random", "optuna")

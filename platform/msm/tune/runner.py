@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -79,13 +78,18 @@ def build_scheduler(cfg: SweepConfig):
                          max_t=a.max_t)
 
 
-def _ensure_ray() -> None:
-    import ray
+def check_resources(sweep: Sweep, log: Callable[[str], Any] = print) -> None:
+    """Fail before the sweep starts when not even one trial (its driver actor, its Train workers, the read tasks
+    feeding them) fits the cluster: every trial would wait forever."""
+    from msm.runtime import Ask, check_fits
 
-    if not ray.is_initialized():  # embedded local Ray inherits these; a submitted job brings its runtime_env
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        ray.init()
+    cpu, gpu = sweep.trial_resources()
+    run = sweep.base["run"]
+    asks = [Ask("trial driver(s)", 1, sweep.cfg.trial_cpus, key="trial_cpus"),
+            Ask("trial's training workers and read tasks", 1, cpu - sweep.cfg.trial_cpus, gpu,
+                key="overrides.run.num_workers, overrides.run.cpus_per_worker, data_cpus")]
+    check_fits("msm tune (one trial)", asks, can_grow=run["wait_for_nodes"], grow_key="overrides.run.wait_for_nodes",
+               log=log)
 
 
 def concurrency(sweep: Sweep, log: Callable[[str], Any] = print) -> int | None:
@@ -225,18 +229,21 @@ def load_saved_sweep(sweep_dir: Path) -> Sweep:
 
 
 def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: list | None = None,
-              log: Callable[[str], Any] = print) -> SweepOutcome:
+              log: Callable[[str], Any] = print, fail_on_stall: bool = False) -> SweepOutcome:
     """Run the sweep (``resume``: continue the one under ``output_dir/name``); write the report; return it.
 
     A fresh run refuses a folder that already holds this sweep's Tune state (resume it or pick another
     ``output_dir``/``name``). On resume the saved ``sweep.yaml`` is used: finished trials are kept as they are,
     unfinished ones continue (their Train runs from their latest checkpoint), errored ones are retried.
     ``callbacks``: extra ``ray.tune.Callback`` objects (fresh runs only; a resumed run restores the saved ones).
-    A progress line sums the trials' steps (``metrics.jsonl``) against trials × ``optim.max_steps``.
+    A progress line sums the trials' steps (``metrics.jsonl``) against trials × ``optim.max_steps``. A sweep whose
+    one trial cannot fit the cluster fails before it starts (:func:`check_resources`); a sweep that waits for
+    resources for ``run.stall_after_s`` says so, and with ``fail_on_stall`` ends with that error.
     """
     from ray import tune
 
     from msm.progress import follow
+    from msm.runtime import StallWatch, ensure_ray
     from msm.tune.report import write_report
 
     check_searcher(sweep.cfg, sweep.source)
@@ -251,15 +258,17 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
             log(f"note: the config differs from the one this sweep started with; resuming with the saved copy "
                 f"{sweep.sweep_dir / SAVED_SWEEP}")
         sweep = saved
-        _ensure_ray()
+        ensure_ray()
+        check_resources(sweep, log)
         tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(sweep), resume_unfinished=True,
                                    resume_errored=True)
     else:
         if tune.Tuner.can_restore(str(exp_dir)):
             raise MSMError(f"{exp_dir}: a sweep already ran here; pass --resume to continue it, or set another "
                            "output_dir or name")
+        ensure_ray()
+        check_resources(sweep, log)
         dump_sweep(sweep, sweep.sweep_dir / SAVED_SWEEP)
-        _ensure_ray()
         cfg = sweep.cfg
         tuner = tune.Tuner(
             _trainable(sweep),
@@ -271,7 +280,9 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
                                       callbacks=[_ReleaseStoppedTrials(), *(callbacks or [])]),
         )
     total = sweep.expected_trials * sweep.base["optim"]["max_steps"]  # trials stopped early end short of it
-    with follow(lambda: sorted((sweep.sweep_dir / "trials").glob("*/metrics.jsonl")), total, "sweep"):
+    watch = StallWatch(sweep.base["run"]["stall_after_s"], fail=fail_on_stall,
+                       fix="lower max_concurrent_trials, trial_cpus or overrides.run.cpus_per_worker")
+    with follow(lambda: sorted((sweep.sweep_dir / "trials").glob("*/metrics.jsonl")), total, "sweep", stall=watch):
         grid = tuner.fit()
     _release_all()
     outcome = write_report(sweep, grid)
