@@ -43,4 +43,16 @@ def test_models_export_st(capsys, tmp_path, tiny_model_dir):
     assert json.loads((out / "1_Pooling" / "config.json").read_text())["pooling_mode"] == "cls"
     assert main(["models", "export-st", str(tiny_model_dir), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"msm models: error: {out}: already exists; choose another --out or pass --force" in err
+    assert (f"msm models: error: {out}: a sentence-transformers folder; nothing was changed: pass --overwrite to "
+            "replace it, or choose another --out") in err
+    (out / "keep.txt").write_text("a user's file")  # an ST folder with someone else's file beside it
+    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(tmp_path / "mine")]) == 0
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "precious.txt").write_text("keep")
+    capsys.readouterr()
+    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(user), "--overwrite"]) == 2
+    assert "not empty and not a sentence-transformers folder (it holds precious.txt)" in capsys.readouterr().err
+    assert (user / "precious.txt").read_text() == "keep"
+    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(out), "--force"]) == 0  # old spelling
+    assert "msm: note: --force is deprecated" in capsys.readouterr().err

@@ -1,18 +1,38 @@
 """``msm <verb>``: each verb lives in ``msm/commands/<verb>.py`` and registers itself.
 
-A command module defines ``register(subparsers)`` that adds its parser and sets ``func`` (args → exit code).
+A command module defines ``register(subparsers)`` that adds its parser and sets ``func`` (args → exit code). Every
+verb also takes ``--debug`` and ``--verbose`` (added here) and spells its shared options the same way
+(:mod:`msm.commands`).
+
+Errors: an :class:`~msm.errors.MSMError` (bad input, config or environment), wherever it was raised (here, in a Ray
+task or actor, in a Ray Train worker), is printed once as ``msm <verb>: error: <message>`` and the exit code is 2.
+Any other error prints a one-line summary and exits 1; ``--debug`` (or ``MSM_DEBUG=1``) shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 import msm
 import msm.commands
 from msm.errors import MSMError
+
+DEBUG_ENV = "MSM_DEBUG"
+VERBOSE_ENV = "MSM_VERBOSE"
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser):
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield parser
+        return
+    for sub in subs:
+        for child in dict.fromkeys(sub.choices.values()):
+            yield from _leaf_parsers(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,16 +41,89 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(msm.commands.__path__), key=lambda i: i.name):
         importlib.import_module(f"msm.commands.{info.name}").register(sub)
+    for leaf in _leaf_parsers(parser):
+        if leaf is parser:
+            continue
+        leaf.add_argument("--debug", action="store_true",
+                          help=f"show the traceback of an unexpected error (also {DEBUG_ENV}=1) (default: a one-line "
+                               "summary)")
+        leaf.add_argument("--verbose", action="store_true",
+                          help="show Ray's, Ray Data's and transformers' own logs and progress bars (default: msm's "
+                               "progress lines and summaries only)")
     return parser
+
+
+def _user_classes() -> set[str]:
+    names, todo = set(), [MSMError]
+    while todo:
+        cls = todo.pop()
+        names.add(f"{cls.__module__}.{cls.__qualname__}")
+        todo += cls.__subclasses__()
+    return names
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The message of the :class:`MSMError` behind ``exc``, however Ray wrapped it (exception chains, a Ray task's
+    ``cause``, a Ray Train worker group's ``worker_failures`` or controller failure, exception groups), or, where a
+    wrapper kept only its text (Ray Data's ``UserCodeException``), the ``msm....Error: <message>`` line of the
+    remote traceback it carries; None when the error is not a user's mistake."""
+    import re
+
+    classes = _user_classes()
+    line = re.compile(r"^(" + "|".join(re.escape(c) for c in sorted(classes)) + r"): (.+)$", re.M)
+    seen: set[int] = set()
+    todo: list = [exc]
+    found_text = None
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        text = str(e).strip()
+        if isinstance(e, MSMError) and type(e).__module__.startswith("msm") and "\n" not in text:
+            return text
+        matches = line.findall(text)
+        if matches and found_text is None:
+            found_text = matches[-1][1].strip()
+        cause = getattr(e, "cause", None)
+        todo += [cause if isinstance(cause, BaseException) else None, e.__cause__, e.__context__,
+                 getattr(e, "controller_failure", None)]
+        todo += list((getattr(e, "worker_failures", None) or {}).values())
+        todo += list(getattr(e, "exceptions", None) or [])
+    return found_text
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV) == "1"
+    if getattr(args, "verbose", False):
+        os.environ[VERBOSE_ENV] = "1"
+    from msm.runtime import quiet_libraries
+
+    quiet_libraries()
     try:
         return int(args.func(args) or 0)
-    except (MSMError, FileNotFoundError) as exc:
-        print(f"msm {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"msm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the user's own mistake anywhere in the chain: its message; else a summary
+        found = user_error(exc)
+        if isinstance(exc, FileNotFoundError) and found is None:
+            found = str(exc)
+        if found is not None:
+            print(f"msm {args.command}: error: {found}", file=sys.stderr)
+            if debug:
+                import traceback
+
+                traceback.print_exception(exc)
+            return 2
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"msm {args.command}: unexpected error: {type(exc).__name__}: {first}\n"
+              f"  run again with --debug (or {DEBUG_ENV}=1) for the traceback; the logs of Ray's processes are under "
+              "/tmp/ray/session_latest/logs", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -224,15 +224,18 @@ __all__ = [
 ]
 
 
-def new_or_resumed(config: str | None, resume: str | None, overrides: list[str], cls: type[T], resume_config) -> T:
+def new_or_resumed(config: str | None, resume: str | None, overrides: list[str] | dict, cls: type[T],
+                   resume_config) -> T:
     """The config of ``msm <train verb> --config FILE [key=value ...]`` (a new run) or ``--resume RUN_DIR``
-    (``resume_config(RUN_DIR)``: the run's saved config; overrides are refused)."""
+    (``resume_config(RUN_DIR)``: the run's saved config; overrides are refused). ``overrides``: ``KEY=VALUE``
+    strings or their nested dict."""
     from msm.errors import MSMError
 
     if bool(config) == bool(resume):
         raise MSMError("pass exactly one of --config FILE (a new run) or --resume RUN_DIR (continue a run)")
     if resume:
         if overrides:
-            raise MSMError("--resume continues a run with its saved config; key=value overrides are not allowed")
+            raise MSMError("--resume continues a run with its saved config; key=value overrides and --out are not "
+                           "allowed (start a new run with --config, or --overwrite it)")
         return resume_config(resume)
-    return load_config(config, cls, parse_overrides(overrides))
+    return load_config(config, cls, overrides if isinstance(overrides, dict) else parse_overrides(overrides))

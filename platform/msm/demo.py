@@ -21,8 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from msm.cli import user_error
+from msm.commands import deprecated
 from msm.config import load_config, parse_overrides
 from msm.errors import MSMError
+from msm.runtime import quiet_libraries
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("model", "mine", "pretrain", "eval")
@@ -52,20 +55,17 @@ def data_dir() -> Path | None:
     return Path(d) if d else None
 
 
-def stage_model(out: Path, fresh: bool, budget: Budget) -> None:
+def stage_model(out: Path, overwrite: bool, budget: Budget) -> None:
     from msm.models.e5_small import prepare_e5_small
 
     print(f"      {prepare_e5_small()}")
 
 
-def stage_mine(out: Path, fresh: bool, budget: Budget) -> None:
+def stage_mine(out: Path, overwrite: bool, budget: Budget) -> None:
     from msm.data.config import MineConfig
     from msm.data.pipeline import mine
 
     target = out / "mine"
-    if (target / "manifest.json").is_file() and not fresh:
-        print(f"      reusing {target} (--fresh to redo)")
-        return
     d = data_dir()
     source = "ntrex" if d and (d / "ntrex" / "DOCUMENT_IDS.tsv").is_file() else "bible"
     overrides = [f"output_dir={target}"] + ([f"data_dir={d}"] if d else [])
@@ -73,7 +73,7 @@ def stage_mine(out: Path, fresh: bool, budget: Budget) -> None:
     if budget != FULL:  # the full demo mines what its config says
         cfg.inputs = [dataclasses.replace(i, max_documents=budget.docs_per_lang) for i in cfg.inputs]
     print(f"      source: {source} ({len(cfg.inputs)} input(s)); writing {target}")
-    mine(cfg)
+    mine(cfg, log=lambda line: print(f"      {line}"), overwrite=overwrite)  # the same config's output is reused
 
 
 def pretrain_config(out: Path, budget: Budget = FULL):
@@ -91,32 +91,19 @@ def pretrain_config(out: Path, budget: Budget = FULL):
     return load_config(REPO / "configs" / "demo" / "pretrain.yaml", PretrainConfig, parse_overrides(overrides))
 
 
-def stage_pretrain(out: Path, fresh: bool, budget: Budget) -> None:
-    from msm.train.trainer import CONFIG_FILE, resume_config, run_pretraining
+def stage_pretrain(out: Path, overwrite: bool, budget: Budget) -> None:
+    from msm.train.trainer import run_pretraining
 
-    target = out / "pretrain"
-    if (target / "export" / "config.json").is_file() and not fresh:
-        print(f"      reusing {target} (--fresh to redo)")
-        return
-    if (target / CONFIG_FILE).is_file() and not fresh:
-        try:
-            cfg = resume_config(target)
-            print(f"      continuing the interrupted run in {target}")
-        except MSMError:
-            cfg = pretrain_config(out, budget)
-    else:
-        if fresh and target.exists():
-            import shutil
-
-            shutil.rmtree(target)
-        cfg = pretrain_config(out, budget)
+    cfg = pretrain_config(out, budget)
     m, o = cfg.model, cfg.optim
     print(f"      {o.max_steps} steps of {cfg.data.docs_per_batch} docs × {m.max_sentences} sentences × "
           f"{m.max_tokens} tokens, validation every {cfg.validation.every_steps} steps")
-    run_pretraining(cfg, fail_on_stall=True)  # a demo never waits forever: a stall ends it with the reason
+    # the same config's finished run is reused, an interrupted one continued; a demo never waits forever: a
+    # resource stall ends it with the reason
+    run_pretraining(cfg, fail_on_stall=True, overwrite=overwrite, log=lambda line: print(f"      {line}"))
 
 
-def stage_eval(out: Path, fresh: bool, budget: Budget) -> None:
+def stage_eval(out: Path, overwrite: bool, budget: Budget) -> None:
     from msm.eval.report import write_report
     from msm.eval.run import run_eval
 
@@ -127,15 +114,16 @@ def stage_eval(out: Path, fresh: bool, budget: Budget) -> None:
     tables: dict[str, dict[tuple[str, str], float]] = {}
     for label, model in models.items():
         target = out / ("eval-base" if label.startswith("e5") else "eval-msm")
-        if (target / "results.json").is_file() and not fresh:
-            print(f"      reusing {target}")
-            rows = json.loads((target / "results.json").read_text())["results"]
-        elif d and (d / "tatoeba").is_dir():
+        if d and (d / "tatoeba").is_dir():
             langs = list(budget.tatoeba_langs)
             print(f"      {label}: Tatoeba, {len(langs)} languages × {budget.tatoeba_pairs} pairs")
             results = run_eval(model, ["tatoeba"], d, target, langs=langs, limit=budget.tatoeba_pairs,
-                               max_length=128, log=lambda *_: None)
+                               max_length=128, log=lambda line: print(f"      {line}") if "reusing" in line else None,
+                               overwrite=overwrite)  # the same evaluation's report is reused
             rows = [dataclasses.asdict(r) for r in results]
+        elif (target / "results.json").is_file() and not overwrite:
+            print(f"      reusing {target}")
+            rows = json.loads((target / "results.json").read_text())["results"]
         else:
             print(f"      {label}: held-out Bible chapters (Old Testament) as cross-lingual verse retrieval")
             results, seconds = bible_eval(model)
@@ -181,12 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m msm.demo", description=__doc__.split("\n")[0])
     p.add_argument("--stage", choices=STAGES, action="append", help="run only these stages (repeatable)")
     p.add_argument("--out", default=str(REPO / "outputs" / "demo"), help="output folder (default outputs/demo)")
-    p.add_argument("--fresh", action="store_true", help="redo stages even if their outputs exist")
+    p.add_argument("--overwrite", action="store_true", help="redo stages even if their outputs exist (default: "
+                   "reuse a stage's output made with the same settings)")
+    p.add_argument("--fresh", action="store_true", help="deprecated spelling of --overwrite")
     p.add_argument("--quick", action="store_true", help=f"the same stages and resources on a smaller budget (CI): "
                    f"{QUICK.docs_per_lang} documents per language, {QUICK.steps} steps, Tatoeba "
                    f"{len(QUICK.tatoeba_langs)} languages × {QUICK.tatoeba_pairs} pairs")
     args = p.parse_args(argv)
     budget = QUICK if args.quick else FULL
+    if args.fresh:
+        deprecated("python -m msm.demo --fresh", "--overwrite")
+    overwrite = args.overwrite or args.fresh
+    quiet_libraries()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = {"model": stage_model, "mine": stage_mine, "pretrain": stage_pretrain, "eval": stage_eval}
@@ -197,11 +191,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"[{i}/{len(STAGES)}] {name}", flush=True)
             t0 = time.perf_counter()
-            run[name](out, args.fresh, budget)
+            run[name](out, overwrite, budget)
             timings[name] = round(time.perf_counter() - t0, 1)
             print(f"      {name}: {timings[name]:.0f}s", flush=True)
-    except MSMError as exc:
-        print(f"msm demo: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # the same reporting as every msm verb
+        found = user_error(exc)
+        if found is None:
+            raise
+        print(f"msm demo: error: {found}", file=sys.stderr)
         return 2
     print(f"stage times (s): {json.dumps(timings)}")
     print(f"open the UI on these outputs:  .venv/bin/msm ui --data-root {out}"

@@ -71,8 +71,8 @@ class Tail:
     """The latest record of each ``metrics.jsonl`` that ``paths()`` names (local paths or URI locations); a torn
     last line waits for its end."""
 
-    def __init__(self, paths: Callable[[], list[Path | Location]]) -> None:
-        self.paths = paths
+    def __init__(self, paths: Callable[[], list[Path | Location]], since: float | None = None) -> None:
+        self.paths, self.since = paths, since  # since: records stamped (``time``) earlier belong to an older run
         self.offsets: dict[Path | str, int] = {}
         self.latest: dict[Path | str, dict] = {}
 
@@ -92,8 +92,11 @@ class Tail:
                     record = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(record, dict) and isinstance(record.get("step"), int):
-                    self.latest[path], changed = record, True
+                if not (isinstance(record, dict) and isinstance(record.get("step"), int)):
+                    continue
+                if self.since is not None and isinstance(record.get("time"), (int, float)) and record["time"] < self.since:
+                    continue
+                self.latest[path], changed = record, True
         return changed
 
 
@@ -157,10 +160,11 @@ def follow(paths: Callable[[], list[Path | Location]] | Path | Location | None, 
            interval_s: float | None = None,
            per_step: tuple[int, str] | None = None, stream: TextIO | None = None,
            tty: bool | None = None, stall: StallWatch | None = None,
-           clock: Callable[[], float] = time.monotonic) -> Iterator[Progress | None]:
+           clock: Callable[[], float] = time.monotonic, since: float | None = None) -> Iterator[Progress | None]:
     """Show the progress of the run writing ``paths`` (one ``metrics.jsonl`` or a function listing several;
     None: nothing to show) while the ``with`` body runs; a last read when it ends. Polls every ``interval_s``
-    (default 2 s, 10 s for a URI: one request per poll).
+    (default 2 s, 10 s for a URI: one request per poll). ``since``: a wall-clock time; records stamped earlier are
+    an earlier run's (a resumed run's old steps are not shown as this run's progress).
 
     ``stall``: asked (:meth:`msm.runtime.StallWatch.check`) whenever no new step came for its ``after_s``; its
     line is printed (again every ``after_s`` while the wait lasts). When it declares a fatal stall, the ``with``
@@ -174,7 +178,7 @@ def follow(paths: Callable[[], list[Path | Location]] | Path | Location | None, 
     files = (lambda: []) if paths is None else paths if callable(paths) else (lambda: [paths])
     if interval_s is None:
         interval_s = 10.0 if isinstance(paths, Location) else 2.0
-    tail, stop = Tail(files), threading.Event()
+    tail, stop = Tail(files, since), threading.Event()
     progress = None if quiet else Progress(total, label, stream, tty, per_step=per_step)
     out = stream or sys.stdout
 

@@ -36,21 +36,75 @@ class ResourceError(MSMError):
     """A job asks for more than the cluster has, or waited too long for resources it never got."""
 
 
-def ensure_ray(log_to_driver: bool = True) -> None:
+def verbose() -> bool:
+    """``msm --verbose`` (or ``MSM_VERBOSE=1``): the libraries' own logs and progress bars are wanted."""
+    return os.environ.get("MSM_VERBOSE") == "1"
+
+
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers' "Loading weights" bars (it follows the hub's)
+             "TRANSFORMERS_VERBOSITY": "error"}  # model load reports, advisory warnings
+
+
+def quiet_libraries() -> None:
+    """Unless :func:`verbose`: the libraries' chatter off, here and (through the environment) in the Ray workers a
+    local cluster starts from this process: transformers' load reports and bars, Ray's token-authentication
+    warning, Ray Data's execution logs on the driver (its bars: :func:`ensure_ray`). msm's own progress lines stay."""
+    import logging
+
+    if verbose():
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data's progress bars and execution banners off on this driver (called when Ray starts or is joined)."""
+    import logging
+
+    if verbose():
+        return
+    try:
+        from ray.data import DataContext
+
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+    except Exception:  # Ray Data absent or changed: chatter is not worth failing over
+        return
+    # after ray.data's import, which configures its own loggers: its INFO lines (executions finished, sinks written)
+    # and the note that its bars are off
+    for name in ("ray.data", "ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+    # a failed task's traceback, logged twice before the exception reaches msm.cli (which prints its message once)
+    for name in ("ray.data._internal.execution.streaming_executor_state", "ray.data.exceptions"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def ensure_ray(log_to_driver: bool | None = None) -> None:
     """Join the cluster at ``$RAY_ADDRESS`` or start a local one (nothing when Ray is already initialised).
 
-    The embedded local Ray inherits ``HF_HUB_OFFLINE`` / ``TOKENIZERS_PARALLELISM`` from here; a submitted job
-    brings its own runtime env."""
+    ``log_to_driver`` (default: :func:`verbose`): the workers' own output on this terminal; otherwise it stays in
+    the session's logs (``/tmp/ray/session_latest/logs``) and errors reach the driver as exceptions. The embedded
+    local Ray inherits ``HF_HUB_OFFLINE`` / ``TOKENIZERS_PARALLELISM`` from here; a submitted job brings its own
+    runtime env."""
     import ray
 
+    _quiet_ray_data()
     if ray.is_initialized():
         return
+    if log_to_driver is None:
+        log_to_driver = verbose()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     address = os.environ.get("RAY_ADDRESS") or "local"
     cpus = os.environ.get(LOCAL_CPUS_ENV)
     extra = {"num_cpus": int(cpus)} if cpus and address == "local" else {}
-    ray.init(address=address, log_to_driver=log_to_driver, **extra)
+    import logging
+
+    ray.init(address=address, log_to_driver=log_to_driver,
+             logging_level=logging.INFO if verbose() else logging.WARNING, **extra)
 
 
 # ---- will the job fit? ------------------------------------------------------------------------------------------
@@ -109,6 +163,14 @@ def fits_how_many(per_unit: tuple[float, float], total: dict[str, float] | None 
     total = cluster_total() if total is None else total
     caps = [math.floor(total.get(name, 0.0) / need + 1e-9) for name, need in zip(("CPU", "GPU"), per_unit) if need > 0]
     return min(caps) if caps else None
+
+
+def summary(metrics: dict) -> str:
+    """A run's last metrics as one short line: step, loss, the validation score(s)."""
+    keys = ["step", "loss", "val_score", "eval_loss"]
+    parts = [f"{k} {metrics[k]:.4g}" if isinstance(metrics[k], float) else f"{k} {metrics[k]}"
+             for k in keys if metrics.get(k) is not None]
+    return ", ".join(parts) or "no metrics"
 
 
 # ---- reading files beside training workers ----------------------------------------------------------------------

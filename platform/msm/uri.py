@@ -116,13 +116,19 @@ def sibling(out: Location, role: str) -> Location:
     return Location(out.fs, posixpath.join(parent, f".{name}.{role}"), posixpath.join(uri_parent, f".{name}.{role}"))
 
 
+PARTIAL = ".msm-partial"  # marks an output whose object-store commit has begun and not ended (msm.output)
+
+
 def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: str = "manifest.json") -> None:
     """Publish the finished folder ``staged`` at ``out``, with ``manifest`` (text) written last.
 
-    Local disks: the manifest goes into ``staged``, which then replaces ``out`` by rename (``out`` is complete or
-    absent at every instant). Object stores have no rename: ``out``'s old manifest is deleted first, then its files,
-    the staged files are copied over and the manifest is put last, so ``out`` without a manifest is never mistaken
-    for a complete output, whatever step a crash interrupts.
+    The caller has checked ``out`` first (:func:`msm.output.claim`): it is absent, empty or an output of the same
+    verb, never a folder with anyone else's files. Local disks: the manifest goes into ``staged``, which then
+    replaces ``out`` by rename (``out`` is complete or absent at every instant). Object stores have no rename: a
+    :data:`PARTIAL` marker is put first, then ``out``'s old manifest is deleted, then its other files, the staged
+    files are copied over, the manifest is put and the marker removed last. Whatever step a crash interrupts,
+    ``out`` is the old complete output, or carries the marker and no manifest (never mistaken for complete; a
+    re-run knows it as its own and replaces it), or is the new complete output.
     """
     if out.local:
         from msm.io import replace_dir
@@ -130,8 +136,12 @@ def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: st
         staged.join(manifest_name).write_text(manifest)
         replace_dir(staged.path, out.path)
         return
+    out.join(PARTIAL).write_text("commit in progress\n")
     out.join(manifest_name).delete()
-    out.delete()
+    for info in _call(out, out.fs.get_file_info, pafs.FileSelector(out.path, recursive=False)):
+        if info.base_name != PARTIAL:
+            Location(out.fs, info.path, posixpath.join(out.uri, info.base_name)).delete()
     _call(out, pafs.copy_files, staged.path, out.path, source_filesystem=staged.fs, destination_filesystem=out.fs)
     out.join(manifest_name).write_text(manifest)
+    out.join(PARTIAL).delete()
     staged.delete()

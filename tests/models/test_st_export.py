@@ -111,7 +111,7 @@ def test_export_cls_pooling_without_normalize(tiny_model_dir, tmp_path):
 
 def test_export_errors(tiny_model_dir, tmp_path):
     out = write_sentence_transformers_folder(tiny_model_dir, tmp_path / "st")
-    with pytest.raises(MSMError, match="already exists; choose another --out or pass --force"):
+    with pytest.raises(MSMError, match="a sentence-transformers folder; nothing was changed: pass --overwrite"):
         write_sentence_transformers_folder(tiny_model_dir, out)
     assert write_sentence_transformers_folder(tiny_model_dir, out, overwrite=True) == out
     with pytest.raises(MSMError, match="pooling 'max' is not supported; use one of mean, cls"):

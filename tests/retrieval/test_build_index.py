@@ -36,22 +36,47 @@ def test_ray_data_index_matches_in_process_encoding(ray_local, tiny_model_dir, s
     assert build["passages"] == 40 and build["shards"] >= 1
 
 
-@pytest.mark.timeout(120)
-def test_bad_corpora_are_named(ray_local, tmp_path):
-    from msm.retrieval.build import read_corpus
+@pytest.mark.timeout(300)
+def test_bad_lines_are_quarantined_with_their_place_and_the_rest_is_indexed(ray_local, tiny_model_dir, tmp_path,
+                                                                            capsys):
+    """The corpus goes through mining's readers: a malformed line, a line that is not UTF-8 and an empty text are
+    quarantined with their file and line (not indexed, not fatal), and input = indexed + quarantined."""
+    import pyarrow.parquet as pq
 
-    with pytest.raises(MSMError, match="corpus not found"):
-        read_corpus(tmp_path / "nope.jsonl")
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "a", "body": "no text field"}\n')
-    with pytest.raises(MSMError, match=r"lacks column\(s\) \['text'\]"):
-        read_corpus(bad)
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    (mixed / "a.jsonl").write_text('{"id": "a", "text": "x"}\n')
-    (mixed / "b.csv").write_text("id,text\n")
-    with pytest.raises(MSMError, match="must all be .jsonl or all .parquet"):
-        read_corpus(mixed)
+    from msm.cli import main
+    from msm.retrieval.index import SearchIndex
+
+    corpus = tmp_path / "corpus.jsonl"
+    good = [json.dumps({"id": f"g{i}", "text": f"Ein guter Satz Nummer {i}."}) for i in range(5)]
+    corpus.write_bytes(("\n".join([good[0], '{"id": "broken", "text": ', good[1], good[2]]) + "\n").encode()
+                       + '{"id": "latin1", "text": "Größe"}\n'.encode("latin-1")
+                       + ("\n".join([good[3], json.dumps({"id": "blank", "text": "  "}), good[4]]) + "\n").encode())
+    out = tmp_path / "idx"
+    assert main(["index", "--corpus", str(corpus), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
+    build = json.loads((out / "build.json").read_text())
+    assert build["counts"]["input"] == 8 and build["counts"]["indexed"] == 5
+    assert sum(build["counts"]["quarantined"].values()) == 3
+    assert sorted(SearchIndex.load(out / "index").ids) == [f"g{i}" for i in range(5)]
+    rows = pq.read_table(out / "quarantine").to_pylist()
+    reasons = {r["id"]: r["reason"] for r in rows}
+    assert len(rows) == 3 and reasons.get("blank") == "empty_text"
+    located = " ".join(r for r in reasons.values() if r != "empty_text")
+    assert f"{corpus}:2" in located and f"{corpus}:5" in located  # the malformed and the non-UTF-8 line
+    assert "quarantined 3" in capsys.readouterr().out
+    # the same settings again: reused, nothing rebuilt
+    mtime = (out / "build.json").stat().st_mtime_ns
+    assert main(["index", "--corpus", str(corpus), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
+    assert (out / "build.json").stat().st_mtime_ns == mtime and "reusing it" in capsys.readouterr().out
+
+
+def test_a_corpus_with_nothing_to_index_is_named(ray_local, tiny_model_dir, tmp_path, capsys):
+    from msm.cli import main
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "body": "no text field"}\n')
+    assert main(["index", "--corpus", str(corpus), "--model", str(tiny_model_dir), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"--corpus {corpus}: no record to index (1 quarantined" in err and not (tmp_path / "o").exists()
 
 
 def test_index_build_fails_loudly_when_shards_are_short(tmp_path):

@@ -70,6 +70,50 @@ def check_job_exists(job: str, config: str, working_dir: str | Path) -> None:
         raise MSMError(f"config {config!r} not found under the working dir {root} (give a path relative to it)")
 
 
+CONFIG_JOBS = {"mine": ("msm.data.config", "MineConfig"), "pretrain": ("msm.train.config", "PretrainConfig"),
+               "finetune": ("msm.finetune.config", "FinetuneConfig"), "sweep": ("msm.tune.config", "SweepConfig")}
+
+
+def check_overrides(job: str, config: str, overrides: list[str], working_dir: str | Path) -> None:
+    """For the jobs that read a config, load it with the ``KEY=VALUE`` overrides here, before the upload: a
+    misspelt key or a bad value fails on the client with the config's own message, not on the cluster."""
+    import importlib
+
+    from msm.config import load_config, parse_overrides
+
+    if job not in CONFIG_JOBS:
+        return
+    pairs = [o for o in overrides if "=" in o and not o.startswith("-")]
+    module, name = CONFIG_JOBS[job]
+    path = Path(working_dir) / config
+    if job == "sweep":
+        from msm.tune.config import load_sweep
+
+        load_sweep(path, parse_overrides(pairs))
+        return
+    load_config(path, getattr(importlib.import_module(module), name), parse_overrides(pairs))
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """The job API's URL has a scheme and answers (``/api/version``) within ``timeout_s``, or a message says what
+    to fix (before anything is uploaded)."""
+    import urllib.error
+    import urllib.request
+
+    if not address.startswith(("http://", "https://")):
+        raise MSMError(f"--address {address}: give the Ray job API as a URL with its scheme, e.g. "
+                       f"http://{address if ':' in address else address + ':8265'}")
+    try:
+        urllib.request.urlopen(address.rstrip("/") + "/api/version", timeout=timeout_s).read()
+    except urllib.error.HTTPError as exc:  # it answers (token auth: 401): the client says more
+        if exc.code >= 500:
+            raise MSMError(f"--address {address}: the Ray job API answered {exc.code}; check the head's dashboard") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise MSMError(f"--address {address}: no Ray job API answers there within {timeout_s:g} s "
+                       f"({getattr(exc, 'reason', exc)}); is the head up, and port 8265 reachable or "
+                       "port-forwarded?") from None
+
+
 async def _follow(client: Any, job_id: str, out: TextIO) -> None:
     async for lines in client.tail_job_logs(job_id):
         out.write(lines)
@@ -106,6 +150,8 @@ def submit_job(
     from ray.job_submission import JobSubmissionClient
 
     check_job_exists(job, config, working_dir)
+    check_overrides(job, config, overrides or [], working_dir)
+    check_address(address)
     try:
         client = JobSubmissionClient(address)
     except (ConnectionError, RuntimeError, ValueError) as e:

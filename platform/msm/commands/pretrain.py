@@ -1,8 +1,11 @@
-"""``msm pretrain --config configs/pretrain/X.yaml [key=value ...]`` or ``msm pretrain --resume RUN_DIR``."""
+"""``msm pretrain --config configs/pretrain/X.yaml [--out LOCATION] [--overwrite] [KEY=VALUE ...]`` or
+``msm pretrain --resume RUN_DIR``."""
 
 from __future__ import annotations
 
 import argparse
+
+from msm.commands import add_out, add_overrides, overrides_with_out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -10,17 +13,19 @@ def _run(args: argparse.Namespace) -> int:
     from msm.train.config import PretrainConfig
     from msm.train.trainer import resume_config, run_pretraining
 
-    cfg = new_or_resumed(args.config, args.resume, args.overrides, PretrainConfig, resume_config)
-    run_pretraining(cfg, fail_on_stall=args.fail_on_stall)
+    cfg = new_or_resumed(args.config, args.resume, overrides_with_out(args, "run.output_dir"), PretrainConfig,
+                         resume_config)
+    run_pretraining(cfg, fail_on_stall=args.fail_on_stall, overwrite=args.overwrite)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pretrain", help="MSM pretraining with Ray Train")
-    p.add_argument("--config", help="pretraining YAML (configs/pretrain/)")
+    p.add_argument("--config", help="pretraining YAML (configs/pretrain/) for a new run (default: none)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (its run.output_dir) from its "
-                   "latest checkpoint, e.g. after a crash")
+                   "latest checkpoint, with its saved config, e.g. after a crash (default: none)")
+    add_out(p, "run.output_dir")
     p.add_argument("--fail-on-stall", action="store_true", help="end the run with an error when no step came for "
                    "run.stall_after_s seconds while Ray cannot schedule what it asked for (default: say so and wait)")
-    p.add_argument("overrides", nargs="*", help="KEY=VALUE, e.g. run.output_dir=/tmp/run optim.max_steps=10")
+    add_overrides(p, "optim.max_steps=10 run.num_workers=2")
     p.set_defaults(func=_run)

@@ -1,28 +1,50 @@
-"""``msm tune --config configs/tune/X.yaml [--resume] [key=value ...]``: a Ray Tune sweep over pretraining knobs."""
+"""``msm tune --config configs/tune/X.yaml [--out LOCATION] [--overwrite] [KEY=VALUE ...]`` or
+``msm tune --resume SWEEP_DIR``: a Ray Tune sweep over pretraining knobs."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from msm.commands import add_out, add_overrides, deprecated, overrides_with_out
+from msm.errors import MSMError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.config import parse_overrides
     from msm.tune import load_sweep, run_sweep
+    from msm.tune.runner import load_saved_sweep
 
-    sweep = load_sweep(args.config, parse_overrides(args.overrides))  # the space is checked before Ray starts
-    outcome = run_sweep(sweep, resume=args.resume, verbose=args.verbose, fail_on_stall=args.fail_on_stall)
+    resume = args.resume is not None
+    if isinstance(args.resume, str):  # --resume SWEEP_DIR: the sweep's own saved config
+        if args.config or args.overrides or args.out:
+            raise MSMError("--resume SWEEP_DIR continues a sweep with its saved config; leave out --config, --out "
+                           "and key=value overrides")
+        folder = Path(args.resume).expanduser().resolve()
+        if not (folder / "sweep.yaml").is_file():
+            raise MSMError(f"--resume {args.resume}: no sweep.yaml there; pass the output_dir of an earlier msm tune run")
+        sweep = load_saved_sweep(folder)
+    else:
+        if not args.config:
+            raise MSMError("pass --config FILE (a new sweep) or --resume SWEEP_DIR (continue one)")
+        if resume:
+            deprecated("msm tune --config FILE --resume", "msm tune --resume SWEEP_DIR (the sweep's output_dir)")
+        sweep = load_sweep(args.config, overrides_with_out(args, "output_dir"))  # the space is checked before Ray
+    outcome = run_sweep(sweep, resume=resume, verbose=args.verbose, fail_on_stall=args.fail_on_stall,
+                        overwrite=args.overwrite)
     return 130 if outcome.interrupted else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="Ray Tune sweep over pretraining knobs (ASHA, grid/random/optuna)")
-    p.add_argument("--config", required=True, help="sweep YAML, e.g. configs/tune/tiny-cpu.yaml")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the interrupted sweep under output_dir/name (finished trials are kept)")
-    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Ray Tune progress output")
+    p.add_argument("--config", help="sweep YAML for a new sweep, e.g. configs/tune/tiny-cpu.yaml (default: none)")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="SWEEP_DIR",
+                   help="continue the interrupted sweep in SWEEP_DIR (its output_dir) with its saved config; finished "
+                        "trials are kept (default: none)")
+    add_out(p, "output_dir")
+    p.add_argument("--tune-verbose", dest="verbose", type=int, default=1, choices=(0, 1, 2),
+                   help="Ray Tune's own progress output (default: 1)")
     p.add_argument("--fail-on-stall", action="store_true", help="end the sweep with an error when no trial logged "
-                   "a step for overrides.run.stall_after_s seconds while Ray cannot schedule what it asked for")
-    p.add_argument("overrides", nargs="*",
-                   help="KEY=VALUE over the sweep YAML, e.g. output_dir=/tmp/sweep num_samples=8 "
-                        "overrides.optim.max_steps=50")
+                   "a step for overrides.run.stall_after_s seconds while Ray cannot schedule what it asked for "
+                   "(default: say so and wait)")
+    add_overrides(p, "num_samples=8 overrides.optim.max_steps=50")
     p.set_defaults(func=_run)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from msm.commands import port
 from msm.errors import MSMError
 from msm.ui_support.paths import ENV_ROOTS, REPO, data_roots
 
@@ -38,8 +39,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("ui", help="Streamlit UI: cross-lingual search, alignment viewer, run dashboards")
     p.add_argument("--data-root", action="append", default=[],
                    help=f"a folder the UI may read (repeatable; default ${ENV_ROOTS} or outputs/ and ../shared/data)")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--address", default="127.0.0.1", help="bind address (0.0.0.0 to serve the network)")
-    p.add_argument("--model", default=None, help="default model (e5-small unless $MSM_UI_MODEL)")
-    p.add_argument("--browser", action="store_true", help="open a browser tab")
+    p.add_argument("--port", type=port, default=8501, help="TCP port (default: 8501)")
+    p.add_argument("--address", default="127.0.0.1", help="bind address, 0.0.0.0 to serve the network "
+                                                          "(default: 127.0.0.1)")
+    p.add_argument("--model", default=None, help="default model (default: e5-small unless $MSM_UI_MODEL)")
+    p.add_argument("--browser", action="store_true", help="open a browser tab (default: headless)")
     p.set_defaults(func=run)

@@ -39,9 +39,10 @@ from msm.data.pair_stage import pair_language_pair
 from msm.data.prepare import prepare_batch
 from msm.data.readers import default_data_dir
 from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, embeddings_schema
-from msm.data.sources import read_inputs
+from msm.data.sources import check_input, read_inputs
 from msm.errors import MSMError
-from msm.models.resolve import resolve_model as resolve
+from msm.models.resolve import check_model
+from msm.output import Kind, claim, drop, json_settings
 from msm.runtime import ensure_ray
 from msm.uri import Location, commit_dir, resolve as resolve_uri, sibling
 
@@ -161,22 +162,36 @@ def _sort_shuffle() -> Iterator[None]:
         ctx.shuffle_strategy = previous
 
 
-def mine(cfg: MineConfig, log=print) -> dict:
-    """Run the whole graph; returns the manifest (also written last to ``<output_dir>/manifest.json``)."""
+OUTPUT = Kind("mine", "manifest.json", frozenset({"manifest.json", "documents", "embeddings", "pairs", "quarantine"}),
+              json_settings("config", verb="mine", ignore=("output_dir",)), what="output_dir")
+
+
+def mine(cfg: MineConfig, log=print, overwrite: bool = False) -> dict:
+    """Run the whole graph; returns the manifest (also written last to ``<output_dir>/manifest.json``).
+
+    The output contract (:mod:`msm.output`) is applied first: the same config's complete output is reused (returned
+    as it is), another config's is replaced only with ``overwrite``, a folder holding anything else is refused.
+    Inputs and the model are checked before Ray starts."""
     import ray
     import ray.data
 
     validate_config(cfg)
     given = to_dict(cfg)
+    out = resolve_uri(cfg.output_dir)
+    found = claim(out, OUTPUT, drop(given, ("output_dir",)), overwrite)
+    if found.state == "same" and not overwrite:
+        log(f"[mine] {out.uri} already holds this config's complete output; reusing it (--overwrite mines again)")
+        return json.loads(out.join("manifest.json").read_text())
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    data_dir = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
-    out = resolve_uri(cfg.output_dir)
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else (default_data_dir() or Path.cwd())  # relative input paths
+    for i, inp in enumerate(cfg.inputs):
+        check_input(inp, i, data_dir)
+    model_path = check_model(cfg.embed.model, "embed.model")  # once, on the driver (an alias is built on first use)
     work, staged = sibling(out, "work"), sibling(out, "staging")
     work.delete()
     staged.delete()  # what a crashed run left: this run replaces it
     ensure_ray(log_to_driver=False)
-    model_path = resolve(cfg.embed.model)  # once, on the driver (an alias may be built on first use)
     cfg = dataclasses.replace(cfg, embed=dataclasses.replace(cfg.embed, model=model_path))
     prepared = work.join("prepared")
 
@@ -268,7 +283,7 @@ def mine(cfg: MineConfig, log=print) -> dict:
     _stage_done("write")
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
-    manifest = {"code_version": code_version(), "config": given, "model_path": model_path, "data_dir": str(data_dir),
+    manifest = {"verb": "mine", "code_version": code_version(), "config": given, "model_path": model_path, "data_dir": str(data_dir),
                 "inputs": [to_dict(i) for i in cfg.inputs], "counts": counts, "pairing": sorted(
                     summaries, key=lambda s: s["lang_pair"]),
                 "timings_s": {k: round(v, 3) for k, v in timings.items()},

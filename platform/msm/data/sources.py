@@ -158,6 +158,37 @@ def input_location(inp: InputConfig, index: int, data_dir: Path) -> Location | N
     return loc
 
 
+EXTENSIONS = {"jsonl": ["jsonl", "json", "jsonl.gz"], "parquet": ["parquet"], "txt_dir": ["txt"], "text": ["txt"]}
+
+
+def check_input(inp: InputConfig, index: int, data_dir: Path) -> None:
+    """Before Ray starts: the input exists, and a file input has files of its kind (``.jsonl`` for ``jsonl``...).
+    Raises :class:`MSMError` naming ``inputs[index]``, what was found and the fix."""
+    loc = input_location(inp, index, data_dir)
+    if loc is None or inp.kind in ("ntrex", "bible"):
+        if loc is not None and inp.kind == "ntrex" and not loc.join("DOCUMENT_IDS.tsv").is_file():
+            raise MSMError(f"inputs[{index}] (ntrex): {loc.join('DOCUMENT_IDS.tsv').uri} not found (point "
+                           f"inputs[{index}].path at the NTREX-128 folder)")
+        return
+    exts = EXTENSIONS[inp.kind]
+    if loc.is_file():
+        if inp.kind == "txt_dir":
+            raise MSMError(f"inputs[{index}] (txt_dir): {loc.uri} is a file; point it at a folder of .txt files, "
+                           "or use kind: text for one file")
+        if not any(loc.path.endswith("." + e) for e in exts):
+            raise MSMError(f"inputs[{index}] ({inp.kind}): {loc.uri} is not a {' / '.join('.' + e for e in exts)} "
+                           f"file; set inputs[{index}].kind to the file's format (jsonl, parquet, text) or convert it")
+        return
+    files = loc.files()
+    if not files:
+        raise MSMError(f"inputs[{index}] ({inp.kind}): {loc.uri} is an empty folder; put "
+                       f"{' / '.join('.' + e for e in exts)} files there or fix inputs[{index}].path")
+    if not any(f.endswith("." + e) for f in files for e in exts):
+        found = sorted({posixpath.splitext(f)[1] or posixpath.basename(f) for f in files})[:5]
+        raise MSMError(f"inputs[{index}] ({inp.kind}): {loc.uri} holds no {' / '.join('.' + e for e in exts)} file "
+                       f"(found {', '.join(found)}); set inputs[{index}].kind to the files' format or fix the path")
+
+
 def read_input_dataset(inp: InputConfig, index: int, data_dir: Path, block_records: int = BLOCK_RECORDS):
     """The records of one input as a Ray Dataset (schema :data:`RECORD`)."""
     import ray.data
@@ -173,8 +204,8 @@ def read_input_dataset(inp: InputConfig, index: int, data_dir: Path, block_recor
     is_dir = not loc.is_file()
     if inp.kind == "txt_dir" and not is_dir:
         raise MSMError(f"input kind txt_dir: {loc.uri} is not a directory (point inputs[].path at a folder of .txt files)")
-    cls, ext = {"jsonl": (JsonlRecords, ["jsonl", "json", "jsonl.gz"]), "parquet": (ParquetRecords, ["parquet"]),
-                "txt_dir": (TextFiles, ["txt"]), "text": (TextLines, ["txt"])}[inp.kind]
+    cls = {"jsonl": JsonlRecords, "parquet": ParquetRecords, "txt_dir": TextFiles, "text": TextLines}[inp.kind]
+    ext = EXTENSIONS[inp.kind]
     source = cls(loc.path, name=name, lang=inp.lang, multi_file=is_dir, block_records=block_records,
                  filesystem=loc.fs, extensions=ext)
     ds = ray.data.read_datasource(source)

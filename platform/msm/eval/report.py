@@ -24,10 +24,13 @@ def markdown(model: str, results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out_dir: str | Path, model: str, results: list[Result], config: dict, seconds: float) -> Path:
+def write_report(out_dir: str | Path, model: str, results: list[Result], config: dict, seconds: float,
+                 settings: dict | None = None) -> Path:
+    """``results.md``, then ``results.json`` (the report's manifest: ``verb``, ``settings``) last, each atomically."""
     out = Path(out_dir)
-    record = {"model": model, "config": config, "seconds": round(seconds, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    record = {"verb": "eval", "settings": settings or {"model": model, "config": config}, "model": model,
+              "config": config, "seconds": round(seconds, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "results": [dict(asdict(r), model=model) for r in results]}
-    atomic_write_json(out / "results.json", record)
     atomic_write_text(out / "results.md", markdown(model, results))
+    atomic_write_json(out / "results.json", record)
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
 from pathlib import Path
@@ -36,6 +35,16 @@ def absolute(cfg: FinetuneConfig) -> FinetuneConfig:
                                model=dataclasses.replace(cfg.model, encoder=enc))
 
 
+RUN_FILES = frozenset({CONFIG_FILE, "metrics.jsonl", "tensorboard", "export", "export-st", "checkpoints"})
+
+
+def claim_output(cfg: FinetuneConfig, overwrite: bool = False) -> str:
+    """The output contract for the run folder (:func:`msm.output.claim_run`): ``new``, ``resume`` or ``complete``."""
+    from msm.output import claim_run
+
+    return claim_run(cfg.run.output_dir, "finetune", CONFIG_FILE, to_dict(cfg), RUN_FILES, overwrite)
+
+
 def _start(cfg: FinetuneConfig) -> Path:
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,15 +56,19 @@ def has_local_checkpoint(cfg: FinetuneConfig) -> bool:
     return any((Path(absolute(cfg).run.output_dir) / "checkpoints").glob("checkpoint-*"))
 
 
-def run_local(cfg: FinetuneConfig, resume: bool = False, log=print) -> Path:
+def run_local(cfg: FinetuneConfig, resume: bool = False, log=print, overwrite: bool = False) -> Path:
     """Fit in this process (tests, the protocol on one machine); ``resume`` continues from the latest checkpoint."""
     from msm.finetune.model import save_exports
     from msm.finetune.worker import train_in_process
 
     cfg = absolute(cfg)
+    if resume and not any((Path(cfg.run.output_dir) / "checkpoints").glob("checkpoint-*")):
+        raise MSMError(f"{cfg.run.output_dir}: no checkpoint to resume from (expected "
+                       f"{Path(cfg.run.output_dir) / 'checkpoints'}/checkpoint-*)")
+    if claim_output(cfg, overwrite) == "complete" and not resume:
+        log(f"{cfg.run.output_dir}: this config's run is already complete; --overwrite trains it again")
+        return Path(cfg.run.output_dir)
     out = _start(cfg)
-    if resume and not any((out / "checkpoints").glob("checkpoint-*")):
-        raise MSMError(f"{out}: no checkpoint to resume from (expected {out / 'checkpoints'}/checkpoint-*)")
     model, history = train_in_process(cfg, out, resume)
     save_exports(cfg, model, out)
     losses = [h["loss"] for h in history if "loss" in h]
@@ -115,28 +128,44 @@ def check_resources(cfg: FinetuneConfig, log=print) -> None:
                log=log)
 
 
-def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False) -> Path:
+def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, overwrite: bool = False) -> Path:
     """Fit on the current Ray cluster (a local one is started if none), export, return the run folder.
 
-    Re-running with the same ``output_dir`` and ``name`` continues from the latest checkpoint (``--resume``).
+    The output contract comes first (:func:`claim_output`): the same config's run continues from its latest
+    checkpoint (``--resume``), or is reported complete; another config's is replaced only with ``overwrite``. The
+    model and the cluster's resources are checked before anything is written.
     """
+    import time
+
     from sentence_transformers import SentenceTransformer
 
     from msm.finetune.model import save_exports
+    from msm.finetune.readers import data_files
     from msm.finetune.worker import METRICS_FILE
+    from msm.models.resolve import check_model
     from msm.progress import follow
-    from msm.runtime import StallWatch, ensure_ray
+    from msm.runtime import StallWatch, ensure_ray, summary
 
     cfg = absolute(cfg)
+    state = claim_output(cfg, overwrite)
+    if state == "complete":
+        log(f"{cfg.run.output_dir}: this config's run is already complete (exports in "
+            f"{Path(cfg.run.output_dir) / 'export'}); --overwrite trains it again")
+        return Path(cfg.run.output_dir)
+    check_model(cfg.model.encoder, "model.encoder")
+    data_files(cfg.data.path, cfg.data.format)  # the data is there, before Ray starts
     ensure_ray()
     check_resources(cfg, log)  # before anything is written: a refused run leaves its folder as it was
+    if state == "resume":
+        log(f"{cfg.run.output_dir}: continuing this config's run from its latest checkpoint")
     out = _start(cfg)
+    started = time.time()
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     trainer = build_ray_trainer(cfg)
     per_step = (cfg.train.batch_size * cfg.run.num_workers, "examples/s")
     watch = StallWatch(cfg.run.stall_after_s, fail=fail_on_stall, fix="lower run.num_workers or run.cpus_per_worker")
     with follow(out / METRICS_FILE, trainer.train_loop_config["max_steps"], "finetune", per_step=per_step,
-                stall=watch):
+                stall=watch, since=started):
         result = trainer.fit()
     if result.checkpoint is None:
         raise MSMError(f"{out}: the run finished without a checkpoint (train.save_steps larger than the run?); "
@@ -144,7 +173,7 @@ def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False) ->
     with result.checkpoint.as_directory() as folder:
         model = SentenceTransformer(os.path.join(folder, "checkpoint"), device="cpu")
         save_exports(cfg, model, out)
-    log(f"finished: {json.dumps({k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))})}")
+    log(f"finished: {summary(result.metrics or {})} (every logged step in {out / METRICS_FILE})")
     log(f"encoder exported to {out / 'export'} (HF) and {out / 'export-st'} (sentence-transformers)")
     return out
 

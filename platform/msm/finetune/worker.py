@@ -8,6 +8,7 @@ trainer's. Ours are three callbacks: ``metrics.jsonl``, TensorBoard events and a
 from __future__ import annotations
 
 import json
+import time
 import os
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class MetricsFile(TrainerCallback):
         if state.is_world_process_zero and logs:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as fh:
-                fh.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+                fh.write(json.dumps({"step": state.global_step, **logs, "time": time.time()}) + "\n")
 
 
 class FailAt(TrainerCallback):

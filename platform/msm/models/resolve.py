@@ -12,6 +12,7 @@ from msm.errors import MSMError
 
 E5_ALIASES = {"e5-small", "multilingual-e5-small", "intfloat/multilingual-e5-small-offline"}
 TINY_ALIAS = "tiny-random"  # random 2-layer XLM-R with the real tokenizer, for tests and CPU mechanics
+ALIASES = {"e5-small", TINY_ALIAS}
 DEFAULT_META = {"pooling": "mean", "query_prefix": "", "passage_prefix": ""}
 
 
@@ -51,6 +52,47 @@ def resolve_model(name_or_path: str | Path) -> str:
     if path.suffix or name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_id(name):
         raise MSMError(f"{name}: model path does not exist; pass an existing folder, a hub id or 'e5-small'")
     return name
+
+
+MODEL_FILES = frozenset({"config.json", "model.safetensors", "msm_model.json", "special_tokens_map.json",
+                         "tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model"})
+
+
+def claim_model_folder(out: str | Path, overwrite: bool) -> bool:
+    """The output contract (:mod:`msm.output`) for ``msm models prepare --out``: True when a complete model folder
+    is there to reuse; a folder holding anything but a model's files is refused (``--overwrite`` replaces only a
+    model folder)."""
+    folder = Path(out)
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if folder.exists() and not folder.is_dir():
+        raise MSMError(f"--out {folder}: a file, not a folder; choose a new or empty folder")
+    foreign = [n for n in names if n not in MODEL_FILES]
+    if foreign:
+        raise MSMError(f"--out {folder}: not empty and not a model folder (it holds {', '.join(foreign[:5])}); "
+                       "nothing was changed: choose a new or empty folder (--overwrite replaces only a model folder)")
+    return bool(names) and "config.json" in names and "model.safetensors" in names and not overwrite
+
+
+def check_model(name_or_path: str | Path, what: str = "model") -> str:
+    """:func:`resolve_model`, then make sure the result can be loaded here, on the driver, before any job starts:
+    a folder must hold ``config.json``; a hub id must be in the local Hugging Face cache (offline) or on the hub.
+    Returns what ``from_pretrained`` will load; raises :class:`MSMError` naming ``what`` and the fix."""
+    path = resolve_model(name_or_path)
+    if Path(path).is_dir():
+        return path
+    try:
+        from transformers import AutoConfig
+
+        AutoConfig.from_pretrained(path)
+    except Exception as exc:  # OSError (not found, offline), ValueError (bad id), HTTP errors
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise MSMError(
+            f"{what} {name_or_path!r}: not a model folder, not an alias ({', '.join(sorted(ALIASES))}) and not a "
+            f"Hugging Face model that can be loaded here ({reason}); pass an existing model folder, an alias or a "
+            + ("hub id already in the Hugging Face cache (HF_HUB_OFFLINE=1: nothing is downloaded)" if offline
+               else "hub id") ) from None
+    return path
 
 
 @contextlib.contextmanager

@@ -57,8 +57,13 @@ def write_sentence_transformers_folder(hf_dir: str | Path, out_dir: str | Path, 
     if pooling not in POOLING_MODES:
         raise MSMError(f"pooling {pooling!r} is not supported; use one of {', '.join(POOLING_MODES)}")
     out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise MSMError(f"{out}: already exists; choose another --out or pass --force to replace it")
+    existing = sorted(p.name for p in out.iterdir()) if out.is_dir() else ([out.name] if out.exists() else [])
+    if existing and (not overwrite or not (out / "modules.json").is_file()):
+        what = ("a sentence-transformers folder" if (out / "modules.json").is_file()
+                else f"not empty and not a sentence-transformers folder (it holds {', '.join(existing[:5])})")
+        fix = ("pass --overwrite to replace it, or choose another --out" if (out / "modules.json").is_file()
+               else "choose a new or empty --out (--overwrite replaces only a sentence-transformers folder)")
+        raise MSMError(f"{out}: {what}; nothing was changed: {fix}")
     hidden = int(json.loads((src / "config.json").read_text())["hidden_size"])
     prompts = {kind: meta[f"{kind}_prefix"] for kind in ("query", "passage") if meta.get(f"{kind}_prefix")}
 
@@ -69,7 +74,7 @@ def write_sentence_transformers_folder(hf_dir: str | Path, out_dir: str | Path, 
     tok_file = src / "tokenizer_config.json"
     tokenizer_config = json.loads(tok_file.read_text()) if tok_file.is_file() else {}
     tokenizer_config["model_max_length"] = _max_seq_length(src)  # where 6.2 keeps max_seq_length
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=True) as tmp:  # checked above: nothing there, empty, or an ST folder to replace
         for file in sorted(src.iterdir()):
             if file.is_file() and file.name not in _SKIP:
                 shutil.copyfile(file, tmp / file.name)

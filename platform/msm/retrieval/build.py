@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from msm.errors import MSMError
+from msm.output import Kind, claim, json_settings
 
 
 class PassageEmbedder:
@@ -31,38 +34,53 @@ class PassageEmbedder:
         return {"id": batch["id"], "embedding": np.asarray(emb, dtype=np.float32)}
 
 
-def read_corpus(path: str | Path):
-    """A Ray Dataset with columns ``id`` (str) and ``text`` (str) from JSONL or Parquet files (a local path or URI)."""
-    import ray.data
+CORPUS_NAME = "in0"  # the mining readers prefix ids with their input's name; an index keeps the corpus's own ids
+OUTPUT = Kind("index", "build.json", frozenset({"build.json", "embeddings", "index", "quarantine"}),
+              json_settings("settings", verb="index"), what="--out")
 
+
+def corpus_input(path: str | Path):
+    """The corpus as one of mining's inputs (:class:`msm.data.config.InputConfig`): ``jsonl`` or ``parquet`` by the
+    file's extension (a folder: by its files'), checked before Ray starts (:func:`msm.data.sources.check_input`)."""
+    from msm.data.config import InputConfig
+    from msm.data.sources import EXTENSIONS, check_input
     from msm.uri import resolve
 
     loc = resolve(path)
     if not loc.exists():
-        raise MSMError(f"{loc.uri}: corpus not found; pass a .jsonl/.parquet file or a folder of them")
-    files = [loc.path] if loc.is_file() else loc.files()
-    if not files:
-        raise MSMError(f"{loc.uri}: corpus folder is empty; pass a .jsonl/.parquet file or a folder of them")
-    kinds = {posixpath.splitext(f)[1] for f in files}
-    try:
-        if kinds <= {".jsonl", ".json"}:
-            ds = ray.data.read_json(files, filesystem=loc.fs)  # pyarrow reads newline-delimited JSON
-        elif kinds == {".parquet"}:
-            ds = ray.data.read_parquet(files, filesystem=loc.fs)
-        else:
-            raise MSMError(f"{loc.uri}: corpus files must all be .jsonl or all .parquet (found {sorted(kinds)})")
-        columns = ds.columns()
-    except MSMError:
-        raise
-    except Exception as exc:  # pyarrow/ray raise several types for malformed files
-        raise MSMError(f"{loc.uri}: unreadable corpus ({type(exc).__name__}: {str(exc)[:200]}); every line must be a "
-                       "JSON object with id and text (or a Parquet file with those columns)") from exc
-    missing = [c for c in ("id", "text") if c not in (columns or [])]
-    if missing:
-        raise MSMError(f"{loc.uri}: corpus lacks column(s) {missing} (has {columns}); each record needs id and text")
-    return ds.select_columns(["id", "text"]).map_batches(
-        lambda b: {"id": np.asarray([str(x) for x in b["id"]], dtype=object),
-                   "text": np.asarray([str(x) for x in b["text"]], dtype=object)}, batch_format="numpy")
+        raise MSMError(f"--corpus {loc.uri}: not found; pass a .jsonl/.parquet file or a folder of them")
+    names = [loc.path] if loc.is_file() else loc.files()
+    if not names:
+        raise MSMError(f"--corpus {loc.uri}: an empty folder; put .jsonl or .parquet files (id, text) there")
+    kinds = {next((k for k in ("jsonl", "parquet") if any(f.endswith("." + e) for e in EXTENSIONS[k])), None)
+             for f in names}
+    if len(kinds) != 1 or None in kinds:
+        found = sorted({posixpath.splitext(f)[1] or posixpath.basename(f) for f in names})[:6]
+        raise MSMError(f"--corpus {loc.uri}: corpus files must all be .jsonl or all .parquet (found {', '.join(found)}); "
+                       "convert them or point --corpus at one kind")
+    inp = InputConfig(kind=kinds.pop(), path=loc.uri)
+    check_input(inp, 0, Path.cwd())
+    return inp
+
+
+def to_passages(batch: pa.Table) -> pa.Table:
+    """Reader records → ``id``, ``text`` and ``reason`` (null: indexed; else why it is quarantined)."""
+    ids, texts, reasons = [], [], []
+    for r in batch.to_pylist():
+        ids.append(r["doc_id"].removeprefix(CORPUS_NAME + ":"))
+        text = r["text"] or " ".join(r["sentences"] or [])
+        texts.append(text)
+        reasons.append(r["error"] or (None if text.strip() else "empty_text"))
+    return pa.table({"id": ids, "text": texts, "reason": reasons})
+
+
+def read_corpus(path: str | Path):
+    """The corpus as a Ray Dataset of ``id``, ``text``, ``reason`` rows through mining's readers (a bad line or an
+    unreadable file is a row with its ``reason``, naming the file and line; nothing fails the whole corpus)."""
+    from msm.data.sources import read_input_dataset
+
+    inp = corpus_input(path)
+    return read_input_dataset(inp, 0, Path.cwd()).map_batches(to_passages, batch_format="pyarrow")
 
 
 def index_from_shards(staged, expected: int, kind: str, model: str, use_gpu: bool, batch_rows: int = 65_536) -> dict:
@@ -102,33 +120,73 @@ def index_from_shards(staged, expected: int, kind: str, model: str, use_gpu: boo
     return {"kind": kind, "model": model, "passages": len(ids), "shards": len(shards), "dim": int(emb.shape[1])}
 
 
+def _reason_counts(batch: pa.Table) -> pa.Table:
+    codes = [None if r is None else r.split(":", 1)[0] for r in batch.column("reason").to_pylist()]
+    found: dict = {}
+    for c in codes:
+        found[c] = found.get(c, 0) + 1
+    return pa.table({"reason": list(found), "count": list(found.values())})
+
+
+def _kept(batch: pa.Table) -> pa.Table:
+    return batch.filter(pc.is_null(batch.column("reason"))).select(["id", "text"])
+
+
+def _quarantined(batch: pa.Table) -> pa.Table:
+    return batch.filter(pc.is_valid(batch.column("reason")))
+
+
 def build_index(corpus: str | Path, model: str, out_dir: str | Path, kind: str = "flat", batch_size: int = 64,
-                max_length: int = 256, pool_size: int = 1, num_gpus: float = 0.0, log=print) -> str:
+                max_length: int = 256, pool_size: int = 1, num_gpus: float = 0.0, log=print,
+                overwrite: bool = False) -> str:
     """Encode ``corpus`` with Ray Data into embedding shards at ``out_dir/embeddings``, build the index from them in
-    a Ray task (``out_dir/index``) and publish both with ``build.json`` last; returns ``out_dir``."""
+    a Ray task (``out_dir/index``) and publish both with ``build.json`` last; returns ``out_dir``.
+
+    The corpus is read by mining's readers: a malformed line or an unreadable file is quarantined
+    (``out_dir/quarantine``, with its file and line), not indexed, and counted (``input = indexed + quarantined``
+    in ``build.json``). The output contract (:mod:`msm.output`) is applied before Ray starts: the same settings'
+    complete index is reused, another's is replaced only with ``overwrite``, a folder holding anything else is
+    refused; the corpus and the model are checked then too."""
     import json
 
     import ray
     import ray.data
 
-    from msm.models.resolve import resolve_model
+    from msm.models.resolve import check_model
     from msm.runtime import ensure_ray
     from msm.uri import commit_dir, resolve, sibling
 
+    out = resolve(out_dir)
+    settings = {"corpus": resolve(corpus).uri, "model": str(model), "kind": kind, "max_length": max_length}
+    found = claim(out, OUTPUT, settings, overwrite)
+    if found.state == "same" and not overwrite:
+        log(f"{out.uri} already holds this corpus's index with these settings; reusing it (--overwrite rebuilds it)")
+        return out.uri
+    corpus_input(corpus)
+    model_path = check_model(model, "--model")
     ensure_ray()
     t0 = time.perf_counter()
-    out = resolve(out_dir)
     staged = sibling(out, "staging")
     staged.delete()  # what a crashed run left
-    model_path = resolve_model(model)
-    corpus_ds = read_corpus(corpus)
-    expected = corpus_ds.count()
-    corpus_ds.map_batches(
+    rows = read_corpus(corpus)
+    reasons: dict[str | None, int] = {}
+    for r in rows.map_batches(_reason_counts, batch_format="pyarrow").take_all():
+        reasons[r["reason"]] = reasons.get(r["reason"], 0) + int(r["count"])
+    expected = reasons.pop(None, 0)
+    quarantined = sum(reasons.values())
+    if not expected:
+        raise MSMError(f"--corpus {resolve(corpus).uri}: no record to index ({quarantined} quarantined: "
+                       f"{reasons or 'the corpus is empty'}); every line must be a JSON object with id and text "
+                       "(or a Parquet file with those columns)")
+    rows.map_batches(_kept, batch_format="pyarrow").map_batches(
         PassageEmbedder, fn_constructor_kwargs={"model": model_path, "max_length": max_length,
                                                 "batch_size": batch_size},
         batch_size=batch_size * 4, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=pool_size),
         **({"num_gpus": num_gpus} if num_gpus else {})).write_parquet(staged.join("embeddings").path,
                                                                       filesystem=staged.fs)
+    if quarantined:
+        rows.map_batches(_quarantined, batch_format="pyarrow").write_parquet(staged.join("quarantine").path,
+                                                                             filesystem=staged.fs)
     task = ray.remote(num_cpus=1, num_gpus=1 if num_gpus else 0)(index_from_shards)
     try:
         stats = ray.get(task.remote(staged, expected, kind, str(model), num_gpus > 0))
@@ -136,8 +194,10 @@ def build_index(corpus: str | Path, model: str, out_dir: str | Path, kind: str =
         if isinstance(exc.as_instanceof_cause(), MSMError):  # a short or duplicated corpus: the user's to see
             raise MSMError(str(exc.cause)) from exc
         raise
-    stats.update(corpus=str(corpus), seconds=round(time.perf_counter() - t0, 1))
+    stats.update(verb="index", settings=settings, corpus=str(corpus), seconds=round(time.perf_counter() - t0, 1),
+                 counts={"input": expected + quarantined, "indexed": expected, "quarantined": reasons})
     commit_dir(staged, out, json.dumps(stats, indent=2), manifest_name="build.json")
     log(f"indexed {stats['passages']} passages from {stats['shards']} shards in {stats['seconds']}s → "
-        f"{out.join('index').uri}")
+        f"{out.join('index').uri}" + (f"; quarantined {quarantined} {reasons} (see {out.join('quarantine').uri})"
+                                      if quarantined else ""))
     return out.uri

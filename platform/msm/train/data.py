@@ -46,6 +46,22 @@ def input_config(cfg: PretrainConfig):
     return InputConfig(kind=d.source, path=d.path, lang=d.lang)
 
 
+def check_source(cfg: PretrainConfig) -> None:
+    """Before Ray starts: the training documents are there (an ``msm mine`` output, a corpus file or folder of the
+    configured kind, the NTREX folder); raises :class:`MSMError` naming ``data.path`` / ``data.data_dir``."""
+    from msm.data.sources import check_input
+
+    d = cfg.data
+    if d.source == "mined":
+        mined_folder(cfg)
+    elif d.source == "ntrex":
+        if not (data_dir(cfg) / "ntrex" / "DOCUMENT_IDS.tsv").is_file():
+            raise MSMError(f"data.data_dir {data_dir(cfg)}: no ntrex/DOCUMENT_IDS.tsv there; point data.data_dir (or "
+                           "$MSM_DATA_DIR) at the folder holding ntrex/")
+    elif d.source != "bible":
+        check_input(input_config(cfg), 0, Path.cwd())
+
+
 def local_records(cfg: PretrainConfig) -> Iterator[dict]:
     """Every record of the source, in order, in this process."""
     if cfg.data.source == "mined":

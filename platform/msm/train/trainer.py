@@ -10,7 +10,6 @@ Run layout (``run.output_dir``): ``pretrain_config.yaml``, ``corpus/`` (tokenise
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from pathlib import Path
@@ -21,7 +20,7 @@ from msm.config import load_config, to_dict
 from msm.errors import MSMError
 from msm.train.config import PretrainConfig
 from msm.train.loop import STATE_FILE, latest_checkpoint, train_loop
-from msm.runtime import StallWatch, ensure_ray
+from msm.runtime import StallWatch, ensure_ray, summary
 from msm.train.run_folder import RunFolder
 from msm.uri import resolve
 
@@ -87,36 +86,65 @@ def check_resources(cfg: PretrainConfig, log=print) -> None:
                log=log)
 
 
-def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False) -> Path | str:
+RUN_FILES = frozenset({CONFIG_FILE, "corpus", "metrics.jsonl", "tensorboard", "export", "export-st", "checkpoints"})
+
+
+def claim_output(cfg: PretrainConfig, overwrite: bool = False) -> str:
+    """The output contract for the run folder (:func:`msm.output.claim_run`): ``new``, ``resume`` or ``complete``;
+    another config's run is refused without ``overwrite`` (and nothing in it changes), a folder holding anything
+    else always."""
+    from msm.output import claim_run
+
+    return claim_run(cfg.run.output_dir, "pretrain", CONFIG_FILE, to_dict(cfg), RUN_FILES, overwrite)
+
+
+def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False, overwrite: bool = False) -> Path | str:
     """Fit on the current Ray cluster (a local one is started if none); export the encoder; return the run dir
     (a local path, or the ``run.output_dir`` URI). A run that cannot fit the cluster fails before it starts
     (:func:`check_resources`); one that waits on resources for ``run.stall_after_s`` says so on its progress line,
     and with ``fail_on_stall`` ends with a :class:`~msm.runtime.ResourceError`.
 
-    Re-running with the same ``output_dir`` and ``name`` continues from the run's latest checkpoint (Ray Train
-    restores it), which is what ``msm pretrain --resume`` does. The run's ``metrics.jsonl`` drives a progress line
-    (``msm.progress``); at a URI it is the uploaded copy, as fresh as ``run.report_every``.
+    The output contract comes first (:func:`claim_output`): re-running the same config in the same ``output_dir``
+    continues from the run's latest checkpoint (Ray Train restores it), which is what ``msm pretrain --resume``
+    does, or, when the run is complete, says so and returns; another config's run is replaced only with
+    ``overwrite``. The model, then the cluster's resources, are checked before anything is written. The run's
+    ``metrics.jsonl`` drives a progress line (``msm.progress``; this invocation's steps only); at a URI it is the
+    uploaded copy, as fresh as ``run.report_every``.
     """
+    import time
+
     from msm.model.msm import MSMModel
+    from msm.models.resolve import check_model
     from msm.progress import follow
+    from msm.train.data import check_source
 
     cfg = absolute(cfg)
+    state = claim_output(cfg, overwrite)
+    run = RunFolder(cfg.run.output_dir)
+    if state == "complete":
+        log(f"{run.loc.uri}: this config's run is already complete (exports in {run.loc.join('export').uri}); "
+            "--overwrite trains it again")
+        return run.work if not run.remote else run.loc.uri
+    check_model(cfg.model.encoder, "model.encoder")
+    check_source(cfg)
     ensure_ray()
     check_resources(cfg, log)  # before anything is written: a refused run leaves its folder as it was
-    run = RunFolder(cfg.run.output_dir)
+    if state == "resume":
+        log(f"{run.loc.uri}: continuing this config's run from its latest checkpoint")
     _write_config(run, cfg)
+    started = time.time()
     # Each ray.train.report waits for the Train controller's next poll (default every 2 s); poll faster.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     metrics = run.loc.join("metrics.jsonl") if run.remote else run.work / "metrics.jsonl"
     watch = StallWatch(cfg.run.stall_after_s, fail=fail_on_stall, fix="lower run.num_workers or run.cpus_per_worker")
-    with follow(metrics, cfg.optim.max_steps, "pretrain", stall=watch):
+    with follow(metrics, cfg.optim.max_steps, "pretrain", stall=watch, since=started):
         result = build_trainer(cfg, log=log).fit()
     if result.checkpoint is None:
         raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint; see the Ray Train log above")
     with result.checkpoint.as_directory() as folder:
         model = MSMModel.load(Path(folder) / "model")
     export(model, run)
-    log(f"finished: {json.dumps({k: v for k, v in result.metrics.items() if v is not None})}")
+    log(f"finished: {summary(result.metrics)} (every step in {run.loc.join('metrics.jsonl').uri})")
     log(f"encoder exported to {run.loc.join('export').uri} (HF) and {run.loc.join('export-st').uri} "
         "(sentence-transformers)")
     return run.work if not run.remote else run.loc.uri

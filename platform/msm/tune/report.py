@@ -229,7 +229,8 @@ def write_report(sweep: Sweep, grid):
     files["results_json"] = atomic_write_json(out / "results.json", {
         "sweep": sweep.cfg.name, "metric": metric, "mode": sweep.cfg.mode, "scope": sweep.cfg.scope,
         "searcher": sweep.cfg.searcher, "knobs": [k.column for k in sweep.knobs], "best": best,
-        "best_config": str(files.get("best_config")) if best else None, "trials": rows})
+        "best_config": str(files.get("best_config")) if best else None, "trials": rows,
+        "complete": not (len(rows) < sweep.expected_trials or any(r["status"] not in FINAL_STATES for r in rows))})
     files["results_md"] = atomic_write_text(out / "results.md", to_markdown(sweep, rows, files.get("best_config")))
     plot = write_plot(sweep, rows, out / f"{metric}_vs_knobs.png")
     if plot is not None:

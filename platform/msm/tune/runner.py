@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
 from ray.tune import Callback
 
 from msm.config import ConfigError, load_config
 from msm.errors import MSMError
+from msm.output import Kind, claim, clear, drop
+from msm.uri import resolve
 from msm.tune.config import Knob, Sweep, SweepConfig, build_sweep, dump_sweep, nest, sweep_to_dict
 
 SAVED_SWEEP = "sweep.yaml"
@@ -76,6 +80,28 @@ def build_scheduler(cfg: SweepConfig):
         return FIFOScheduler()
     return ASHAScheduler(time_attr=a.time_attr, grace_period=a.grace_period, reduction_factor=a.reduction_factor,
                          max_t=a.max_t)
+
+
+def _sweep_settings_of(text: str) -> dict | None:
+    try:
+        obj = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return drop(obj, ("output_dir",)) if isinstance(obj, dict) and "space" in obj else None
+
+
+def sweep_settings(sweep: Sweep) -> dict:
+    return drop(sweep_to_dict(sweep), ("output_dir",))
+
+
+def output_kind(sweep: Sweep) -> Kind:
+    """The sweep folder under the output contract (:mod:`msm.output`): ``sweep.yaml`` marks it (written when the
+    sweep starts; ``--resume`` reads it), with Tune's experiment folder, the trials' runs, the shared corpus and the
+    report beside it."""
+    names = {SAVED_SWEEP, sweep.cfg.name, "trials", "corpus", "results.csv", "results.json", "results.md",
+             "best_config.yaml", f"{sweep.cfg.metric}_vs_knobs.png"}
+    return Kind("tune", SAVED_SWEEP, frozenset(names), _sweep_settings_of, what="output_dir",
+                resume_hint=" (or continue it with its saved config: --resume)", owned_prefixes=(".corpus.",))
 
 
 def check_resources(sweep: Sweep, log: Callable[[str], Any] = print) -> None:
@@ -229,7 +255,7 @@ def load_saved_sweep(sweep_dir: Path) -> Sweep:
 
 
 def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: list | None = None,
-              log: Callable[[str], Any] = print, fail_on_stall: bool = False) -> SweepOutcome:
+              log: Callable[[str], Any] = print, fail_on_stall: bool = False, overwrite: bool = False) -> SweepOutcome:
     """Run the sweep (``resume``: continue the one under ``output_dir/name``); write the report; return it.
 
     A fresh run refuses a folder that already holds this sweep's Tune state (resume it or pick another
@@ -248,6 +274,20 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
 
     check_searcher(sweep.cfg, sweep.source)
     exp_dir = sweep.experiment_dir
+    kind = output_kind(sweep)
+    saved_file = sweep.sweep_dir / SAVED_SWEEP
+    compare = (_sweep_settings_of(saved_file.read_text()) if resume and saved_file.is_file() else None)
+    found = claim(resolve(str(sweep.sweep_dir)), kind, compare or sweep_settings(sweep), overwrite)
+    if found.state in ("other", "partial") or (overwrite and found.state == "same"):
+        clear(resolve(str(sweep.sweep_dir)), kind)  # --overwrite, or this verb's leftovers without a sweep.yaml
+        resume = False
+    elif found.state == "same" and not resume and (sweep.sweep_dir / "results.json").is_file():
+        done = json.loads((sweep.sweep_dir / "results.json").read_text())
+        if done.get("complete"):
+            log(f"{sweep.sweep_dir}: this sweep is already complete; reusing its report {sweep.sweep_dir / 'results.md'}"
+                " (--overwrite runs it again)")
+            return SweepOutcome(sweep.sweep_dir, done["trials"], {"results_json": sweep.sweep_dir / "results.json",
+                                                                   "results_md": sweep.sweep_dir / "results.md"})
     if resume:
         if not tune.Tuner.can_restore(str(exp_dir)):
             raise MSMError(f"{exp_dir}: no sweep state to resume (run without --resume to start it, or point "
