@@ -78,7 +78,7 @@ def main() -> int:
                        capture_output=True)
         try:
             for version, platform in (("before", before / "platform"), ("after", REPO / "platform")):
-                work = Path(tmp) / version
+                work = Path(tmp) / f"runs-{version}"
                 work.mkdir()
                 for name, argv, user in trials(work):
                     r = run(platform, argv, user)

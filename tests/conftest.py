@@ -58,8 +58,13 @@ def ray_local():
 def s3_server():
     """A local S3-compatible server (moto, loopback only) with the bucket ``runs``; sets the AWS_* variables
     pyarrow's S3 filesystem reads, so ``s3://runs/...`` URIs reach it. Yields the endpoint URL."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # its request log goes to whatever stderr was when a test started it (a later test's closed capture: "--- Logging
+    # error ---" tracebacks in that test's output)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

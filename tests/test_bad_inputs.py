@@ -84,6 +84,26 @@ def test_a_folder_holding_a_users_file_is_never_written(verb, overwrite, user_fo
     check([*argv, *overwrite], capsys, expected, keep=user_folder, seconds=30)
 
 
+@pytest.mark.parametrize("verb", ["mine", "index", "pretrain"])
+def test_a_prefix_holding_a_users_object_on_s3_is_never_written(verb, s3_server, corpus, tiny_model_dir,
+                                                                shared_data, capsys, monkeypatch):
+    """The same contract at a URI (the verbs that write to object storage), checked before Ray starts."""
+    import uuid
+
+    from msm.uri import resolve
+
+    monkeypatch.chdir(REPO)
+    where = f"s3://runs/user-{uuid.uuid4().hex[:8]}"
+    resolve(where).join(PRECIOUS).write_text("keep me")
+    argv = {"mine": [*MINE, "--out", where, f"data_dir={shared_data}"],
+            "index": ["index", "--corpus", corpus, "--model", tiny_model_dir, "--out", where],
+            "pretrain": [*PRETRAIN, "--out", where]}[verb]
+    for overwrite in ([], ["--overwrite"]):
+        check([*argv, *overwrite], capsys, f"{where}: not an msm {verb} output (it holds {PRECIOUS})", seconds=30)
+    assert resolve(where).join(PRECIOUS).read_text() == "keep me"
+    assert [f.rsplit("/", 1)[-1] for f in resolve(where).files()] == [PRECIOUS]
+
+
 def test_a_rejected_rerun_changes_nothing_in_the_run_it_refused(tmp_path, capsys, monkeypatch):
     """A run folder of another config: the saved config, metrics and checkpoints stay as they were, so
     ``--resume`` still continues the original run."""

@@ -59,3 +59,18 @@ def test_a_tiny_pretrain_is_quiet_and_debug_and_verbose_say_more(tmp_path, share
     again = msm("pretrain", "--config", "configs/pretrain/tiny-cpu.yaml", "--out", tmp_path / "run",
                 f"data.data_dir={shared_data}")  # the same config: complete, nothing to do, in seconds
     assert again.returncode == 0 and "already complete" in again.stdout and "pretrain: step" not in again.stdout
+
+
+def test_an_input_with_no_document_is_named(tmp_path):
+    """Files that exist but hold no document: the verb says so (it used to fail on its own missing work folder)."""
+    import yaml
+
+    (tmp_path / "empty.jsonl").write_text("")
+    config = tmp_path / "m.yaml"
+    config.write_text(yaml.safe_dump({"inputs": [{"kind": "jsonl", "path": str(tmp_path / "empty.jsonl")}],
+                                      "embed": {"model": "tiny-random"}}))
+    proc = msm("mine", "--config", config, "--out", tmp_path / "out")
+    printed = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in printed, printed[-3000:]
+    assert f"msm mine: error: inputs: no document was read from the inputs ({tmp_path / 'empty.jsonl'})" in printed
+    assert not (tmp_path / "out").exists()

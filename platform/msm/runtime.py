@@ -72,14 +72,27 @@ def _quiet_ray_data() -> None:
         ctx.print_on_execution_start = False
     except Exception:  # Ray Data absent or changed: chatter is not worth failing over
         return
-    # after ray.data's import, which configures its own loggers: its INFO lines (executions finished, sinks written)
-    # and the note that its bars are off
-    for name in ("ray.data", "ray.train", "ray.tune"):
+    # After ray.data's import, which gives its logger a file handler (the session's ray-data.log, kept whole) and a
+    # console handler: on the console, no INFO lines (executions finished, sinks written), no note that the bars
+    # are off, and no failed task's traceback (logged twice before the exception reaches msm.cli, which prints its
+    # message once).
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler) and "File" not in type(handler).__name__:
+            handler.setLevel(logging.WARNING)
+            if not any(isinstance(f, _ConsoleQuiet) for f in handler.filters):
+                handler.addFilter(_ConsoleQuiet())
+    for name in ("ray.train", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
-    # a failed task's traceback, logged twice before the exception reaches msm.cli (which prints its message once)
-    for name in ("ray.data._internal.execution.streaming_executor_state", "ray.data.exceptions"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class _ConsoleQuiet:
+    """A logging filter: Ray Data's records that only repeat what msm reports itself."""
+
+    NAMES = ("ray.data._internal.progress", "ray.data._internal.execution.streaming_executor_state",
+             "ray.data.exceptions")
+
+    def filter(self, record) -> bool:
+        return not record.name.startswith(self.NAMES)
 
 
 def ensure_ray(log_to_driver: bool | None = None) -> None:

@@ -210,6 +210,10 @@ def mine(cfg: MineConfig, log=print, overwrite: bool = False) -> dict:
     timings["read_prepare_embed"] = time.perf_counter() - t
     _stage_done("embed")
 
+    if not prepared.files(".parquet"):
+        paths = ", ".join(i.path or f"the {i.kind} wheel" for i in cfg.inputs)
+        raise MSMError(f"inputs: no document was read from the inputs ({paths}); the files are empty, or hold no "
+                       "record of their kind: check inputs[].path and inputs[].kind")
     t = time.perf_counter()
     groups = _partials(_read(prepared, ["part", "reason", "n_sentences", "detected_lang"]), count_rows,
                        ("part", "code", "detected"))
