@@ -124,6 +124,11 @@ def test_a_rejected_rerun_changes_nothing_in_the_run_it_refused(tmp_path, capsys
     assert f"msm pretrain --resume {run}" in printed and "step 4/4" not in printed  # no stale progress line
     assert (run / "pretrain_config.yaml").read_text() == saved
     assert (run / "metrics.jsonl").read_text() == '{"step": 4, "loss": 1.0, "time": 1}\n'
+    # --overwrite with another mistake in the same command: refused by that check, the old run still whole
+    check([*PRETRAIN, "--out", run, "--overwrite", "model.encoder=no-such-model"], capsys, "'no-such-model'")
+    assert (run / "pretrain_config.yaml").read_text() == saved and (run / "metrics.jsonl").is_file()
+    check(["pretrain", "--resume", run, "--overwrite"], capsys, "pass one of them")
+    assert (run / "pretrain_config.yaml").read_text() == saved
 
 
 # ---- models that do not exist: named before anything starts ----------------------------------------------------
@@ -220,6 +225,22 @@ def test_bad_configs_and_flags_are_named(argv, expected, capsys, monkeypatch):
     check(argv, capsys, expected, seconds=30)
 
 
+def test_a_config_that_is_not_yaml_is_a_users_error_with_its_whole_message(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("inputs: [\n  - kind: jsonl\n  path: x\n")
+    printed = check(["mine", "--config", bad], capsys, f"msm mine: error: {bad}: not valid YAML")
+    assert "line" in printed and "unexpected error" not in printed
+
+
+def test_tune_keeps_its_own_verbosity_apart_from_the_global_flag():
+    from msm.cli import build_parser
+
+    args = build_parser().parse_args(["tune", "--config", "x.yaml"])
+    assert args.verbose is False and args.tune_verbose == 1
+    args = build_parser().parse_args(["tune", "--config", "x.yaml", "--verbose", "--tune-verbose", "2"])
+    assert args.verbose is True and args.tune_verbose == 2
+
+
 def test_eval_languages_are_checked_before_any_model_loads(shared_data, tmp_path, capsys):
     printed = check(["eval", "--model", "e5-small", "--tasks", "tatoeba", "--langs", "deu,fra,de", "--data-dir",
                      shared_data, "--out", tmp_path / "e"], capsys, "--langs: tatoeba has no language 'de'",
@@ -245,10 +266,10 @@ def test_submit_checks_before_it_uploads(tmp_path, capsys, monkeypatch):
 def test_every_option_of_every_verb_documents_its_default():
     import argparse
 
-    from msm.cli import _leaf_parsers, build_parser
+    from msm.cli import build_parser, leaf_parsers
 
     missing = []
-    for leaf in _leaf_parsers(build_parser()):
+    for leaf in leaf_parsers(build_parser()):
         for action in leaf._actions:
             if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or not action.option_strings:
                 continue

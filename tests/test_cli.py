@@ -45,14 +45,15 @@ def test_models_export_st(capsys, tmp_path, tiny_model_dir):
     err = capsys.readouterr().err
     assert (f"msm models: error: {out}: a sentence-transformers folder; nothing was changed: pass --overwrite to "
             "replace it, or choose another --out") in err
+    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(out), "--force"]) == 0  # old spelling
+    assert "msm: note: --force is deprecated" in capsys.readouterr().err
     (out / "keep.txt").write_text("a user's file")  # an ST folder with someone else's file beside it
-    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(tmp_path / "mine")]) == 0
+    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(out), "--overwrite"]) == 2
+    assert "with other files beside it (it holds keep.txt)" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "a user's file" and (out / "modules.json").is_file()
     user = tmp_path / "user"
     user.mkdir()
     (user / "precious.txt").write_text("keep")
-    capsys.readouterr()
     assert main(["models", "export-st", str(tiny_model_dir), "--out", str(user), "--overwrite"]) == 2
     assert "not empty and not a sentence-transformers folder (it holds precious.txt)" in capsys.readouterr().err
     assert (user / "precious.txt").read_text() == "keep"
-    assert main(["models", "export-st", str(tiny_model_dir), "--out", str(out), "--force"]) == 0  # old spelling
-    assert "msm: note: --force is deprecated" in capsys.readouterr().err

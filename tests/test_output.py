@@ -16,6 +16,7 @@ from msm.uri import PARTIAL, commit_dir, resolve, sibling
 KIND = Kind("mine", "manifest.json", frozenset({"manifest.json", "documents", "pairs"}),
             json_settings("config", verb="mine", ignore=("output_dir",)), what="output_dir")
 SETTINGS = {"embed": {"model": "e5-small", "batch_size": 64}, "pair": {"k": 4}}
+PRECIOUS = "precious.txt"
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -95,11 +96,27 @@ def test_a_file_where_the_folder_should_be_is_refused(tmp_path):
         claim(str(tmp_path / "out"), KIND, SETTINGS)
 
 
-def test_leftovers_without_a_manifest_are_this_verbs_own_partial_output(where):
+def test_an_unfinished_commit_is_this_verbs_own_and_lookalike_names_are_not(where):
     out = resolve(where)
-    out.join("pairs", "part-0.parquet").write_bytes(b"half")
-    out.join(PARTIAL).write_text("commit in progress")
+    out.join("pairs", "part-0.parquet").write_bytes(b"a user's own pairs/ folder")
+    with pytest.raises(MSMError, match=r"not an msm mine output \(it holds pairs\)"):  # the verb's names, no marker
+        claim(where, KIND, SETTINGS, overwrite=True)
+    out.join(PARTIAL).write_text("commit in progress")  # what commit_dir puts first and removes last
     assert claim(where, KIND, SETTINGS).state == "partial"
+
+
+def test_a_file_that_appears_before_the_commit_stops_it(where):
+    """claim() looks when the verb starts; commit() looks again before it publishes, and keeps the staged output."""
+    from msm.output import commit
+
+    out = resolve(where)
+    assert claim(where, KIND, SETTINGS).state == "new"
+    staged = sibling(out, "staging")
+    staged.join("pairs", "part-0.parquet").write_bytes(b"rows")
+    out.join(PRECIOUS).write_text("arrived meanwhile")
+    with pytest.raises(MSMError, match=r"files appeared there while msm mine ran \(precious.txt\)"):
+        commit(staged, out, KIND, json.dumps({"verb": "mine", "config": SETTINGS}))
+    assert out.join(PRECIOUS).read_text() == "arrived meanwhile" and staged.join("pairs", "part-0.parquet").exists()
 
 
 def test_clear_deletes_what_the_verb_wrote_and_nothing_else(tmp_path):
@@ -230,13 +247,13 @@ def start_run(folder, config: dict) -> None:
 def test_a_run_folder_is_new_resumed_complete_or_refused(tmp_path):
     folder = tmp_path / "run"
     cfg = run_config()
-    assert claim_run(str(folder), "pretrain", "run_config.yaml", cfg, RUN) == "new"
+    assert claim_run(str(folder), "pretrain", "run_config.yaml", cfg, RUN).state == "new"
     start_run(folder, cfg)
     patient = run_config(stall_after_s=999.0, output_dir="elsewhere")  # where and how patiently: the same run
-    assert claim_run(str(folder), "pretrain", "run_config.yaml", patient, RUN) == "resume"
+    assert claim_run(str(folder), "pretrain", "run_config.yaml", patient, RUN).state == "resume"
     (folder / "export").mkdir()
     (folder / "export" / "config.json").write_text("{}")
-    assert claim_run(str(folder), "pretrain", "run_config.yaml", cfg, RUN) == "complete"
+    assert claim_run(str(folder), "pretrain", "run_config.yaml", cfg, RUN).state == "complete"
     before = (folder / "run_config.yaml").read_text()
     other = {**cfg, "optim": {"max_steps": 8}}
     with pytest.raises(MSMError) as err:
@@ -250,8 +267,10 @@ def test_overwrite_starts_over_and_a_renamed_run_still_owns_its_old_folder(tmp_p
     folder = tmp_path / "run"
     start_run(folder, run_config(name="first"))
     renamed = run_config(name="second")
-    assert claim_run(str(folder), "pretrain", "run_config.yaml", renamed, RUN, overwrite=True) == "new"
-    assert list(folder.iterdir()) == []
+    claimed = claim_run(str(folder), "pretrain", "run_config.yaml", renamed, RUN, overwrite=True)
+    assert claimed.state == "replace" and (folder / "first").is_dir()  # nothing deleted before the caller's checks
+    claimed.replace()
+    assert claimed.state == "new" and list(folder.iterdir()) == []
     start_run(folder, run_config())
     (folder / "thesis.tex").write_text("a user's")
     with pytest.raises(MSMError, match=r"other files beside it \(it holds thesis.tex\)"):

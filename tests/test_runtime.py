@@ -80,22 +80,38 @@ def watch(pending: Pending | None, fail: bool = False, after_s: float = 60.0) ->
 
 def test_no_stall_before_the_time_or_without_unschedulable_demands():
     stuck = Pending([({"CPU": 1.0}, 1)])
-    assert watch(stuck).check(59.0) is None
-    assert watch(Pending()).check(600.0) is None  # slow, but nothing waits on resources (a model loading)
-    assert watch(None).check(600.0) is None  # no status to read: say nothing rather than guess
+    w = watch(stuck)
+    assert w.check(59.0) is None and w.check(59.5) is None
+    w = watch(Pending())
+    assert w.check(600.0) is None and w.check(602.0) is None  # slow, but nothing waits (a model loading)
+    w = watch(None)
+    assert w.check(600.0) is None and w.check(602.0) is None  # no status to read: say nothing rather than guess
+    waiting = watch(Pending([({"CPU": 0.25}, 2)], available={"CPU": 0.5}))  # the free CPUs hold it: a queue, soon run
+    assert waiting.check(600.0) is None and waiting.check(602.0) is None
+
+
+def test_a_stall_is_the_same_blocked_demand_twice_in_a_row():
+    demands = iter([Pending([({"CPU": 1.0}, 1)], available={"CPU": 0.5}),
+                    Pending([({"CPU": 0.25}, 1)], available={"CPU": 0.0}),  # another demand: not yet
+                    Pending([({"CPU": 0.25}, 1)], available={"CPU": 0.0})])
+    w = StallWatch(60.0, pending=lambda: next(demands), total=lambda: TWO_CPUS, fix="lower run.x")
+    assert w.check(61.0) is None and w.check(63.0) is None
+    assert w.check(65.0).startswith("no step for 65s; Ray cannot schedule 1 × {CPU: 0.25} on a cluster of 2 CPU")
 
 
 def test_a_stall_names_the_pending_demand_and_the_fix():
     w = watch(Pending([({"CPU": 1.0}, 1), ({"GPU": 1.0, "CPU": 2.0}, 3)]))
-    line = w.check(61.0)
-    assert line == ("no step for 61s; Ray cannot schedule 1 × {CPU: 1}; 3 × {CPU: 2, GPU: 1} on a cluster of 2 CPU, "
+    assert w.check(61.0) is None  # seen once
+    line = w.check(63.0)
+    assert line == ("no step for 63s; Ray cannot schedule 1 × {CPU: 1}; 3 × {CPU: 2, GPU: 1} on a cluster of 2 CPU, "
                     "0 GPU, and no node is being added: the run waits for resources it will never get (lower run.x)")
     assert w.stalled is None  # without fail it only reports
 
 
 def test_an_autoscaler_starting_nodes_is_a_wait_not_a_stall():
     w = watch(Pending([({"CPU": 1.0}, 2)], nodes_starting=1), fail=True)
-    assert w.check(400.0) == ("no step for 400s; Ray cannot schedule 2 × {CPU: 1}: waiting for 1 node(s) the "
+    w.check(400.0)
+    assert w.check(402.0) == ("no step for 402s; Ray cannot schedule 2 × {CPU: 1}: waiting for 1 node(s) the "
                               "autoscaler is starting")
     assert w.stalled is None
 
@@ -124,6 +140,23 @@ def test_fail_on_stall_ends_the_blocked_body_with_the_stall_error(tmp_path, ctrl
     assert time.monotonic() - t0 < 5
     assert str(err.value).startswith("stalled: no step for 0s; Ray cannot schedule 1 × {CPU: 1} on a cluster of 2 CPU")
     assert out.getvalue().startswith("pretrain: no step for 0s; Ray cannot schedule 1 × {CPU: 1}")
+
+
+def test_where_ctrl_c_is_ignored_a_stall_is_reported_and_the_run_left_alone(tmp_path):
+    """A job started in the background (SIGINT ignored) is never interrupted: the stall is only reported."""
+    import signal
+
+    from msm.progress import follow
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        out = io.StringIO()
+        w = watch(Pending([({"CPU": 1.0}, 1)]), fail=True, after_s=0.1)
+        with follow(tmp_path / "m.jsonl", 10, "pretrain", interval_s=0.05, stream=out, tty=False, stall=w):
+            time.sleep(0.6)
+        assert "Ray cannot schedule 1 × {CPU: 1}" in out.getvalue() and w.stalled is None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_stall_is_raised_when_the_framework_answers_the_interrupt_by_returning(tmp_path):

@@ -25,14 +25,14 @@ DEBUG_ENV = "MSM_DEBUG"
 VERBOSE_ENV = "MSM_VERBOSE"
 
 
-def _leaf_parsers(parser: argparse.ArgumentParser):
+def leaf_parsers(parser: argparse.ArgumentParser):
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not subs:
         yield parser
         return
     for sub in subs:
         for child in dict.fromkeys(sub.choices.values()):
-            yield from _leaf_parsers(child)
+            yield from leaf_parsers(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(msm.commands.__path__), key=lambda i: i.name):
         importlib.import_module(f"msm.commands.{info.name}").register(sub)
-    for leaf in _leaf_parsers(parser):
+    for leaf in leaf_parsers(parser):
         if leaf is parser:
             continue
         leaf.add_argument("--debug", action="store_true",
@@ -80,7 +80,7 @@ def user_error(exc: BaseException) -> str | None:
             continue
         seen.add(id(e))
         text = str(e).strip()
-        if isinstance(e, MSMError) and type(e).__module__.startswith("msm") and "\n" not in text:
+        if isinstance(e, MSMError) and type(e).__module__.startswith("msm"):  # not Ray's copy around a traceback
             return text
         matches = line.findall(text)
         if matches and found_text is None:
@@ -96,11 +96,25 @@ def user_error(exc: BaseException) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV) == "1"
+    before = os.environ.get(VERBOSE_ENV)
     if getattr(args, "verbose", False):
-        os.environ[VERBOSE_ENV] = "1"
+        os.environ[VERBOSE_ENV] = "1"  # for this command (and the Ray workers it starts), restored after it
+    # models come from local folders or the Hugging Face cache unless the user says otherwise (HF_HUB_OFFLINE=0):
+    # the driver's checks and the workers of a local cluster then look in the same place
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from msm.runtime import quiet_libraries
 
     quiet_libraries()
+    try:
+        return _run(args, debug)
+    finally:
+        if before is None:
+            os.environ.pop(VERBOSE_ENV, None)
+        else:
+            os.environ[VERBOSE_ENV] = before
+
+
+def _run(args: argparse.Namespace, debug: bool) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

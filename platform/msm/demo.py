@@ -45,7 +45,7 @@ class Budget:
 
 FULL = Budget()
 QUICK = Budget(docs_per_lang=8, steps=6, every=3, tatoeba_langs=("deu", "swh"), tatoeba_pairs=100,
-               stall_after_s=120.0)
+               stall_after_s=180.0)
 
 
 def data_dir() -> Path | None:
@@ -168,7 +168,7 @@ def bible_eval(model: str):
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m msm.demo", description=__doc__.split("\n")[0])
     p.add_argument("--stage", choices=STAGES, action="append", help="run only these stages (repeatable)")
-    p.add_argument("--out", default=str(REPO / "outputs" / "demo"), help="output folder (default outputs/demo)")
+    p.add_argument("--out", default=None, help="output folder (default: outputs/demo, with --quick outputs/demo-quick)")
     p.add_argument("--overwrite", action="store_true", help="redo stages even if their outputs exist (default: "
                    "reuse a stage's output made with the same settings)")
     p.add_argument("--fresh", action="store_true", help="deprecated spelling of --overwrite")
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         deprecated("python -m msm.demo --fresh", "--overwrite")
     overwrite = args.overwrite or args.fresh
     quiet_libraries()
-    out = Path(args.out).resolve()
+    out = Path(args.out or REPO / "outputs" / ("demo-quick" if args.quick else "demo")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = {"model": stage_model, "mine": stage_mine, "pretrain": stage_pretrain, "eval": stage_eval}
     timings = {}

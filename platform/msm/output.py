@@ -29,7 +29,7 @@ from typing import Any, Literal
 import pyarrow.fs as pafs
 
 from msm.errors import MSMError
-from msm.uri import PARTIAL, Location, resolve
+from msm.uri import PARTIAL, Location, commit_dir, resolve
 
 State = Literal["new", "same", "other", "partial"]
 
@@ -141,7 +141,9 @@ def inspect(loc: Location, kind: Kind, settings: dict) -> Found:
         return Found("other" if diff else "same", loc, manifest=found, differs=diff)
     if foreign:
         return Found("foreign", loc, foreign=foreign)
-    return Found("partial", loc)  # only names this verb writes, no manifest: an unfinished output of its own
+    if PARTIAL in names:  # the marker an object-store commit puts first and removes last: its own, unfinished
+        return Found("partial", loc)
+    return Found("foreign", loc, foreign=[n for n in names if n != PARTIAL])  # names like its own, not known as its own
 
 
 def claim(target: str | Location, kind: Kind, settings: dict, overwrite: bool = False) -> Found:
@@ -163,6 +165,19 @@ def claim(target: str | Location, kind: Kind, settings: dict, overwrite: bool = 
                        f"({'; '.join(found.differs[:4])}{'; ...' if len(found.differs) > 4 else ''}); nothing was "
                        f"changed: pass --overwrite to replace it{kind.resume_hint}, or choose another {kind.what}")
     return found
+
+
+def commit(staged: Location, out: Location, kind: Kind, manifest: str) -> None:
+    """Publish ``staged`` at ``out`` (:func:`msm.uri.commit_dir`, the manifest last) after looking again: anything
+    that appeared at ``out`` since :func:`claim` (a user's file) stops the commit, the staged output kept beside it;
+    on an object store only the verb's own names are replaced."""
+    found = inspect(out, kind, {})
+    if found.state == "foreign":
+        raise MSMError(f"{out.uri}: files appeared there while msm {kind.verb} ran ({', '.join(found.foreign[:5])}); "
+                       f"nothing there was changed: the finished output is in {staged.uri}; move those files away "
+                       "and run again (the same settings reuse nothing: it will redo the work), or choose another "
+                       f"{kind.what}")
+    commit_dir(staged, out, manifest, kind.manifest, owned=kind.owned | {kind.manifest})
 
 
 def clear(loc: Location, kind: Kind) -> None:
@@ -196,14 +211,27 @@ def yaml_settings(ignore: tuple[str, ...] = RUN_IGNORED) -> Callable[[str], dict
     return read
 
 
-def claim_run(output_dir: str, verb: str, config_file: str, config: dict, files: frozenset[str],
-              overwrite: bool = False, complete: str = "export/config.json") -> Literal["new", "resume", "complete"]:
-    """The contract for a training run folder (its manifest: the config copy, written when the run starts).
+@dataclass
+class RunClaim:
+    """What :func:`claim_run` decided. ``state``: ``new`` (nothing of this verb's there), ``resume`` (the same
+    config's unfinished run: continue from its latest checkpoint), ``complete`` (the same config's finished run:
+    nothing to do) or ``replace`` (``overwrite`` over this verb's run: call :meth:`replace` once every other check
+    has passed, so a run refused for another reason still changes nothing)."""
 
-    ``new``: nothing of this verb's there (or ``overwrite``: what it wrote was deleted first); ``resume``: the same
-    config's unfinished run, to continue from its latest checkpoint; ``complete``: the same config's finished run
-    (``complete`` exists), nothing to do. Another config's run is refused unless ``overwrite``; anything else is
-    refused always (:func:`claim`)."""
+    state: Literal["new", "resume", "complete", "replace"]
+    location: Location
+    kind: Kind
+
+    def replace(self) -> None:
+        if self.state == "replace":
+            clear(self.location, self.kind)
+            self.state = "new"
+
+
+def claim_run(output_dir: str, verb: str, config_file: str, config: dict, files: frozenset[str],
+              overwrite: bool = False, complete: str = "export/config.json") -> RunClaim:
+    """The contract for a training run folder (its manifest: the config copy, written when the run starts).
+    Another config's run is refused unless ``overwrite``; anything else is refused always (:func:`claim`)."""
     loc = resolve(output_dir)
     names = set(files) | {config["run"]["name"]}
     if loc.join(config_file).is_file():  # its own Ray Train folder is named after the run it was made by
@@ -215,10 +243,7 @@ def claim_run(output_dir: str, verb: str, config_file: str, config: dict, files:
                 owned_prefixes=(".export-", ".step-", ".corpus.", ".validate_storage_marker"))
     found = claim(loc, kind, drop(config, RUN_IGNORED), overwrite)
     if overwrite and found.state != "new":
-        clear(loc, kind)
-        return "new"
-    # partial (this verb's names, no config copy, e.g. a corpus built ahead): kept; the corpus is reused only when
-    # its own settings match, and a checkpoint made for other data is refused when it loads
+        return RunClaim("replace", loc, kind)
     if found.state == "same":
-        return "complete" if loc.join(complete).exists() else "resume"
-    return "new"
+        return RunClaim("complete" if loc.join(complete).exists() else "resume", loc, kind)
+    return RunClaim("new", loc, kind)

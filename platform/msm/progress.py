@@ -155,6 +155,46 @@ class Progress:
             self.bar.close()
 
 
+class _Watcher:
+    """The thread behind :func:`follow`: polls the metrics files, updates the progress, asks the stall watch; on a
+    fatal stall it interrupts the main thread (as Ctrl-C would) unless the ``with`` body has already ended."""
+
+    def __init__(self, tail: Tail, progress: Progress | None, stall: StallWatch | None, label: str, out: TextIO,
+                 interval_s: float, clock: Callable[[], float], can_abort: bool) -> None:
+        self.tail, self.progress, self.stall, self.label, self.out = tail, progress, stall, label, out
+        self.interval_s, self.clock, self.can_abort = interval_s, clock, can_abort
+        self.stop, self.lock = threading.Event(), threading.Lock()
+        self.thread = threading.Thread(target=self.loop, name="msm-progress", daemon=True)
+
+    def loop(self) -> None:
+        last_step, last_said = self.clock(), -math.inf
+        while not self.stop.wait(self.interval_s):
+            if self.tail.poll():
+                last_step = self.clock()
+                if self.progress is not None:
+                    self.progress.show(list(self.tail.latest.values()))
+                continue
+            line = self.stall.check(self.clock() - last_step) if self.stall is not None else None
+            if line is None or (self.clock() - last_said < self.stall.after_s and not self.stall.stalled):
+                continue
+            last_said = self.clock()
+            print(f"{self.label}: {line}", file=self.out, flush=True)
+            if self.stall.stalled:
+                with self.lock:
+                    if self.stop.is_set():  # the body ended meanwhile: nothing left to interrupt
+                        self.stall.stalled = None
+                        return
+                    if self.can_abort:
+                        _thread.interrupt_main()  # Ray Train / Tune abort their run; the error is raised in follow
+                        return
+                self.stall.stalled = None  # SIGINT ignored here (a background job) or another thread: report only
+
+    def finish(self) -> None:
+        with self.lock:
+            self.stop.set()
+        self.thread.join()
+
+
 @contextlib.contextmanager
 def follow(paths: Callable[[], list[Path | Location]] | Path | Location | None, total: int, label: str,
            interval_s: float | None = None,
@@ -166,11 +206,12 @@ def follow(paths: Callable[[], list[Path | Location]] | Path | Location | None, 
     (default 2 s, 10 s for a URI: one request per poll). ``since``: a wall-clock time; records stamped earlier are
     an earlier run's (a resumed run's old steps are not shown as this run's progress).
 
-    ``stall``: asked (:meth:`msm.runtime.StallWatch.check`) whenever no new step came for its ``after_s``; its
-    line is printed (again every ``after_s`` while the wait lasts). When it declares a fatal stall, the ``with``
-    body (the blocking ``fit()``) is interrupted as by Ctrl-C (Ray Train and Tune abort their run) and
-    :meth:`~msm.runtime.StallWatch.error` is raised in its place.
-    The stall watch runs even with ``MSM_NO_PROGRESS=1``."""
+    ``stall``: asked (:meth:`msm.runtime.StallWatch.check`) at every poll once no new step came for its
+    ``after_s``; its line is printed (again every ``after_s`` while the wait lasts). When it declares a fatal stall,
+    the ``with`` body (the blocking ``fit()``) is interrupted as by Ctrl-C (Ray Train and Tune abort their run) and
+    :meth:`~msm.runtime.StallWatch.error` is raised in its place: only from the main thread, and only where Ctrl-C
+    is not ignored (a job started in the background keeps running, its stall reported). The stall watch runs even
+    with ``MSM_NO_PROGRESS=1``."""
     quiet = paths is None or os.environ.get("MSM_NO_PROGRESS") == "1"
     if quiet and stall is None:
         yield None
@@ -178,50 +219,24 @@ def follow(paths: Callable[[], list[Path | Location]] | Path | Location | None, 
     files = (lambda: []) if paths is None else paths if callable(paths) else (lambda: [paths])
     if interval_s is None:
         interval_s = 10.0 if isinstance(paths, Location) else 2.0
-    tail, stop = Tail(files, since), threading.Event()
     progress = None if quiet else Progress(total, label, stream, tty, per_step=per_step)
-    out = stream or sys.stdout
-
-    def loop() -> None:
-        last_step, last_said = clock(), -math.inf
-        while not stop.wait(interval_s):
-            if tail.poll():
-                last_step = clock()
-                if progress is not None:
-                    progress.show(list(tail.latest.values()))
-                continue
-            if stall is None or clock() - last_said < stall.after_s:
-                continue
-            line = stall.check(clock() - last_step)
-            if line is None:
-                continue
-            last_said = clock()
-            print(f"{label}: {line}", file=out, flush=True)
-            if stall.stalled:
-                _thread.interrupt_main()  # as Ctrl-C: Ray Train / Tune abort the run; the error is raised below
-                return
-
-    restore = None
-    if stall is not None and stall.fail and threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):  # interrupt_main needs a handler
-            restore = signal.signal(signal.SIGINT, signal.default_int_handler)
-    thread = threading.Thread(target=loop, name="msm-progress", daemon=True)
-    thread.start()
+    can_abort = (threading.current_thread() is threading.main_thread()
+                 and signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None))
+    watcher = _Watcher(Tail(files, since), progress, stall, label, stream or sys.stdout, interval_s, clock, can_abort)
+    watcher.thread.start()
     try:
-        yield progress
+        try:
+            yield progress
+        finally:
+            watcher.finish()
     except BaseException:  # Ray Train and Tune answer the interrupt by aborting the run (even with SystemExit)
         if stall is not None and stall.stalled:
             raise stall.error() from None
         raise
-    else:
-        if stall is not None and stall.stalled:  # the run was aborted and returned
-            raise stall.error()
     finally:
-        stop.set()
-        thread.join()
-        if restore is not None:
-            signal.signal(signal.SIGINT, restore)
         if progress is not None:
-            if tail.poll():
-                progress.show(list(tail.latest.values()))
+            if watcher.tail.poll():
+                progress.show(list(watcher.tail.latest.values()))
             progress.close()
+    if stall is not None and stall.stalled:  # the run was aborted and returned
+        raise stall.error()

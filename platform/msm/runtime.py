@@ -193,8 +193,10 @@ def read_parquet_files(root, files: list[str], columns: list[str] | None = None,
     Dataset: one read task per file, each asking for ``num_cpus``; no listing task (see the module docstring)."""
     import ray.data
 
-    return ray.data.read_datasource(_parquet_files_cls()(root, list(files), columns), num_cpus=num_cpus,
-                                    override_num_blocks=max(1, len(files)))
+    ds = ray.data.read_datasource(_parquet_files_cls()(root, list(files), columns), num_cpus=num_cpus,
+                                  override_num_blocks=max(1, len(files)))
+    ds.context.execution_options.preserve_order = True  # this dataset's own context: the files' order, kept
+    return ds
 
 
 def _parquet_file_batches(fs, path: str, columns: list[str] | None) -> Iterator:
@@ -245,40 +247,53 @@ def _parquet_files_cls():
 
 @dataclass
 class Pending:
-    """What Ray could not schedule at one moment: resource bundles with their counts, and nodes being started."""
+    """What Ray could not schedule at one moment: resource bundles with their counts, the resources free then, and
+    the nodes being started."""
 
     demands: list[tuple[dict, int]] = field(default_factory=list)
     nodes_starting: int = 0
+    available: dict[str, float] | None = None  # None: unknown (every demand counts as unschedulable)
+
+    def blocked(self) -> list[tuple[dict, int]]:
+        """The demands that the free resources cannot hold (the others only wait for the scheduler's next turn)."""
+        if self.available is None:
+            return list(self.demands)
+        return [(b, n) for b, n in self.demands
+                if any(v > self.available.get(k, 0.0) + 1e-9 for k, v in b.items())]
 
     def describe(self) -> str:
-        parts = [f"{n} × {{{', '.join(f'{k}: {v:g}' for k, v in sorted(b.items()))}}}" for b, n in self.demands]
+        parts = [f"{n} × {{{', '.join(f'{k}: {v:g}' for k, v in sorted(b.items()))}}}" for b, n in self.blocked()]
         return "; ".join(parts) or "nothing"
 
 
 def pending_now() -> Pending | None:
-    """The cluster's unscheduled demands (tasks, actors, placement groups) and pending nodes, from the same
-    status ``ray status`` prints; None when it cannot be read (no GCS, an old cluster)."""
+    """The cluster's unscheduled demands (tasks, actors, placement groups), its free resources and pending nodes,
+    from the same status ``ray status`` prints; None when it cannot be read (no GCS, an old cluster)."""
     try:
         import ray
         from ray.autoscaler.v2.sdk import get_cluster_status
 
         status = get_cluster_status(ray.get_runtime_context().gcs_address)
+        available = {k: float(v) for k, v in ray.available_resources().items()}
     except Exception:  # best effort: a missing status must not break the run it watches
         return None
     demands: list[tuple[dict, int]] = []
     summary = status.resource_demands
     for d in [*summary.ray_task_actor_demand, *summary.placement_group_demand]:
         demands += [(dict(b.bundle), int(b.count)) for b in d.bundles_by_count]
-    return Pending(demands, len(status.pending_launches) + len(status.pending_nodes))
+    return Pending(demands, len(status.pending_launches) + len(status.pending_nodes), available)
 
 
 @dataclass
 class StallWatch:
     """Decides whether a run that logged no step for ``after_s`` seconds is stuck on resources.
 
-    ``check(idle_s)`` returns a line for the progress output (or None): a stall when Ray reports demands it cannot
-    schedule and no node is being started; a wait when an autoscaler is still starting nodes (never an error).
-    ``fail``: a stall is fatal (``--fail-on-stall``); the caller ends the run with :meth:`error`."""
+    ``check(idle_s)`` returns a line for the progress output (or None): a stall when, in two checks in a row, Ray
+    reports the same demands that the cluster's free resources cannot hold and no node is being started; a wait
+    when an autoscaler is still starting nodes (never an error). A demand the free resources could hold is only
+    waiting for the scheduler. On a cluster shared with other jobs their waiting demands count too: the line is a
+    hint there, and ``--fail-on-stall`` is for a cluster the run has to itself. ``fail``: a stall is fatal; the
+    caller ends the run with :meth:`error`."""
 
     after_s: float = STALL_AFTER_S
     fail: bool = False
@@ -286,14 +301,18 @@ class StallWatch:
     total: Callable[[], dict[str, float]] = cluster_total
     pending: Callable[[], Pending | None] = pending_now
     stalled: str | None = None  # the message of the stall that ended the run
+    _last: str | None = None  # the blocked demands of the previous check
 
     def check(self, idle_s: float) -> str | None:
         if idle_s < self.after_s:
+            self._last = None
             return None
         p = self.pending()
-        if p is None or not p.demands:
+        blocked = p.describe() if p is not None and p.blocked() else None
+        seen_before, self._last = self._last, blocked
+        if blocked is None or blocked != seen_before:  # nothing blocked, or not yet twice in a row
             return None
-        wait = f"no step for {idle_s:.0f}s; Ray cannot schedule {p.describe()}"
+        wait = f"no step for {idle_s:.0f}s; Ray cannot schedule {blocked}"
         if p.nodes_starting:
             return f"{wait}: waiting for {p.nodes_starting} node(s) the autoscaler is starting"
         total = self.total()

@@ -119,7 +119,8 @@ def sibling(out: Location, role: str) -> Location:
 PARTIAL = ".msm-partial"  # marks an output whose object-store commit has begun and not ended (msm.output)
 
 
-def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: str = "manifest.json") -> None:
+def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: str = "manifest.json",
+               owned: frozenset[str] | None = None) -> None:
     """Publish the finished folder ``staged`` at ``out``, with ``manifest`` (text) written last.
 
     The caller has checked ``out`` first (:func:`msm.output.claim`): it is absent, empty or an output of the same
@@ -128,7 +129,8 @@ def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: st
     :data:`PARTIAL` marker is put first, then ``out``'s old manifest is deleted, then its other files, the staged
     files are copied over, the manifest is put and the marker removed last. Whatever step a crash interrupts,
     ``out`` is the old complete output, or carries the marker and no manifest (never mistaken for complete; a
-    re-run knows it as its own and replaces it), or is the new complete output.
+    re-run knows it as its own and replaces it), or is the new complete output. ``owned``: the only top-level names
+    an object-store commit deletes (:func:`msm.output.commit` passes the verb's own; None: every name).
     """
     if out.local:
         from msm.io import replace_dir
@@ -139,7 +141,7 @@ def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: st
     out.join(PARTIAL).write_text("commit in progress\n")
     out.join(manifest_name).delete()
     for info in _call(out, out.fs.get_file_info, pafs.FileSelector(out.path, recursive=False)):
-        if info.base_name != PARTIAL:
+        if info.base_name != PARTIAL and (owned is None or info.base_name in owned):
             Location(out.fs, info.path, posixpath.join(out.uri, info.base_name)).delete()
     _call(out, pafs.copy_files, staged.path, out.path, source_filesystem=staged.fs, destination_filesystem=out.fs)
     out.join(manifest_name).write_text(manifest)

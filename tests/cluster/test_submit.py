@@ -155,12 +155,14 @@ def test_submitted_two_worker_pretraining_survives_a_crash(head, tmp_path):
 
     for shipped in ("jobs/pretrain.py", "configs/pretrain/tiny-cpu.yaml"):  # deleted: a failure, never a skip
         assert (REPO / shipped).is_file(), f"{shipped} is missing"
-    out = tmp_path / "pretrain"
+    out, corpus = tmp_path / "pretrain", tmp_path / "corpus"  # a corpus built ahead, as a sweep shares one
     build_local(load_config(REPO / "configs/pretrain/tiny-cpu.yaml", PretrainConfig,
-                            parse_overrides([f"run.output_dir={out}"])), log=lambda *_: None)
+                            parse_overrides([f"run.output_dir={out}", f"data.corpus_dir={corpus}"])),
+                log=lambda *_: None)
     log = io.StringIO()
     _, status = submit_job("pretrain", head.job_address, "configs/pretrain/tiny-cpu.yaml",
-                           [f"run.output_dir={out}", "run.num_workers=2", "run.cpus_per_worker=0.5",
+                           [f"run.output_dir={out}", f"data.corpus_dir={corpus}", "run.num_workers=2",
+                            "run.cpus_per_worker=0.5",
                             "run.fail_at_step=3", "run.max_failures=1"],
                            REPO, python=sys.executable, timeout_s=800, out=log)
     assert status == "SUCCEEDED", log.getvalue()[-3000:]

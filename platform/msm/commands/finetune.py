@@ -16,6 +16,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.resume and args.no_ray:
         raise MSMError("--resume continues a Ray Train run; for an in-process run re-run --config ... --no-ray")
+    if args.resume and args.overwrite:
+        raise MSMError("--resume continues a run as it is; --overwrite would start it over: pass one of them")
     cfg = new_or_resumed(args.config, args.resume, overrides_with_out(args, "run.output_dir"), FinetuneConfig,
                          resume_config)
     if args.no_ray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from msm.commands import add_out, add_overrides, overrides_with_out
+from msm.errors import MSMError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -13,6 +14,8 @@ def _run(args: argparse.Namespace) -> int:
     from msm.train.config import PretrainConfig
     from msm.train.trainer import resume_config, run_pretraining
 
+    if args.resume and args.overwrite:
+        raise MSMError("--resume continues a run as it is; --overwrite would start it over: pass one of them")
     cfg = new_or_resumed(args.config, args.resume, overrides_with_out(args, "run.output_dir"), PretrainConfig,
                          resume_config)
     run_pretraining(cfg, fail_on_stall=args.fail_on_stall, overwrite=args.overwrite)

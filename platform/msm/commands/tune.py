@@ -15,6 +15,8 @@ def _run(args: argparse.Namespace) -> int:
     from msm.tune.runner import load_saved_sweep
 
     resume = args.resume is not None
+    if resume and args.overwrite:
+        raise MSMError("--resume continues a sweep as it is; --overwrite would start it over: pass one of them")
     if isinstance(args.resume, str):  # --resume SWEEP_DIR: the sweep's own saved config
         if args.config or args.overrides or args.out:
             raise MSMError("--resume SWEEP_DIR continues a sweep with its saved config; leave out --config, --out "
@@ -29,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
         if resume:
             deprecated("msm tune --config FILE --resume", "msm tune --resume SWEEP_DIR (the sweep's output_dir)")
         sweep = load_sweep(args.config, overrides_with_out(args, "output_dir"))  # the space is checked before Ray
-    outcome = run_sweep(sweep, resume=resume, verbose=args.verbose, fail_on_stall=args.fail_on_stall,
+    outcome = run_sweep(sweep, resume=resume, verbose=args.tune_verbose, fail_on_stall=args.fail_on_stall,
                         overwrite=args.overwrite)
     return 130 if outcome.interrupted else 0
 
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue the interrupted sweep in SWEEP_DIR (its output_dir) with its saved config; finished "
                         "trials are kept (default: none)")
     add_out(p, "output_dir")
-    p.add_argument("--tune-verbose", dest="verbose", type=int, default=1, choices=(0, 1, 2),
+    p.add_argument("--tune-verbose", dest="tune_verbose", type=int, default=1, choices=(0, 1, 2),
                    help="Ray Tune's own progress output (default: 1)")
     p.add_argument("--fail-on-stall", action="store_true", help="end the sweep with an error when no trial logged "
                    "a step for overrides.run.stall_after_s seconds while Ray cannot schedule what it asked for "

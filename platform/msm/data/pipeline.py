@@ -42,9 +42,9 @@ from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, embeddings_schema
 from msm.data.sources import check_input, read_inputs
 from msm.errors import MSMError
 from msm.models.resolve import check_model
-from msm.output import Kind, claim, drop, json_settings
+from msm.output import Kind, claim, commit, drop, json_settings
 from msm.runtime import ensure_ray
-from msm.uri import Location, commit_dir, resolve as resolve_uri, sibling
+from msm.uri import Location, resolve as resolve_uri, sibling
 
 FAIL_AFTER_ENV = "MSM_MINE_FAIL_AFTER"  # fault drill: raise after the named stage (tests of the commit protocol)
 
@@ -292,7 +292,7 @@ def mine(cfg: MineConfig, log=print, overwrite: bool = False) -> dict:
                     summaries, key=lambda s: s["lang_pair"]),
                 "timings_s": {k: round(v, 3) for k, v in timings.items()},
                 "files": files}
-    commit_dir(staged, out, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+    commit(staged, out, OUTPUT, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
     work.delete()
     log(f"[mine] input {counts['input']} = kept {counts['kept']} + quarantined {counts['quarantined']} "
         f"{counts['quarantine_reasons']}; {counts['pairs']} pairs; wrote {out.uri} ({timings['total']:.1f}s)")

@@ -6,7 +6,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from msm.io import atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -25,12 +24,17 @@ def markdown(model: str, results: list[Result]) -> str:
 
 
 def write_report(out_dir: str | Path, model: str, results: list[Result], config: dict, seconds: float,
-                 settings: dict | None = None) -> Path:
-    """``results.md``, then ``results.json`` (the report's manifest: ``verb``, ``settings``) last, each atomically."""
-    out = Path(out_dir)
+                 settings: dict | None = None) -> Path | str:
+    """``results.md``, then ``results.json`` (the report's manifest: ``verb``, ``settings``) last, each whole (a
+    local file by a rename, an object in one put) at a local folder or a URI; returns it (a path when local)."""
+    import json
+
+    from msm.uri import resolve
+
+    loc = resolve(out_dir)
     record = {"verb": "eval", "settings": settings or {"model": model, "config": config}, "model": model,
               "config": config, "seconds": round(seconds, 1), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "results": [dict(asdict(r), model=model) for r in results]}
-    atomic_write_text(out / "results.md", markdown(model, results))
-    atomic_write_json(out / "results.json", record)
-    return out
+    loc.join("results.md").write_text(markdown(model, results))
+    loc.join("results.json").write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n")
+    return Path(loc.path) if loc.local else loc.uri

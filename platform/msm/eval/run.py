@@ -103,5 +103,7 @@ def read_results(out_dir: str | Path) -> list[Result]:
     """The results of a written report."""
     import json
 
-    rows = json.loads((Path(out_dir) / "results.json").read_text(encoding="utf-8"))["results"]
+    from msm.uri import resolve
+
+    rows = json.loads(resolve(out_dir).join("results.json").read_text())["results"]
     return [Result(r["task"], r["language"], r["metric"], r["value"], r["count"]) for r in rows]

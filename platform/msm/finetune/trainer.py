@@ -38,10 +38,15 @@ def absolute(cfg: FinetuneConfig) -> FinetuneConfig:
 RUN_FILES = frozenset({CONFIG_FILE, "metrics.jsonl", "tensorboard", "export", "export-st", "checkpoints"})
 
 
-def claim_output(cfg: FinetuneConfig, overwrite: bool = False) -> str:
-    """The output contract for the run folder (:func:`msm.output.claim_run`): ``new``, ``resume`` or ``complete``."""
+def claim_output(cfg: FinetuneConfig, overwrite: bool = False):
+    """The output contract for the run folder (:func:`msm.output.claim_run`: a :class:`~msm.output.RunClaim`).
+    The run folder is local (or a shared filesystem): a URI is refused here, naming the fix."""
     from msm.output import claim_run
 
+    if "://" in cfg.run.output_dir:
+        raise MSMError(f"run.output_dir {cfg.run.output_dir}: msm finetune writes its run folder to a local or shared "
+                       "filesystem path (URIs: msm pretrain, msm mine, msm index for now); give a path such as "
+                       "/mnt/msm/runs/finetune")
     return claim_run(cfg.run.output_dir, "finetune", CONFIG_FILE, to_dict(cfg), RUN_FILES, overwrite)
 
 
@@ -59,15 +64,19 @@ def has_local_checkpoint(cfg: FinetuneConfig) -> bool:
 def run_local(cfg: FinetuneConfig, resume: bool = False, log=print, overwrite: bool = False) -> Path:
     """Fit in this process (tests, the protocol on one machine); ``resume`` continues from the latest checkpoint."""
     from msm.finetune.model import save_exports
+    from msm.finetune.readers import data_files
     from msm.finetune.worker import train_in_process
 
     cfg = absolute(cfg)
     if resume and not any((Path(cfg.run.output_dir) / "checkpoints").glob("checkpoint-*")):
         raise MSMError(f"{cfg.run.output_dir}: no checkpoint to resume from (expected "
                        f"{Path(cfg.run.output_dir) / 'checkpoints'}/checkpoint-*)")
-    if claim_output(cfg, overwrite) == "complete" and not resume:
+    claimed = claim_output(cfg, overwrite)
+    if claimed.state == "complete" and not resume:
         log(f"{cfg.run.output_dir}: this config's run is already complete; --overwrite trains it again")
         return Path(cfg.run.output_dir)
+    data_files(cfg.data.path, cfg.data.format)
+    claimed.replace()
     out = _start(cfg)
     model, history = train_in_process(cfg, out, resume)
     save_exports(cfg, model, out)
@@ -147,16 +156,17 @@ def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, ov
     from msm.runtime import StallWatch, ensure_ray, summary
 
     cfg = absolute(cfg)
-    state = claim_output(cfg, overwrite)
-    if state == "complete":
+    claimed = claim_output(cfg, overwrite)
+    if claimed.state == "complete":
         log(f"{cfg.run.output_dir}: this config's run is already complete (exports in "
             f"{Path(cfg.run.output_dir) / 'export'}); --overwrite trains it again")
         return Path(cfg.run.output_dir)
     check_model(cfg.model.encoder, "model.encoder")
     data_files(cfg.data.path, cfg.data.format)  # the data is there, before Ray starts
     ensure_ray()
-    check_resources(cfg, log)  # before anything is written: a refused run leaves its folder as it was
-    if state == "resume":
+    check_resources(cfg, log)
+    claimed.replace()  # every check passed: only now is an older run deleted (--overwrite)
+    if claimed.state == "resume":
         log(f"{cfg.run.output_dir}: continuing this config's run from its latest checkpoint")
     out = _start(cfg)
     started = time.time()

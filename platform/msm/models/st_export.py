@@ -42,6 +42,41 @@ def _max_seq_length(hf_dir: Path) -> int:
     return limit
 
 
+ST_FILES = frozenset({"modules.json", "config_sentence_transformers.json", "sentence_bert_config.json", "README.md",
+                      "added_tokens.json", "sentencepiece.bpe.model", "vocab.txt", "merges.txt", "vocab.json"})
+
+
+def claim_st_folder(out: Path, overwrite: bool) -> None:
+    """The output contract (:mod:`msm.output`) for ``--out``: nothing there, an empty folder, or (``overwrite``) a
+    sentence-transformers folder holding only a model's files: its modules' folders, the model and tokenizer files
+    (:data:`ST_FILES`, :data:`msm.models.resolve.MODEL_FILES`). Anything else, a user's file beside a model
+    included, is refused: nothing is changed."""
+    from msm.models.resolve import MODEL_FILES
+
+    if out.exists() and not out.is_dir():
+        raise MSMError(f"{out}: a file, not a folder; nothing was changed: choose a new or empty --out")
+    names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not names:
+        return
+    modules_file = out / "modules.json"
+    module_dirs: set[str] = set()
+    if modules_file.is_file():
+        try:
+            module_dirs = {m["path"].split("/")[0] for m in json.loads(modules_file.read_text()) if m.get("path")}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            module_dirs = set()
+    foreign = [n for n in names if n not in ST_FILES | MODEL_FILES | module_dirs]
+    if not modules_file.is_file() or foreign:
+        held = ", ".join((foreign or names)[:5])
+        what = (f"a sentence-transformers folder with other files beside it (it holds {held})" if modules_file.is_file()
+                else f"not empty and not a sentence-transformers folder (it holds {held})")
+        raise MSMError(f"{out}: {what}; nothing was changed: choose a new or empty --out (--overwrite replaces only a "
+                       "sentence-transformers folder)")
+    if not overwrite:
+        raise MSMError(f"{out}: a sentence-transformers folder; nothing was changed: pass --overwrite to replace it, "
+                       "or choose another --out")
+
+
 def write_sentence_transformers_folder(hf_dir: str | Path, out_dir: str | Path, pooling: str | None = None,
                                        normalize: bool = True, overwrite: bool = False) -> Path:
     """Write a sentence-transformers folder for the encoder at ``hf_dir`` (a folder, MSM checkpoint or alias).
@@ -57,13 +92,7 @@ def write_sentence_transformers_folder(hf_dir: str | Path, out_dir: str | Path, 
     if pooling not in POOLING_MODES:
         raise MSMError(f"pooling {pooling!r} is not supported; use one of {', '.join(POOLING_MODES)}")
     out = Path(out_dir)
-    existing = sorted(p.name for p in out.iterdir()) if out.is_dir() else ([out.name] if out.exists() else [])
-    if existing and (not overwrite or not (out / "modules.json").is_file()):
-        what = ("a sentence-transformers folder" if (out / "modules.json").is_file()
-                else f"not empty and not a sentence-transformers folder (it holds {', '.join(existing[:5])})")
-        fix = ("pass --overwrite to replace it, or choose another --out" if (out / "modules.json").is_file()
-               else "choose a new or empty --out (--overwrite replaces only a sentence-transformers folder)")
-        raise MSMError(f"{out}: {what}; nothing was changed: {fix}")
+    claim_st_folder(out, overwrite)
     hidden = int(json.loads((src / "config.json").read_text())["hidden_size"])
     prompts = {kind: meta[f"{kind}_prefix"] for kind in ("query", "passage") if meta.get(f"{kind}_prefix")}
 

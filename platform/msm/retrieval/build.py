@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from msm.errors import MSMError
-from msm.output import Kind, claim, json_settings
+from msm.output import Kind, claim, commit
 
 
 class PassageEmbedder:
@@ -35,8 +35,22 @@ class PassageEmbedder:
 
 
 CORPUS_NAME = "in0"  # the mining readers prefix ids with their input's name; an index keeps the corpus's own ids
-OUTPUT = Kind("index", "build.json", frozenset({"build.json", "embeddings", "index", "quarantine"}),
-              json_settings("settings", verb="index"), what="--out")
+def _index_settings(text: str) -> dict | None:
+    """The settings of an ``msm index`` output's ``build.json`` (an older one, without them: ``{}``, so it counts
+    as another settings' index, replaced with ``--overwrite``)."""
+    import json
+
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or obj.get("verb", "index") != "index" or "passages" not in obj:
+        return None
+    return obj.get("settings") or {}
+
+
+OUTPUT = Kind("index", "build.json", frozenset({"build.json", "embeddings", "index", "quarantine"}), _index_settings,
+              what="--out")
 
 
 def corpus_input(path: str | Path):
@@ -154,7 +168,7 @@ def build_index(corpus: str | Path, model: str, out_dir: str | Path, kind: str =
 
     from msm.models.resolve import check_model
     from msm.runtime import ensure_ray
-    from msm.uri import commit_dir, resolve, sibling
+    from msm.uri import resolve, sibling
 
     out = resolve(out_dir)
     settings = {"corpus": resolve(corpus).uri, "model": str(model), "kind": kind, "max_length": max_length}
@@ -196,7 +210,7 @@ def build_index(corpus: str | Path, model: str, out_dir: str | Path, kind: str =
         raise
     stats.update(verb="index", settings=settings, corpus=str(corpus), seconds=round(time.perf_counter() - t0, 1),
                  counts={"input": expected + quarantined, "indexed": expected, "quarantined": reasons})
-    commit_dir(staged, out, json.dumps(stats, indent=2), manifest_name="build.json")
+    commit(staged, out, OUTPUT, json.dumps(stats, indent=2))
     log(f"indexed {stats['passages']} passages from {stats['shards']} shards in {stats['seconds']}s → "
         f"{out.join('index').uri}" + (f"; quarantined {quarantined} {reasons} (see {out.join('quarantine').uri})"
                                       if quarantined else ""))

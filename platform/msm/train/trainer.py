@@ -89,8 +89,8 @@ def check_resources(cfg: PretrainConfig, log=print) -> None:
 RUN_FILES = frozenset({CONFIG_FILE, "corpus", "metrics.jsonl", "tensorboard", "export", "export-st", "checkpoints"})
 
 
-def claim_output(cfg: PretrainConfig, overwrite: bool = False) -> str:
-    """The output contract for the run folder (:func:`msm.output.claim_run`): ``new``, ``resume`` or ``complete``;
+def claim_output(cfg: PretrainConfig, overwrite: bool = False):
+    """The output contract for the run folder (:func:`msm.output.claim_run`: a :class:`~msm.output.RunClaim`);
     another config's run is refused without ``overwrite`` (and nothing in it changes), a folder holding anything
     else always."""
     from msm.output import claim_run
@@ -119,26 +119,28 @@ def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False,
     from msm.train.data import check_source
 
     cfg = absolute(cfg)
-    state = claim_output(cfg, overwrite)
+    claimed = claim_output(cfg, overwrite)
     run = RunFolder(cfg.run.output_dir)
-    if state == "complete":
+    if claimed.state == "complete":
         log(f"{run.loc.uri}: this config's run is already complete (exports in {run.loc.join('export').uri}); "
             "--overwrite trains it again")
         return run.work if not run.remote else run.loc.uri
     check_model(cfg.model.encoder, "model.encoder")
     check_source(cfg)
     ensure_ray()
-    check_resources(cfg, log)  # before anything is written: a refused run leaves its folder as it was
-    if state == "resume":
+    check_resources(cfg, log)
+    claimed.replace()  # every check passed: only now is an older run deleted (--overwrite)
+    if claimed.state == "resume":
         log(f"{run.loc.uri}: continuing this config's run from its latest checkpoint")
     _write_config(run, cfg)
     started = time.time()
     # Each ray.train.report waits for the Train controller's next poll (default every 2 s); poll faster.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     metrics = run.loc.join("metrics.jsonl") if run.remote else run.work / "metrics.jsonl"
+    trainer = build_trainer(cfg, log=log)  # the corpus stage first: its Ray Data work is not a stall of the fit
     watch = StallWatch(cfg.run.stall_after_s, fail=fail_on_stall, fix="lower run.num_workers or run.cpus_per_worker")
     with follow(metrics, cfg.optim.max_steps, "pretrain", stall=watch, since=started):
-        result = build_trainer(cfg, log=log).fit()
+        result = trainer.fit()
     if result.checkpoint is None:
         raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint; see the Ray Train log above")
     with result.checkpoint.as_directory() as folder:

@@ -254,6 +254,43 @@ def load_saved_sweep(sweep_dir: Path) -> Sweep:
     return build_sweep(cfg, str(path), sweep_dir)
 
 
+def _decide(sweep: Sweep, resume: bool, overwrite: bool) -> tuple[str, SweepOutcome | None]:
+    """What to do at the sweep folder, under the output contract, before Ray starts: ``fresh``, ``resume``,
+    ``replace`` (fresh, after this verb's older sweep there is deleted) or ``reuse`` (with the finished sweep's
+    outcome). Refuses a folder holding anything else, another config's sweep without ``overwrite``, an
+    interrupted sweep without ``resume`` and ``resume`` without a sweep state."""
+    from ray import tune
+
+    saved_file = sweep.sweep_dir / SAVED_SWEEP
+    compare = _sweep_settings_of(saved_file.read_text()) if resume and saved_file.is_file() else None
+    found = claim(resolve(str(sweep.sweep_dir)), output_kind(sweep), compare or sweep_settings(sweep), overwrite)
+    if found.state in ("other", "partial") or (overwrite and found.state == "same"):
+        return "replace", None
+    results = sweep.sweep_dir / "results.json"
+    if found.state == "same" and not resume and results.is_file() and json.loads(results.read_text()).get("complete"):
+        rows = json.loads(results.read_text())["trials"]
+        return "reuse", SweepOutcome(sweep.sweep_dir, rows, {"results_json": results,
+                                                             "results_md": sweep.sweep_dir / "results.md"})
+    can_restore = tune.Tuner.can_restore(str(sweep.experiment_dir))
+    if resume and not can_restore:
+        raise MSMError(f"{sweep.experiment_dir}: no sweep state to resume (run without --resume to start it, or point "
+                       "output_dir/name at the interrupted sweep)")
+    if not resume and can_restore:
+        raise MSMError(f"{sweep.experiment_dir}: a sweep already ran here; pass --resume to continue it, or set "
+                       "another output_dir or name")
+    return ("resume" if resume else "fresh"), None
+
+
+def _saved_sweep(sweep: Sweep, log: Callable[[str], Any]) -> Sweep:
+    """The sweep as it started (its ``sweep.yaml``), where it is now."""
+    saved = load_saved_sweep(sweep.sweep_dir) if (sweep.sweep_dir / SAVED_SWEEP).is_file() else sweep
+    saved.cfg.output_dir, saved.cfg.name = str(sweep.sweep_dir), sweep.cfg.name
+    if sweep_to_dict(saved) != sweep_to_dict(sweep):
+        log(f"note: the config differs from the one this sweep started with; resuming with the saved copy "
+            f"{sweep.sweep_dir / SAVED_SWEEP}")
+    return saved
+
+
 def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: list | None = None,
               log: Callable[[str], Any] = print, fail_on_stall: bool = False, overwrite: bool = False) -> SweepOutcome:
     """Run the sweep (``resume``: continue the one under ``output_dir/name``); write the report; return it.
@@ -273,41 +310,21 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
     from msm.tune.report import write_report
 
     check_searcher(sweep.cfg, sweep.source)
-    exp_dir = sweep.experiment_dir
-    kind = output_kind(sweep)
-    saved_file = sweep.sweep_dir / SAVED_SWEEP
-    compare = (_sweep_settings_of(saved_file.read_text()) if resume and saved_file.is_file() else None)
-    found = claim(resolve(str(sweep.sweep_dir)), kind, compare or sweep_settings(sweep), overwrite)
-    if found.state in ("other", "partial") or (overwrite and found.state == "same"):
-        clear(resolve(str(sweep.sweep_dir)), kind)  # --overwrite, or this verb's leftovers without a sweep.yaml
-        resume = False
-    elif found.state == "same" and not resume and (sweep.sweep_dir / "results.json").is_file():
-        done = json.loads((sweep.sweep_dir / "results.json").read_text())
-        if done.get("complete"):
-            log(f"{sweep.sweep_dir}: this sweep is already complete; reusing its report {sweep.sweep_dir / 'results.md'}"
-                " (--overwrite runs it again)")
-            return SweepOutcome(sweep.sweep_dir, done["trials"], {"results_json": sweep.sweep_dir / "results.json",
-                                                                   "results_md": sweep.sweep_dir / "results.md"})
-    if resume:
-        if not tune.Tuner.can_restore(str(exp_dir)):
-            raise MSMError(f"{exp_dir}: no sweep state to resume (run without --resume to start it, or point "
-                           "output_dir/name at the interrupted sweep)")
-        saved = load_saved_sweep(sweep.sweep_dir) if (sweep.sweep_dir / SAVED_SWEEP).is_file() else sweep
-        saved.cfg.output_dir, saved.cfg.name = str(sweep.sweep_dir), sweep.cfg.name  # where it is now
-        if sweep_to_dict(saved) != sweep_to_dict(sweep):
-            log(f"note: the config differs from the one this sweep started with; resuming with the saved copy "
-                f"{sweep.sweep_dir / SAVED_SWEEP}")
-        sweep = saved
-        ensure_ray()
-        check_resources(sweep, log)
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=_trainable(sweep), resume_unfinished=True,
+    action, done = _decide(sweep, resume, overwrite)
+    if done is not None:
+        log(f"{sweep.sweep_dir}: this sweep is already complete; reusing its report {done.files['results_md']} "
+            "(--overwrite runs it again)")
+        return done
+    if action == "resume":
+        sweep = _saved_sweep(sweep, log)
+    ensure_ray()
+    check_resources(sweep, log)
+    if action == "replace":  # every check passed: only now is the older sweep deleted (--overwrite)
+        clear(resolve(str(sweep.sweep_dir)), output_kind(sweep))
+    if action == "resume":
+        tuner = tune.Tuner.restore(str(sweep.experiment_dir), trainable=_trainable(sweep), resume_unfinished=True,
                                    resume_errored=True)
     else:
-        if tune.Tuner.can_restore(str(exp_dir)):
-            raise MSMError(f"{exp_dir}: a sweep already ran here; pass --resume to continue it, or set another "
-                           "output_dir or name")
-        ensure_ray()
-        check_resources(sweep, log)
         dump_sweep(sweep, sweep.sweep_dir / SAVED_SWEEP)
         cfg = sweep.cfg
         tuner = tune.Tuner(
