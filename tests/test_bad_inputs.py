@@ -236,7 +236,7 @@ def test_tune_keeps_its_own_verbosity_apart_from_the_global_flag():
     from msm.cli import build_parser
 
     args = build_parser().parse_args(["tune", "--config", "x.yaml"])
-    assert args.verbose is False and args.tune_verbose == 1
+    assert args.verbose is False and args.tune_verbose is None  # Tune's tables off unless asked for
     args = build_parser().parse_args(["tune", "--config", "x.yaml", "--verbose", "--tune-verbose", "2"])
     assert args.verbose is True and args.tune_verbose == 2
 

@@ -31,7 +31,8 @@ def _run(args: argparse.Namespace) -> int:
         if resume:
             deprecated("msm tune --config FILE --resume", "msm tune --resume SWEEP_DIR (the sweep's output_dir)")
         sweep = load_sweep(args.config, overrides_with_out(args, "output_dir"))  # the space is checked before Ray
-    outcome = run_sweep(sweep, resume=resume, verbose=args.tune_verbose, fail_on_stall=args.fail_on_stall,
+    tune_verbose = args.tune_verbose if args.tune_verbose is not None else int(args.verbose)
+    outcome = run_sweep(sweep, resume=resume, verbose=tune_verbose, fail_on_stall=args.fail_on_stall,
                         overwrite=args.overwrite)
     return 130 if outcome.interrupted else 0
 
@@ -43,8 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue the interrupted sweep in SWEEP_DIR (its output_dir) with its saved config; finished "
                         "trials are kept (default: none)")
     add_out(p, "output_dir")
-    p.add_argument("--tune-verbose", dest="tune_verbose", type=int, default=1, choices=(0, 1, 2),
-                   help="Ray Tune's own progress output (default: 1)")
+    p.add_argument("--tune-verbose", dest="tune_verbose", type=int, default=None, choices=(0, 1, 2),
+                   help="Ray Tune's own status tables (default: 0, or 1 with --verbose; msm's sweep progress line "
+                        "shows either way)")
     p.add_argument("--fail-on-stall", action="store_true", help="end the sweep with an error when no trial logged "
                    "a step for overrides.run.stall_after_s seconds while Ray cannot schedule what it asked for "
                    "(default: say so and wait)")
