@@ -45,13 +45,13 @@ browser:
 # docs/RESULTS.md's experiment: start model vs MSM variants and ablations (needs the demo's mined data; ~1 h on 2 CPUs).
 results: $(STAMP)
 	$(PY) -m msm.demo --stage model --stage mine
-	$(PY) -m msm.experiment
+	$(VENV)/bin/msm experiment results
 
 # docs/RESULTS.md's protocol: start model vs start -> fine-tune vs start -> MSM -> fine-tune on XQuAD-R split by
-# article (msm.protocol; the MSM rows need the demo's mined data; hours on 2 CPUs, see docs/finetune.md).
+# article (msm.experiments.protocol; the MSM rows need the demo's mined data; hours on 2 CPUs, see docs/finetune.md).
 protocol: $(STAMP)
 	$(PY) -m msm.demo --stage model --stage mine
-	$(PY) -m msm.experiment --protocol finetune
+	$(VENV)/bin/msm experiment protocol
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -ra --durations=12 -n 2 --dist loadgroup

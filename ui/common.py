@@ -7,9 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 from msm.errors import MSMError
-from msm.ui_support.paths import guard_path
-from msm.ui_support.render import escape_markdown
-from msm.ui_support.settings import UISettings, check_model, load_settings
+from msm.ui.paths import guard_path
+from msm.ui.render import escape_markdown
+from msm.ui.settings import UISettings, check_model, load_settings
 
 
 def safe(text: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from msm.ui_support.server import CHROMIUM_ARGS, find_chromium, running_app
+from msm.ui.server import CHROMIUM_ARGS, find_chromium, running_app
 
 QUERY = "Wer befürchtet Verwechslungen mit den Muppets?"
 

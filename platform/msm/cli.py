@@ -19,7 +19,7 @@ import sys
 
 import msm
 import msm.commands
-from msm.errors import MSMError
+from msm.errors import user_message
 
 DEBUG_ENV = "MSM_DEBUG"
 VERBOSE_ENV = "MSM_VERBOSE"
@@ -53,46 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_classes() -> set[str]:
-    names, todo = set(), [MSMError]
-    while todo:
-        cls = todo.pop()
-        names.add(f"{cls.__module__}.{cls.__qualname__}")
-        todo += cls.__subclasses__()
-    return names
-
-
-def user_error(exc: BaseException) -> str | None:
-    """The message of the :class:`MSMError` behind ``exc``, however Ray wrapped it (exception chains, a Ray task's
-    ``cause``, a Ray Train worker group's ``worker_failures`` or controller failure, exception groups), or, where a
-    wrapper kept only its text (Ray Data's ``UserCodeException``), the ``msm....Error: <message>`` line of the
-    remote traceback it carries; None when the error is not a user's mistake."""
-    import re
-
-    classes = _user_classes()
-    line = re.compile(r"^(" + "|".join(re.escape(c) for c in sorted(classes)) + r"): (.+)$", re.M)
-    seen: set[int] = set()
-    todo: list = [exc]
-    found_text = None
-    while todo:
-        e = todo.pop(0)
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        text = str(e).strip()
-        if isinstance(e, MSMError) and type(e).__module__.startswith("msm"):  # not Ray's copy around a traceback
-            return text
-        matches = line.findall(text)
-        if matches and found_text is None:
-            found_text = matches[-1][1].strip()
-        cause = getattr(e, "cause", None)
-        todo += [cause if isinstance(cause, BaseException) else None, e.__cause__, e.__context__,
-                 getattr(e, "controller_failure", None)]
-        todo += list((getattr(e, "worker_failures", None) or {}).values())
-        todo += list(getattr(e, "exceptions", None) or [])
-    return found_text
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV) == "1"
@@ -121,7 +81,7 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
         print(f"msm {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the user's own mistake anywhere in the chain: its message; else a summary
-        found = user_error(exc)
+        found = user_message(exc)
         if isinstance(exc, FileNotFoundError) and found is None:
             found = str(exc)
         if found is not None:

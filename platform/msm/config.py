@@ -142,12 +142,22 @@ def _from_dict(data: dict, cls: type[T], prefix: str, source: str) -> T:
 
 
 def config_from_dict(data: dict | None, cls: type[T], source: str = "<config>") -> T:
-    """Build ``cls`` from a plain dict, checking keys and types."""
+    """Build ``cls`` from a plain dict, checking keys and types. A key the config class lists in its ``MOVED``
+    (``{"old.dotted.key": "new.dotted.key"}``) fails with its new place."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    for old, new in getattr(cls, "MOVED", {}).items():
+        node: object = data
+        for part in old.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            raise ConfigError(f"{source}: {old}: this key moved to {new}; write `{new}: {node!r}` there instead")
     return _from_dict(data, cls, "", source)
+
+
+_MISSING = object()
 
 
 def load_config(path: str | Path, cls: type[T], overrides: dict | None = None) -> T:

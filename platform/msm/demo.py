@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from msm.cli import user_error
 from msm.commands import deprecated
 from msm.config import load_config, parse_overrides
-from msm.errors import MSMError
+from msm.errors import MSMError, user_message
 from msm.runtime import quiet_libraries
+from msm.tables import markdown_table
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("model", "mine", "pretrain", "eval")
@@ -49,14 +49,14 @@ QUICK = Budget(docs_per_lang=8, steps=6, every=3, tatoeba_langs=("deu", "swh"), 
 
 
 def data_dir() -> Path | None:
-    from msm.model.smoke import default_data_dir
+    from msm.data.readers import default_data_dir
 
     d = default_data_dir()
     return Path(d) if d else None
 
 
 def stage_model(out: Path, overwrite: bool, budget: Budget) -> None:
-    from msm.models.e5_small import prepare_e5_small
+    from msm.encoders.e5_small import prepare_e5_small
 
     print(f"      {prepare_e5_small()}")
 
@@ -131,12 +131,11 @@ def stage_eval(out: Path, overwrite: bool, budget: Budget) -> None:
             rows = [dataclasses.asdict(r) for r in results]
         tables[label] = {(r["language"], r["metric"]): r["value"] for r in rows}
     keys = list(next(iter(tables.values())))
-    lines = ["| language | metric | " + " | ".join(tables) + " | Δ |", "|---|---|" + "---:|" * (len(tables) + 1)]
     base, msm = tables.values()
-    for k in keys:
-        lines.append(f"| {k[0]} | {k[1]} | {base[k]:.3f} | {msm.get(k, float('nan')):.3f} | "
-                     f"{msm.get(k, float('nan')) - base[k]:+.3f} |")
-    table = "\n".join(lines)
+    nan = float("nan")
+    rows = [[lang, metric, f"{base[lang, metric]:.3f}", f"{msm.get((lang, metric), nan):.3f}",
+             f"{msm.get((lang, metric), nan) - base[lang, metric]:+.3f}"] for lang, metric in keys]
+    table = markdown_table(["language", "metric", *tables, "Δ"], rows, right=range(2, len(tables) + 3))
     (out / "comparison.md").write_text(table + "\n")
     print(table)
 
@@ -195,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             timings[name] = round(time.perf_counter() - t0, 1)
             print(f"      {name}: {timings[name]:.0f}s", flush=True)
     except Exception as exc:  # the same reporting as every msm verb
-        found = user_error(exc)
+        found = user_message(exc)
         if found is None:
             raise
         print(f"msm demo: error: {found}", file=sys.stderr)

@@ -195,7 +195,7 @@ def clear(loc: Location, kind: Kind) -> None:
 
 # where, how patiently, how often it saves or reports, and the fault drill: not what the run computes
 RUN_IGNORED = ("run.output_dir", "run.stall_after_s", "run.wait_for_nodes", "run.max_failures", "run.report_every",
-               "run.keep_checkpoints", "run.fail_at_step", "train.fail_at_step")
+               "run.keep_checkpoints", "run.fail_at_step")
 
 
 def yaml_settings(ignore: tuple[str, ...] = RUN_IGNORED) -> Callable[[str], dict | None]:
@@ -240,7 +240,7 @@ def claim_run(output_dir: str, verb: str, config_file: str, config: dict, files:
             names.add(saved["run"]["name"])
     kind = Kind(verb, config_file, frozenset(names), yaml_settings(), what="run.output_dir",
                 resume_hint=f" (or continue it with its own config: msm {verb} --resume {loc.uri})",
-                owned_prefixes=(".export-", ".step-", ".corpus.", ".validate_storage_marker"))
+                owned_prefixes=(".export-", ".checkpoint-", ".step-", ".corpus.", ".validate_storage_marker"))
     found = claim(loc, kind, drop(config, RUN_IGNORED), overwrite)
     if overwrite and found.state != "new":
         return RunClaim("replace", loc, kind)

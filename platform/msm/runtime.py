@@ -120,6 +120,44 @@ def ensure_ray(log_to_driver: bool | None = None) -> None:
              logging_level=logging.INFO if verbose() else logging.WARNING, **extra)
 
 
+# ---- one TorchTrainer for both training recipes -----------------------------------------------------------------
+
+def storage(output_dir: str) -> dict:
+    """Ray Train's storage for a run folder: a local folder, or the URI's pyarrow filesystem (the one our own files
+    use, so an S3-compatible endpoint or credentials configured for one apply to both)."""
+    if "://" not in output_dir:
+        return {"storage_path": output_dir}
+    from msm.uri import resolve
+
+    loc = resolve(output_dir)
+    return {"storage_path": loc.path, "storage_filesystem": loc.fs}
+
+
+def torch_trainer(loop, loop_config: dict, run, datasets: dict, dataset_config=None,
+                  run_config_kwargs: dict | None = None):
+    """The ``TorchTrainer`` of a training job (pretraining and fine-tuning both build theirs here) from its
+    :class:`~msm.run_settings.RunSettings` ``run``: workers (CPUs each, a GPU each with ``use_gpu``), storage at
+    ``run.output_dir`` under ``run.name``, the newest ``keep_checkpoints`` kept, ``max_failures`` restarts of the
+    worker group; ``run_config_kwargs`` adds e.g. a sweep's Tune callback."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    return TorchTrainer(
+        loop, train_loop_config=loop_config, datasets=datasets,
+        **({"dataset_config": dataset_config} if dataset_config is not None else {}),
+        scaling_config=ray.train.ScalingConfig(num_workers=run.num_workers, use_gpu=run.use_gpu,
+                                               resources_per_worker={"CPU": run.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            **storage(run.output_dir), name=run.name,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=run.keep_checkpoints),
+            failure_config=ray.train.FailureConfig(max_failures=run.max_failures), **(run_config_kwargs or {})))
+
+
+def training_asks(run, prefix: str = "run.") -> list[Ask]:
+    """:func:`job_asks` of a :class:`~msm.run_settings.RunSettings`."""
+    return job_asks(run.num_workers, run.cpus_per_worker, run.use_gpu, prefix=prefix)
+
+
 # ---- will the job fit? ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

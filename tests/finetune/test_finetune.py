@@ -44,11 +44,11 @@ def test_loss_falls_and_the_encoder_learns_its_pairs(tiny_cfg, tiny_model_dir):
 def test_resume_equals_the_uninterrupted_run(tiny_cfg):
     steps = ["train.max_steps=4", "train.save_steps=2", "train.lr=0.01", "train.batch_size=4"]
     whole = run_local(tiny_cfg("whole", *steps), log=lambda *_: None)
-    broken = tiny_cfg("broken", *steps, "train.fail_at_step=2")
+    broken = tiny_cfg("broken", *steps, "run.fail_at_step=2")
     with pytest.raises(RuntimeError, match="fault drill"):
         run_local(broken, log=lambda *_: None)
     assert sorted(_losses(Path(broken.run.output_dir))) == [1, 2]
-    run_local(dataclasses.replace(broken, train=dataclasses.replace(broken.train, fail_at_step=None)), resume=True,
+    run_local(dataclasses.replace(broken, run=dataclasses.replace(broken.run, fail_at_step=None)), resume=True,
               log=lambda *_: None)
     a, b = _losses(whole), _losses(Path(broken.run.output_dir))
     assert sorted(a) == sorted(b) == [1, 2, 3, 4]

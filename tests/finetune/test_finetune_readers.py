@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from msm.errors import MSMError
-from msm.finetune.config import DataConfig
+from msm.finetune.config import FinetuneData
 from msm.finetune.readers import read_examples
 
 SQUAD = {"data": [{"title": "T", "paragraphs": [{
@@ -19,7 +19,7 @@ SQUAD = {"data": [{"title": "T", "paragraphs": [{
 
 
 def _read(path: Path, fmt: str, **kw) -> list[dict]:
-    return read_examples(DataConfig(format=fmt, path=str(path), **kw))
+    return read_examples(FinetuneData(format=fmt, path=str(path), **kw))
 
 
 def _jsonl(path: Path, objs: list) -> Path:
@@ -110,4 +110,4 @@ def test_missing_or_empty_input_names_the_fix(tmp_path):
     with pytest.raises(MSMError, match="no .jsonl / .json / .jsonl.gz file there"):
         _read(tmp_path, "tevatron")
     with pytest.raises(MSMError, match="data.path is empty"):
-        read_examples(DataConfig(format="pairs", path=""))
+        read_examples(FinetuneData(format="pairs", path=""))

@@ -133,7 +133,7 @@ def test_two_process_steps_match_single_process_references(tiny_model_dir, tiny_
     from safetensors.torch import load_file, save_file
 
     from msm.model.msm import MSMModel
-    from msm.models.tokenizer import load_tokenizer
+    from msm.encoders.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)  # the per-process copy MSMModel uses (the children inherit it)
     # step 3 wraps the ring. Padded encoding: the ranks run 1 thread, the reference more, and the small per-bucket
@@ -217,7 +217,7 @@ def test_accumulated_gradient_is_the_mean_of_the_micro_batch_gradients(tiny_mode
     """One process, no DDP: ``accumulate_gradients`` over (D0, E0) leaves (g(D0) + g(E0 | bank + D0's keys)) / 2."""
     from msm.errors import MSMError
     from msm.model.msm import MSMModel
-    from msm.models.tokenizer import load_tokenizer
+    from msm.encoders.tokenizer import load_tokenizer
     from msm.train.loop import accumulate_gradients
 
     tokenizer = load_tokenizer(tiny_model_dir)

@@ -56,7 +56,7 @@ def test_resume_reproduces_the_uninterrupted_loss_trajectory(tmp_path, shared_da
             assert b[key] == pytest.approx(a[key], abs=1e-4), (a["step"], key)
     assert resumed[-1]["val_score"] == pytest.approx(straight[-1]["val_score"], abs=1e-6)
     assert 0.0 <= straight[2]["val_score"] <= 1.0 and "val_deu" in straight[2]
-    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step-000003", "step-000006"]
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["checkpoint-3", "checkpoint-6"]
 
 
 def test_checkpoint_and_data_errors(tmp_path, shared_data):
@@ -71,7 +71,7 @@ def test_checkpoint_and_data_errors(tmp_path, shared_data):
                "validation.every_steps=-1")
     with pytest.raises(FaultDrill):
         run_local(cfg)
-    ckpt = tmp_path / "run" / "checkpoints" / "step-000001"
+    ckpt = tmp_path / "run" / "checkpoints" / "checkpoint-1"
     (ckpt / "optimizer.pt").write_bytes(b"not a torch file")
     with pytest.raises(MSMError, match="optimizer.pt: unreadable optimiser state"):
         run_local(cfg, resume=True)
@@ -133,7 +133,7 @@ def test_mined_source_and_code_switched_copies(tmp_path, shared_data):
     import pyarrow.parquet as pq
 
     from msm.data.schema import DOCUMENTS, PAIRS
-    from msm.train.data import load_documents
+    from msm.train.corpus import load_documents
 
     mined = tmp_path / "mined"
     (mined / "documents").mkdir(parents=True)

@@ -39,8 +39,8 @@ def s3_files(prefix: str) -> dict[str, bytes]:
 def test_s3_run_crashes_resumes_and_matches_the_local_run(s3_server, shared_data, tmp_path):
     from msm.model.msm import MSMModel
     from msm.train.loop import FaultDrill
-    from msm.train.run_folder import RunFolder
-    from msm.train.trainer import export, resume_config, run_local
+    from msm.run_folder import RunFolder
+    from msm.train.trainer import resume_config, run_local, save_exports
 
     local = [json.loads(x) for x in (run_local(tiny(str(tmp_path / "local"), shared_data)) / "metrics.jsonl")
              .read_text().splitlines()]
@@ -49,7 +49,7 @@ def test_s3_run_crashes_resumes_and_matches_the_local_run(s3_server, shared_data
         run_local(tiny(uri, shared_data, "run.fail_at_step=3"))
     files = s3_files(uri)
     assert [json.loads(x)["step"] for x in files["metrics.jsonl"].decode().splitlines()] == [1, 2]
-    assert "checkpoints/step-000002/trainer_state.json" in files and "pretrain_config.yaml" in files
+    assert "checkpoints/checkpoint-2/trainer_state.json" in files and "pretrain_config.yaml" in files
     assert not list((tmp_path / "local").parent.glob("s3:*"))  # nothing landed in a local "s3:" folder
     cfg = resume_config(uri)  # the saved config at the URI, with its checkpoint found there
     assert cfg.run.output_dir == uri and cfg.run.fail_at_step == 3
@@ -59,11 +59,11 @@ def test_s3_run_crashes_resumes_and_matches_the_local_run(s3_server, shared_data
     assert [r["step"] for r in resumed] == [1, 2, 3]  # step 3 from the step-2 checkpoint; the drill is spent
     for a, b in zip(local, resumed):
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-4) and b["lr"] == pytest.approx(a["lr"]), a["step"]
-    assert sorted({k.split("/")[1] for k in files if k.startswith("checkpoints/")}) == ["step-000003"]  # keep 1
+    assert sorted({k.split("/")[1] for k in files if k.startswith("checkpoints/")}) == ["checkpoint-3"]  # keep 1
     assert any(k.startswith("tensorboard/events.out.tfevents.") for k in files)
     run = RunFolder(uri)
-    model = MSMModel.load(run.fetch_dir("checkpoints/step-000003") / "model")
-    export(model, run)
+    model = MSMModel.load(run.fetch_dir("checkpoints/checkpoint-3") / "model")
+    save_exports(model, run)
     files = s3_files(uri)
     assert "export/config.json" in files and "export/msm_model.json" in files and "export-st/modules.json" in files
     assert any(k.startswith("export/") and k.endswith(".safetensors") for k in files)
@@ -74,7 +74,7 @@ def test_file_uri_lands_in_the_local_folder_and_bad_uris_name_themselves(s3_serv
 
     out = run_local(tiny(f"file://{tmp_path}/run", shared_data, "optim.max_steps=1"))
     assert Path(out) == tmp_path / "run"
-    assert (tmp_path / "run" / "metrics.jsonl").is_file() and (tmp_path / "run" / "checkpoints" / "step-000001").is_dir()
+    assert (tmp_path / "run" / "metrics.jsonl").is_file() and (tmp_path / "run" / "checkpoints" / "checkpoint-1").is_dir()
     with pytest.raises(MSMError, match="s3://no-such-bucket/run/pretrain_config.yaml: unreachable or not permitted .*bucket does not exist"):
         run_local(tiny("s3://no-such-bucket/run", shared_data))
     with pytest.raises(MSMError, match="--resume s3://runs/nothing-here: no pretrain_config.yaml there"):

@@ -19,8 +19,8 @@ TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny-cpu.
 
 @pytest.fixture(scope="module")
 def tiny_tokenizer():
-    from msm.models.resolve import resolve_model
-    from msm.models.tokenizer import load_tokenizer
+    from msm.encoders.resolve import resolve_model
+    from msm.encoders.tokenizer import load_tokenizer
 
     return load_tokenizer(resolve_model("tiny-random"))
 
@@ -128,8 +128,8 @@ def test_the_corpus_stream_covers_every_block_of_the_documents(tmp_path, shared_
     (tokenised here independently), each once, one language per batch."""
     from msm.data.readers import read_ntrex
     from msm.model.batching import blocks
-    from msm.models.resolve import resolve_model
-    from msm.models.tokenizer import load_tokenizer
+    from msm.encoders.resolve import resolve_model
+    from msm.encoders.tokenizer import load_tokenizer
     from msm.train.corpus import build_local
     from msm.train.stream import open_stream
 

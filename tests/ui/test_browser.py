@@ -7,7 +7,7 @@ import os
 import pytest
 from ui_fixtures import E5_NTREX_LINES
 
-from msm.ui_support.server import CHROMIUM_ARGS, find_chromium, running_app
+from msm.ui.server import CHROMIUM_ARGS, find_chromium, running_app
 
 RUNNING = '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]'
 

@@ -1,4 +1,4 @@
-"""``msm.ui_support``: path guard, uploads, search against brute force, safe rendering, run and mined-pair readers."""
+"""``msm.ui``: path guard, uploads, search against brute force, safe rendering, run and mined-pair readers."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from msm.errors import MSMError
-from msm.ui_support.corpus import Corpus, Passage, load_ntrex, parse_upload
-from msm.ui_support.paths import data_roots, find_dirs, guard_path
-from msm.ui_support.render import escape_markdown, hit_header
-from msm.ui_support.search import CorpusIndex, build_index, search, validate_query
+from msm.ui.corpus import Corpus, Passage, load_ntrex, parse_upload
+from msm.ui.paths import data_roots, find_dirs, guard_path
+from msm.ui.render import escape_markdown, hit_header
+from msm.ui.search import CorpusIndex, build_index, search, validate_query
 from ui_fixtures import E5_NTREX_LANGS, E5_NTREX_LINES, write_mined, write_sweep, write_training_run
 
 NASTY = '<script>alert("x")</script> <img src=x onerror=alert(1)> **bold** [link](http://e.vil) ![i](http://e.vil/i.png)'
@@ -182,8 +182,8 @@ def test_escape_markdown_renders_literally():
 
 
 def test_hit_header_and_clip():
-    from msm.ui_support.render import clip
-    from msm.ui_support.search import Hit
+    from msm.ui.render import clip
+    from msm.ui.search import Hit
 
     assert hit_header(Hit(1, 0.5, "i", "t", "de", "de", "doc")) == "#1  score 0.500  lang de  doc doc"
     assert "(detected en)" in hit_header(Hit(2, 0.5, "i", "t", "de", "en", ""))
@@ -193,7 +193,7 @@ def test_hit_header_and_clip():
 # --- runs and mined pairs ----------------------------------------------------------------------------------
 
 def test_training_metrics_tolerate_a_torn_line(tmp_path):
-    from msm.ui_support.runs import curves, load_training_metrics
+    from msm.ui.runs import curves, load_training_metrics
 
     rows = write_training_run(tmp_path / "run")
     table = load_training_metrics(tmp_path / "run")
@@ -207,7 +207,7 @@ def test_training_metrics_tolerate_a_torn_line(tmp_path):
 
 def test_tune_and_eval_readers(tmp_path):
     from msm.eval.report import Result, write_report
-    from msm.ui_support.runs import (eval_pivot, is_eval_file, is_tune_dir, load_eval_results, load_tune_results,
+    from msm.ui.runs import (eval_pivot, is_eval_file, is_tune_dir, load_eval_results, load_tune_results,
                                      metric_columns)
 
     write_sweep(tmp_path / "sweep")
@@ -225,7 +225,7 @@ def test_tune_and_eval_readers(tmp_path):
 
 
 def test_mined_pairs_rows_and_heatmap_path(tmp_path):
-    from msm.ui_support.alignment import aligned_rows, alignment_figure, load_mined, path_cells
+    from msm.ui.alignment import aligned_rows, alignment_figure, load_mined, path_cells
 
     expected = write_mined(tmp_path / "m")
     run = load_mined(tmp_path / "m")

@@ -6,9 +6,9 @@ import streamlit as st
 
 from common import encoder, guarded_dir, roots_caption, safe, settings
 from msm.errors import MSMError
-from msm.ui_support.alignment import aligned_rows, alignment_figure, load_mined, pair_sentences, similarity
-from msm.ui_support.paths import find_dirs
-from msm.ui_support.settings import MODEL_ALIASES, check_model
+from msm.ui.alignment import aligned_rows, alignment_figure, load_mined, pair_sentences, similarity
+from msm.ui.paths import find_dirs
+from msm.ui.settings import MODEL_ALIASES, check_model
 
 cfg = settings()
 st.title("Alignment viewer")

@@ -8,8 +8,8 @@ import streamlit as st
 
 from common import guarded_dir, roots_caption, safe, settings
 from msm.errors import MSMError
-from msm.ui_support.paths import find_dirs
-from msm.ui_support.runs import (TRAIN_FILES, TUNE_FILES, curves, eval_pivot, is_eval_file, is_tune_dir,
+from msm.ui.paths import find_dirs
+from msm.ui.runs import (TRAIN_FILES, TUNE_FILES, curves, eval_pivot, is_eval_file, is_tune_dir,
                                  load_eval_results, load_training_metrics, load_tune_results, metric_columns)
 
 cfg = settings()

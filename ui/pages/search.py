@@ -9,9 +9,9 @@ import streamlit as st
 
 from common import guarded_dir, index_store, load_encoder, roots_caption, safe, settings
 from msm.errors import MSMError
-from msm.ui_support.corpus import Corpus, load_ntrex, load_xquad_r, parse_upload
-from msm.ui_support.render import clip, hit_header
-from msm.ui_support.search import CorpusIndex, build_index, search, validate_query
+from msm.ui.corpus import Corpus, load_ntrex, load_xquad_r, parse_upload
+from msm.ui.render import clip, hit_header
+from msm.ui.search import CorpusIndex, build_index, search, validate_query
 
 NTREX_LANGS = ["eng", "arb", "deu", "ell", "fra", "hin", "ita", "jpn", "kor", "pol", "por", "rus", "spa", "swa",
                "tha", "tur", "vie", "zho-CN"]

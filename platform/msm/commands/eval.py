@@ -11,7 +11,7 @@ from msm.commands import add_out, positive_int
 def _run(args: argparse.Namespace) -> int:
     from msm.errors import MSMError
     from msm.eval.run import run_eval
-    from msm.model.smoke import default_data_dir
+    from msm.data.readers import default_data_dir
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     if data_dir is None or not Path(data_dir).is_dir():

@@ -10,9 +10,10 @@ from msm.commands import positive_int
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.model.smoke import default_data_dir, smoke_run
+    from msm.data.readers import default_data_dir
+    from msm.model.smoke import smoke_run
 
-    from msm.models.resolve import check_model
+    from msm.encoders.resolve import check_model
 
     check_model(args.model, "--model")
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()

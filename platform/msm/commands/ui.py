@@ -9,16 +9,8 @@ import sys
 
 from msm.commands import port
 from msm.errors import MSMError
-from msm.ui_support.paths import ENV_ROOTS, REPO, data_roots
-
-
-def ui_command(port: int, address: str, headless: bool) -> list[str]:
-    app = REPO / "ui" / "app.py"
-    if not app.is_file():
-        raise MSMError(f"{app}: not found; msm ui runs from a source checkout of the MSM Platform")
-    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-            "--server.address", address, "--server.headless", str(headless).lower(),
-            "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "200", "--client.toolbarMode", "minimal"]
+from msm.ui.paths import ENV_ROOTS, data_roots
+from msm.ui.server import ui_command
 
 
 def run(args: argparse.Namespace) -> int:

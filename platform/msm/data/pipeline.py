@@ -40,8 +40,8 @@ from msm.data.prepare import prepare_batch
 from msm.data.readers import default_data_dir
 from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, embeddings_schema
 from msm.data.sources import check_input, read_inputs
-from msm.errors import MSMError
-from msm.models.resolve import check_model
+from msm.errors import MSMError, as_user_error
+from msm.encoders.resolve import check_model
 from msm.output import Kind, claim, commit, drop, json_settings
 from msm.runtime import ensure_ray
 from msm.uri import Location, resolve as resolve_uri, sibling
@@ -96,16 +96,6 @@ def _rows(root: Location, files: list[str]) -> int:
         with root.fs.open_input_file(root.join(f).path) as fh:
             total += pq.ParquetFile(fh).metadata.num_rows
     return total
-
-
-def _user_error(exc: BaseException) -> BaseException:
-    """The :class:`MSMError` a Ray task raised, found in the chain Ray and Ray Data wrap it in (else ``exc``)."""
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, MSMError):
-            return MSMError(str(seen).splitlines()[-1] if "\n" in str(seen) else str(seen))
-        seen = seen.__cause__ or seen.__context__
-    return exc
 
 
 def _read(loc: Location, columns: list[str] | None = None, **kwargs):
@@ -268,7 +258,7 @@ def mine(cfg: MineConfig, log=print, overwrite: bool = False) -> dict:
             try:
                 files["documents"] = _write(merged, staged.join("documents"), DOCUMENTS, cfg.shard_rows)
             except Exception as exc:  # Ray wraps the task's error; a duplicate id is the user's to fix
-                raise _user_error(exc) from exc
+                raise as_user_error(exc) from exc
             files["embeddings"] = _write(_read(prepared, list(EMBEDDINGS_COLUMNS), partition_filter=_parts(False)),
                                          staged.join("embeddings"), embeddings_schema(None), cfg.shard_rows)
         else:

@@ -18,10 +18,10 @@ def _langid(model_path: str | None) -> LangID:
 
 
 @functools.lru_cache(maxsize=2)
-def _tokenizer(model: str):
+def cached_tokenizer(model: str):
     """Resolved and loaded once per process: prepare asks for it for every document it chunks."""
-    from msm.models.resolve import resolve_model as resolve
-    from msm.models.tokenizer import load_tokenizer
+    from msm.encoders.resolve import resolve_model as resolve
+    from msm.encoders.tokenizer import load_tokenizer
 
     return load_tokenizer(resolve(model))
 
@@ -67,7 +67,7 @@ def prepare_records(records: list[dict], cfg: MineConfig) -> list[dict]:
             r["reason"] = f"unsupported_language: {r['lang']!r} is not one of the encoder's XLM-R languages"
         else:
             sents = r["sentences"] or segment(r["text"], r["lang"])
-            r["sentences"] = (chunk_to_budget(sents, _tokenizer(cfg.embed.model), cfg.segment.max_tokens)
+            r["sentences"] = (chunk_to_budget(sents, cached_tokenizer(cfg.embed.model), cfg.segment.max_tokens)
                               if cfg.segment.max_tokens > 0 else sents)
             if len(r["sentences"]) < cfg.clean.min_sentences:
                 r["reason"] = f"too_few_sentences: {len(r['sentences'])} < clean.min_sentences={cfg.clean.min_sentences}"

@@ -26,9 +26,16 @@ BIBLE_LANGS = {
 }
 
 
-def default_data_dir() -> Path:
+DEFAULT_NTREX_LANGS = ["deu", "fra", "rus", "zho-CN", "arb", "hin"]  # training/smoke default: 6 scripts and families
+DEFAULT_BIBLE_TRANSLATIONS = ["s", "l", "r", "c", "y", "i"]  # the same languages in the Bible: de fr ru zh ar hi
+
+
+def default_data_dir() -> Path | None:
+    """The shared data folder: ``$MSM_DATA_DIR``, else ``../shared/data`` beside the checkout; None when it is not
+    there (the one definition: the CLI, the demo, training sources, the UI and the experiments use it)."""
     env = os.environ.get("MSM_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    path = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    return path if path.is_dir() else None
 
 
 def decode_text(raw: bytes, where: str) -> tuple[str, str | None]:

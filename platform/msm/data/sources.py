@@ -49,7 +49,7 @@ def _blocks(records, lang: str | None, size: int) -> Iterator[pa.Table]:
         yield _table(rows, lang)
 
 
-def _lines(f, chunk: int = 1 << 20) -> Iterator[bytes]:
+def byte_lines(f, chunk: int = 1 << 20) -> Iterator[bytes]:
     """Lines of a binary stream, read ``chunk`` bytes at a time (a file is never held whole)."""
     rest = b""
     while True:
@@ -75,7 +75,7 @@ class JsonlRecords(_RecordFiles):
 
     def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
         bad_id = f"{posixpath.basename(path)}:" if self.multi_file else ""
-        yield from _blocks(jsonl_records(_lines(f), path, self.name, bad_id), self.lang, self.block_records)
+        yield from _blocks(jsonl_records(byte_lines(f), path, self.name, bad_id), self.lang, self.block_records)
 
 
 class ParquetRecords(_RecordFiles):
@@ -102,7 +102,7 @@ class TextLines(_RecordFiles):
     """One sentence per line, a blank line between documents (:func:`msm.data.readers.text_documents`)."""
 
     def _read_stream(self, f, path: str) -> Iterator[pa.Table]:
-        yield from _blocks(text_documents(_lines(f), path, self.name, self.lang), None, self.block_records)
+        yield from _blocks(text_documents(byte_lines(f), path, self.name, self.lang), None, self.block_records)
 
 
 class CorpusTasks(Datasource):

@@ -6,6 +6,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from msm.tables import markdown_table
+
 
 
 @dataclass
@@ -18,9 +20,8 @@ class Result:
 
 
 def markdown(model: str, results: list[Result]) -> str:
-    lines = [f"### {model}", "", "| task | language | metric | value | n |", "|---|---|---|---|---|"]
-    lines += [f"| {r.task} | {r.language} | {r.metric} | {r.value:.4f} | {r.count} |" for r in results]
-    return "\n".join(lines) + "\n"
+    rows = [[r.task, r.language, r.metric, f"{r.value:.4f}", r.count] for r in results]
+    return f"### {model}\n\n" + markdown_table(["task", "language", "metric", "value", "n"], rows) + "\n"
 
 
 def write_report(out_dir: str | Path, model: str, results: list[Result], config: dict, seconds: float,

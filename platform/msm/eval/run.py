@@ -67,7 +67,7 @@ def run_eval(model: str, tasks: list[str], data_dir: Path, out_dir: str | Path |
     output contract (:mod:`msm.output`: the same settings' report is reused, another's replaced only with
     ``overwrite``, a folder holding anything else refused), checked with the tasks, languages and model before the
     model loads."""
-    from msm.models.resolve import check_model
+    from msm.encoders.resolve import check_model
     from msm.retrieval.encoder import Encoder
 
     if limit is not None and limit < 1:

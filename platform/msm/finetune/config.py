@@ -7,13 +7,15 @@ field of ``SentenceTransformerTrainingArguments`` (:func:`msm.finetune.model.tra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
+
+from msm.run_settings import RunSettings
 
 FORMATS = ("squad", "tevatron", "pairs", "mewsli_x")
 
 
 @dataclass
-class ModelConfig:
+class FinetuneModel:
     encoder: str = "e5-small"  # HF folder / hub id, 'e5-small', 'tiny-random', or an `msm pretrain` run's export/
     towers: Literal["shared", "separate"] = "shared"  # separate: a query and a passage copy (ST Router)
     pooling: Literal["mean", "cls"] | None = None  # None: the encoder's msm_model.json, else mean
@@ -28,7 +30,7 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
+class FinetuneData:
     format: Literal["squad", "tevatron", "pairs", "mewsli_x"] = "pairs"
     path: str = ""  # a file, a folder of them, or a URI (s3://, gs://, file://)
     with_context: bool = True  # squad: the positive is (answer sentence, paragraph), as LAReQA; False: the sentence
@@ -48,7 +50,7 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class FinetuneTrain:
     loss: Literal["mnrl", "cached_mnrl"] = "mnrl"  # cached: GradCache, for batches larger than memory
     scale: float = 20.0  # logits = cos * scale (scale = 1 / temperature)
     gather_across_devices: bool = True  # in-batch negatives from every worker (DDP)
@@ -65,7 +67,6 @@ class TrainConfig:
     bf16: bool = True  # on GPU only
     logging_steps: int = 10
     save_steps: int = 500
-    fail_at_step: int | None = None  # fault drill: raise at this step in a run that did not resume a checkpoint
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -77,29 +78,18 @@ class TrainConfig:
 
 
 @dataclass
-class RunConfig:
+class FinetuneRun(RunSettings):
+    """The shared run settings (:class:`msm.run_settings.RunSettings`); ``fail_at_step`` is the fault drill (it was
+    ``train.fail_at_step``)."""
+
     output_dir: str = "outputs/finetune"
     name: str = "finetune"
-    num_workers: int = 1
-    use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    keep_checkpoints: int = 2
-    max_failures: int = 0  # Ray Train FailureConfig: restarts from the latest checkpoint
-    tensorboard: bool = True  # event files in <output_dir>/tensorboard
-    stall_after_s: float = 300.0  # no step for this long while Ray cannot schedule a demand: the progress line
-    #                               says so (msm finetune --fail-on-stall: the run ends with that error)
-    wait_for_nodes: bool = False  # an autoscaling cluster: wait for new nodes instead of failing before the start
-
-    def __post_init__(self) -> None:
-        if self.num_workers < 1 or self.cpus_per_worker < 0:
-            raise ValueError("need num_workers >= 1 and cpus_per_worker >= 0")
-        if self.stall_after_s <= 0:
-            raise ValueError("stall_after_s must be > 0 (seconds)")
 
 
 @dataclass
 class FinetuneConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    MOVED: ClassVar[dict[str, str]] = {"train.fail_at_step": "run.fail_at_step"}  # a key that moved names its place
+    model: FinetuneModel = field(default_factory=FinetuneModel)
+    data: FinetuneData = field(default_factory=FinetuneData)
+    train: FinetuneTrain = field(default_factory=FinetuneTrain)
+    run: FinetuneRun = field(default_factory=FinetuneRun)

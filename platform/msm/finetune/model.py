@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msm.errors import MSMError
-from msm.models.resolve import read_model_meta, resolve_model
+from msm.encoders.resolve import read_model_meta, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ def training_arguments(cfg, output_dir: str | Path, max_steps: int | None = None
     gpu = cfg.run.use_gpu and torch.cuda.is_available()
     return SentenceTransformerTrainingArguments(
         output_dir=str(output_dir), per_device_train_batch_size=t.batch_size, num_train_epochs=t.epochs,
+        # warmup as a ratio: transformers >= 5 (pyproject pins it) reads a float below 1 as one
         max_steps=steps, learning_rate=t.lr, warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm, lr_scheduler_type=t.scheduler, seed=t.seed, data_seed=t.seed,
         bf16=t.bf16 and gpu, use_cpu=not gpu, logging_steps=t.logging_steps, save_strategy="steps",
@@ -122,14 +123,14 @@ def save_exports(cfg, model, out: Path) -> dict[str, Path]:
     """``export/`` (HF folder + msm_model.json, what ``msm eval`` and ``msm pretrain`` read) and ``export-st/``.
 
     Shared towers: the HF folder is the fine-tuned encoder and ``export-st/`` is written by
-    :func:`msm.models.st_export.write_sentence_transformers_folder`, as after pretraining. Separate towers:
+    :func:`msm.encoders.st_export.write_sentence_transformers_folder`, as after pretraining. Separate towers:
     ``export/query`` and ``export/passage`` (one HF folder each) and ``export-st/`` saved by sentence-transformers
     itself (a Router model: ``encode_query`` / ``encode_document``).
     """
     import json
     import shutil
 
-    from msm.models.st_export import write_sentence_transformers_folder
+    from msm.encoders.st_export import write_sentence_transformers_folder
 
     enc = encoding(cfg)
     export, st_dir = out / "export", out / "export-st"

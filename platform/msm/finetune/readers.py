@@ -134,18 +134,18 @@ def pairs_example(obj: dict, hard_negatives: int) -> dict:
 
 
 def mewsli_example(obj: dict, hard_negatives: int = 0) -> dict:
-    from msm.eval.tasks.mewsli_x import _normalise, _spans, mention_query
+    from msm.eval.tasks.mewsli_x import mention_query, normalise, sentence_spans
 
     cm, entity = obj["contextual_mention"], obj["entity"]
     text, span = cm["context"]["text"], cm["mention"]["mention_span"]
     start, end = int(span["start"]), int(span["end"])
     if text[start:end] != span["text"]:
         raise ValueError(f"mention_span.text {span['text']!r} != context.text[{start}:{end}] {text[start:end]!r}")
-    query = mention_query(text, _spans(cm["context"]), start, end)
+    query = mention_query(text, sentence_spans(cm["context"]), start, end)
     if query is None:
         raise ValueError("the mention lies in no single sentence_span")
     description = str(entity["description"])
-    desc = _normalise(" ".join(description[s:e] for s, e in _spans(entity))) or _normalise(description)
+    desc = normalise(" ".join(description[s:e] for s, e in sentence_spans(entity))) or normalise(description)
     return example(query, _text(desc, "entity description"))
 
 
@@ -220,8 +220,8 @@ def data_files(path: str, fmt: str) -> list[str]:
 
 
 def file_examples(fs, path: str, cfg) -> Iterator[dict]:
-    """Examples of one file on pyarrow filesystem ``fs`` (``cfg``: :class:`msm.finetune.config.DataConfig`)."""
-    from msm.data.sources import _lines
+    """Examples of one file on pyarrow filesystem ``fs`` (``cfg``: :class:`msm.finetune.config.FinetuneData`)."""
+    from msm.data.sources import byte_lines
 
     if cfg.format == "squad":
         with fs.open_input_stream(path) as fh:
@@ -232,7 +232,7 @@ def file_examples(fs, path: str, cfg) -> Iterator[dict]:
     else:
         compression = "gzip" if path.endswith(".gz") else None
         with fs.open_input_stream(path, compression=compression) as fh:
-            yield from jsonl_examples(_lines(fh), path, cfg.format, cfg.hard_negatives)
+            yield from jsonl_examples(byte_lines(fh), path, cfg.format, cfg.hard_negatives)
 
 
 def read_examples(cfg) -> list[dict]:

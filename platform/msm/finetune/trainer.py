@@ -13,12 +13,9 @@ import math
 import os
 from pathlib import Path
 
-import yaml
-
 from msm.config import load_config, to_dict
 from msm.errors import MSMError
 from msm.finetune.config import FinetuneConfig
-from msm.io import atomic_write_text
 
 CONFIG_FILE = "finetune_config.yaml"
 
@@ -51,10 +48,12 @@ def claim_output(cfg: FinetuneConfig, overwrite: bool = False):
 
 
 def _start(cfg: FinetuneConfig) -> Path:
-    out = Path(cfg.run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / CONFIG_FILE, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
-    return out
+    """The run folder with its config copy (:meth:`msm.run_folder.RunFolder.write_config`, as pretraining's)."""
+    from msm.run_folder import RunFolder
+
+    run = RunFolder(cfg.run.output_dir)
+    run.write_config(CONFIG_FILE, to_dict(cfg))
+    return run.work
 
 
 def has_local_checkpoint(cfg: FinetuneConfig) -> bool:
@@ -100,12 +99,14 @@ def plan_steps(cfg: FinetuneConfig, rows: int) -> tuple[int, int]:
 
 
 def build_ray_trainer(cfg: FinetuneConfig, run_config_kwargs: dict | None = None):
+    """The ``TorchTrainer`` (:func:`msm.runtime.torch_trainer`, as pretraining's) over the examples, read once per
+    pass in a seeded block order, the rows' order fixed on every run."""
     import ray.train
     from ray.data import ExecutionOptions
-    from ray.train.torch import TorchTrainer
 
     from msm.finetune.data import ray_dataset
     from msm.finetune.worker import train_worker
+    from msm.runtime import torch_trainer
 
     base = ray_dataset(cfg)
     steps, passes = plan_steps(cfg, base.count())
@@ -113,28 +114,15 @@ def build_ray_trainer(cfg: FinetuneConfig, run_config_kwargs: dict | None = None
     ds = epochs[0].union(*epochs[1:]) if passes > 1 else epochs[0]
     run_id = hashlib.sha1(f"{cfg.run.output_dir}/{cfg.run.name}".encode()).hexdigest()[:10]
     options = ExecutionOptions(preserve_order=True)  # the same rows in the same order on every run
-    return TorchTrainer(
-        train_worker,
-        train_loop_config={"config": to_dict(cfg), "max_steps": steps, "run_id": run_id},
-        datasets={"train": ds},
-        dataset_config=ray.train.DataConfig(execution_options=options),
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.num_workers, use_gpu=cfg.run.use_gpu,
-                                               resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
-        run_config=ray.train.RunConfig(
-            storage_path=cfg.run.output_dir, name=cfg.run.name,
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
-            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
-            **(run_config_kwargs or {})),
-    )
+    return torch_trainer(train_worker, {"config": to_dict(cfg), "max_steps": steps, "run_id": run_id}, cfg.run,
+                         {"train": ds}, ray.train.DataConfig(execution_options=options), run_config_kwargs)
 
 
 def check_resources(cfg: FinetuneConfig, log=print) -> None:
     """Fail before ``fit()`` when the workers and the read tasks feeding them cannot all run on this cluster."""
-    from msm.runtime import check_fits, job_asks
+    from msm.runtime import check_fits, training_asks
 
-    r = cfg.run
-    check_fits("msm finetune", job_asks(r.num_workers, r.cpus_per_worker, r.use_gpu), can_grow=r.wait_for_nodes,
-               log=log)
+    check_fits("msm finetune", training_asks(cfg.run), can_grow=cfg.run.wait_for_nodes, log=log)
 
 
 def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, overwrite: bool = False) -> Path:
@@ -151,7 +139,7 @@ def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, ov
     from msm.finetune.model import save_exports
     from msm.finetune.readers import data_files
     from msm.finetune.worker import METRICS_FILE
-    from msm.models.resolve import check_model
+    from msm.encoders.resolve import check_model
     from msm.progress import follow
     from msm.runtime import StallWatch, ensure_ray, summary
 

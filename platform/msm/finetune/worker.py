@@ -1,15 +1,20 @@
-"""One fine-tuning process: the sentence-transformers trainer, in this process or as a Ray Train worker.
+"""The fine-tuning recipe (:class:`FinetuneRecipe`: set-up → train → clean-up), in this process or on a Ray
+Train worker, chosen once by its session (:class:`LocalSession`, :class:`RaySession`).
 
 The loop, the optimiser, the schedule, checkpoints and exact resume (optimiser, scheduler, RNG states, data
 position: ``resume_from_checkpoint`` skips the batches already seen) are the Hugging Face / sentence-transformers
-trainer's. Ours are three callbacks: ``metrics.jsonl``, TensorBoard events and a fault drill.
+trainer's. Ours are three callbacks: ``metrics.jsonl``, TensorBoard events and the fault drill (``run.fail_at_step``,
+as in pretraining).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
 import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -44,11 +49,11 @@ class FailAt(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         if self.step is not None and not self.resumed and state.global_step >= self.step:
-            raise RuntimeError(f"fault drill: train.fail_at_step={self.step} reached")
+            raise RuntimeError(f"fault drill: run.fail_at_step={self.step} reached")
 
 
 def callbacks(cfg, out: Path) -> list:
-    found = [MetricsFile(out / METRICS_FILE), FailAt(cfg.train.fail_at_step)]
+    found = [MetricsFile(out / METRICS_FILE), FailAt(cfg.run.fail_at_step)]
     if cfg.run.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
         from transformers.integrations import TensorBoardCallback
@@ -57,52 +62,144 @@ def callbacks(cfg, out: Path) -> list:
     return found
 
 
+class LocalSession:
+    """In this process: the whole example set as a ``datasets.Dataset`` (the trainer's own no-duplicates sampler),
+    checkpoints in ``<output_dir>/checkpoints/checkpoint-<step>`` (the HF trainer's names)."""
+
+    rank = 0
+
+    def __init__(self, cfg: FinetuneConfig, resume: bool) -> None:
+        self.cfg, self.out, self.resume = cfg, Path(cfg.run.output_dir), resume
+        self.rows = None
+
+    def check_data(self) -> None:
+        from msm.finetune.data import rows_from_examples
+        from msm.finetune.readers import read_examples
+
+        self.rows = rows_from_examples(read_examples(self.cfg.data), self.cfg)  # fails before the model loads
+
+    def arguments(self, steps: int | None):
+        from msm.finetune.model import training_arguments
+
+        return training_arguments(self.cfg, self.out / "checkpoints")
+
+    def callbacks(self) -> list:
+        return callbacks(self.cfg, self.out)
+
+    def dataset(self):
+        """The training rows, given to the trainer when it is built (it adds its prompt columns then)."""
+        from msm.finetune.data import hf_dataset
+
+        return hf_dataset(self.rows)
+
+    def attach_data(self, trainer):
+        return trainer
+
+    @contextlib.contextmanager
+    def checkpoint(self):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        ckpt = self.out / "checkpoints"
+        yield get_last_checkpoint(str(ckpt)) if self.resume and ckpt.is_dir() else None
+
+
+class RaySession:
+    """On a Ray Train worker: its shard of the Ray Dataset, batched by :class:`msm.finetune.data.RayBatches` (the
+    trainer's sampler and collator are bypassed by ``prepare_trainer``), Ray Train's report callback and
+    checkpoint."""
+
+    def __init__(self, cfg: FinetuneConfig, run_id: str) -> None:
+        import ray.train
+
+        self.cfg, self.ctx = cfg, ray.train.get_context()
+        self.rank, self.out = self.ctx.get_world_rank(), Path(cfg.run.output_dir)
+        # RayTrainReportCallback reports the highest checkpoint-N found in the trainer's output folder
+        self.scratch = Path(tempfile.gettempdir()) / f"msm-finetune-{run_id}-rank{self.rank}"
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def check_data(self) -> None:
+        return None  # the driver read it (the row count) before the workers started
+
+    def arguments(self, steps: int | None):
+        from msm.finetune.model import training_arguments
+
+        return training_arguments(self.cfg, self.scratch, max_steps=steps, in_process=False)
+
+    def callbacks(self) -> list:
+        from ray.train.huggingface.transformers import RayTrainReportCallback
+
+        mine = callbacks(self.cfg, self.out) if self.rank == 0 else [FailAt(self.cfg.run.fail_at_step)]
+        return [RayTrainReportCallback(), *mine]  # the report (and its checkpoint) before a fault drill
+
+    def dataset(self):
+        return None  # the worker's shard is attached after the trainer is built (attach_data)
+
+    def attach_data(self, trainer):
+        import ray.train
+        from ray.train.huggingface.transformers import prepare_trainer
+
+        from msm.finetune.data import RayBatches, ray_batch_size
+
+        cfg = self.cfg
+        shard = ray.train.get_dataset_shard("train")
+        trainer.train_dataset = shard.iter_torch_batches(
+            batch_size=ray_batch_size(cfg), drop_last=True, collate_fn=RayBatches(trainer.data_collator, cfg),
+            local_shuffle_buffer_size=cfg.data.shuffle_buffer or None,
+            local_shuffle_seed=cfg.train.seed + self.rank if cfg.data.shuffle_buffer else None)
+        return prepare_trainer(trainer)
+
+    @contextlib.contextmanager
+    def checkpoint(self):
+        import ray.train
+        from ray.train.huggingface.transformers import RayTrainReportCallback
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            yield None
+            return
+        with checkpoint.as_directory() as folder:
+            yield os.path.join(folder, RayTrainReportCallback.CHECKPOINT_NAME)
+
+
+class FinetuneRecipe:
+    """Fine-tuning on one worker (or in this process), from :meth:`setup` to :meth:`cleanup`, the same shape as
+    :class:`msm.train.loop.PretrainRecipe` around the sentence-transformers trainer, which owns the loop."""
+
+    def __init__(self, cfg: FinetuneConfig, session: LocalSession | RaySession, steps: int | None = None) -> None:
+        self.cfg, self.session, self.steps = cfg, session, steps
+
+    # -- set-up: the data checked, the model, its loss and training arguments, the trainer fed by the session
+    def setup(self) -> None:
+        from msm.finetune.model import build_model, build_trainer
+
+        self.session.check_data()
+        self.model = build_model(self.cfg)
+        trainer = build_trainer(self.cfg, self.model, self.session.arguments(self.steps), self.session.dataset(),
+                                self.session.callbacks())
+        self.trainer = self.session.attach_data(trainer)
+
+    # -- train: the trainer's loop from the session's checkpoint (exact resume: the trainer's)
+    def train(self) -> None:
+        with self.session.checkpoint() as last:
+            self.trainer.train(resume_from_checkpoint=last)
+
+    # -- clean-up: the trained model and the log (the driver exports them)
+    def cleanup(self) -> tuple[object, list[dict]]:
+        return self.trainer.model, self.trainer.state.log_history
+
+
 def train_in_process(cfg: FinetuneConfig, out: Path, resume: bool) -> tuple[object, list[dict]]:
-    """Fit in this process on ``datasets.Dataset`` rows; checkpoints in ``<out>/checkpoints``. Returns (model, log)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from msm.finetune.data import hf_dataset, rows_from_examples
-    from msm.finetune.model import build_model, build_trainer, training_arguments
-    from msm.finetune.readers import read_examples
-
-    ckpt = out / "checkpoints"
-    last = get_last_checkpoint(str(ckpt)) if resume and ckpt.is_dir() else None
-    rows = rows_from_examples(read_examples(cfg.data), cfg)  # a bad input fails before the model loads
-    model = build_model(cfg)
-    trainer = build_trainer(cfg, model, training_arguments(cfg, ckpt), hf_dataset(rows), callbacks(cfg, out))
-    trainer.train(resume_from_checkpoint=last)
-    return trainer.model, trainer.state.log_history
+    """Fit in this process; checkpoints in ``<out>/checkpoints``. Returns (model, log)."""
+    recipe = FinetuneRecipe(cfg, LocalSession(cfg, resume))
+    recipe.setup()
+    recipe.train()
+    return recipe.cleanup()
 
 
 def train_worker(config: dict) -> None:
-    """Ray Train worker: the trainer prepared for Ray (its data is this worker's shard of the Ray Dataset)."""
-    import shutil
-    import tempfile
-
-    import ray.train
-    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
-
-    from msm.finetune.data import RayBatches, ray_batch_size
-    from msm.finetune.model import build_model, build_trainer, training_arguments
-
+    """Ray Train worker: the recipe on this worker's shard of the Ray Dataset."""
     cfg = config_from_dict(config["config"], FinetuneConfig)
-    ctx = ray.train.get_context()
-    out = Path(cfg.run.output_dir)
-    scratch = Path(tempfile.gettempdir()) / f"msm-finetune-{config['run_id']}-rank{ctx.get_world_rank()}"
-    shutil.rmtree(scratch, ignore_errors=True)  # RayTrainReportCallback reports the highest checkpoint-N found there
-    model = build_model(cfg)
-    args = training_arguments(cfg, scratch, max_steps=config["max_steps"], in_process=False)
-    extra = callbacks(cfg, out) if ctx.get_world_rank() == 0 else [FailAt(cfg.train.fail_at_step)]
-    trainer = build_trainer(cfg, model, args, None, [RayTrainReportCallback(), *extra])  # report before a drill
-    shard = ray.train.get_dataset_shard("train")
-    trainer.train_dataset = shard.iter_torch_batches(
-        batch_size=ray_batch_size(cfg), drop_last=True, collate_fn=RayBatches(trainer.data_collator, cfg),
-        local_shuffle_buffer_size=cfg.data.shuffle_buffer or None,
-        local_shuffle_seed=cfg.train.seed + ctx.get_world_rank() if cfg.data.shuffle_buffer else None)
-    trainer = prepare_trainer(trainer)
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        trainer.train()
-        return
-    with checkpoint.as_directory() as folder:
-        trainer.train(resume_from_checkpoint=os.path.join(folder, RayTrainReportCallback.CHECKPOINT_NAME))
+    recipe = FinetuneRecipe(cfg, RaySession(cfg, config["run_id"]), steps=config["max_steps"])
+    recipe.setup()
+    recipe.train()
+    recipe.cleanup()

@@ -8,7 +8,9 @@ from typing import Literal
 
 @dataclass
 class MSMModelConfig:
-    """MSM model + hierarchical contrastive loss. Defaults follow the paper / reference code."""
+    """MSM model + hierarchical contrastive loss. The shape and loss defaults are the paper's (32 sentences × 64
+    tokens, a 2-layer document encoder, temperature 0.1, memory bank 4096, balance bias 0.5: configs/pretrain/
+    xlmr-base-8gpu.yaml); the encoder default is the offline e5-small, not the paper's XLM-R base."""
 
     encoder: str = "e5-small"  # alias, local HF folder or hub id
     pooling: Literal["mean", "cls"] = "mean"

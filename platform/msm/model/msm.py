@@ -44,7 +44,7 @@ from msm.model.document_encoder import DocumentEncoder
 from msm.model.heads import ProjectionHead
 from msm.model.sentence_encoder import SentenceEncoder
 
-STATE_FILE = "msm_state.safetensors"
+WEIGHTS_FILE = "msm_state.safetensors"  # the model's tensors (a checkpoint's trainer state is msm.train.loop.STATE_FILE)
 CONFIG_FILE = "msm_config.json"
 
 
@@ -86,7 +86,7 @@ class MSMModel(nn.Module):
     @classmethod
     def from_config(cls, cfg: MSMModelConfig, resolver: Callable[[str], str] | None = None) -> MSMModel:
         if resolver is None:
-            from msm.models.resolve import resolve_model as resolver
+            from msm.encoders.resolve import resolve_model as resolver
         return cls(cfg, resolver(cfg.encoder))
 
     def seed(self, seed: int) -> None:
@@ -181,7 +181,7 @@ class MSMModel(nn.Module):
         return out_dir
 
     def _write_encoder(self, folder: Path) -> None:
-        from msm.models.resolve import read_model_meta
+        from msm.encoders.resolve import read_model_meta
 
         self.sentence_encoder.save(folder)
         meta = read_model_meta(self.encoder_path) if self.encoder_path.is_dir() else {}
@@ -196,7 +196,7 @@ class MSMModel(nn.Module):
         with atomic_dir(out_dir, overwrite=True) as tmp:
             self._write_encoder(tmp / "encoder")
             state = {k: v.detach().cpu().contiguous() for k, v in self.msm_state_dict().items()}
-            save_file(state, str(tmp / STATE_FILE))
+            save_file(state, str(tmp / WEIGHTS_FILE))
             (tmp / CONFIG_FILE).write_text(json.dumps(to_dict(self.cfg), indent=2))
         return out_dir
 
@@ -207,7 +207,7 @@ class MSMModel(nn.Module):
         from safetensors.torch import load_file
 
         path = Path(path)
-        cfg_file, state_file = path / CONFIG_FILE, path / STATE_FILE
+        cfg_file, state_file = path / CONFIG_FILE, path / WEIGHTS_FILE
         for f in (cfg_file, state_file, path / "encoder" / "config.json"):
             if not f.is_file():
                 raise MSMError(f"{f}: missing from MSM checkpoint {path}; pass a directory written by MSMModel.save")

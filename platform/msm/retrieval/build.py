@@ -166,7 +166,7 @@ def build_index(corpus: str | Path, model: str, out_dir: str | Path, kind: str =
     import ray
     import ray.data
 
-    from msm.models.resolve import check_model
+    from msm.encoders.resolve import check_model
     from msm.runtime import ensure_ray
     from msm.uri import resolve, sibling
 

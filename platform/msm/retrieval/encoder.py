@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from msm.errors import MSMError
-from msm.models.resolve import read_model_meta, resolve_model
+from msm.encoders.resolve import read_model_meta, resolve_model
 from msm.model.sentence_encoder import pool
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class Encoder:
                  device: str | None = None, dtype: torch.dtype | None = None) -> None:
         from transformers import AutoModel
 
-        from msm.models.tokenizer import load_tokenizer
+        from msm.encoders.tokenizer import load_tokenizer
 
         self.path = resolve_model(str(model))
         meta = read_model_meta(self.path) if Path(self.path).is_dir() else {}

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from msm.model.config import MSMModelConfig
+from msm.run_settings import RunSettings
 
 
 @dataclass
-class DataConfig:
+class PretrainData:
     """Where the training documents come from and how they are batched (``msm.train.corpus``, ``msm.train.stream``).
 
     Sources: ``text`` (one sentence per line, a blank line between documents, one language per file: CC-100's
@@ -76,37 +77,27 @@ class OptimConfig:
 
 
 @dataclass
-class RunConfig:
+class PretrainRun(RunSettings):
+    """The shared run settings (:class:`msm.run_settings.RunSettings`) plus pretraining's own."""
+
     output_dir: str = "outputs/pretrain"
     name: str = "msm"
-    num_workers: int = 1
-    use_gpu: bool = False
-    cpus_per_worker: float = 1.0
     checkpoint_every: int = 50
     report_every: int = 10  # ray.train.report cadence besides checkpoint and validation steps (each report waits
     #                         for the Train controller's poll; metrics.jsonl still gets every step)
-    keep_checkpoints: int = 2
-    max_failures: int = 0
     seed: int = 0
-    tensorboard: bool = True  # event files in <output_dir>/<name>/tensorboard (rank 0)
     bf16: bool = True  # autocast on GPU (ignored on CPU)
-    fail_at_step: int | None = None  # fault drill: raise at this step in a run that did not restore a checkpoint
-    stall_after_s: float = 300.0  # no step for this long while Ray cannot schedule a demand: the progress line
-    #                               says so (msm pretrain --fail-on-stall: the run ends with that error)
-    wait_for_nodes: bool = False  # an autoscaling cluster: a job larger than the nodes up now waits for new nodes
-    #                               instead of failing before it starts (msm.runtime.check_fits)
 
     def __post_init__(self) -> None:
-        if self.num_workers < 1 or self.cpus_per_worker < 0:
-            raise ValueError("need num_workers >= 1 and cpus_per_worker >= 0")
-        if self.stall_after_s <= 0:
-            raise ValueError("stall_after_s must be > 0 (seconds)")
+        super().__post_init__()
+        if self.checkpoint_every < 1 or self.report_every < 1:
+            raise ValueError("need checkpoint_every >= 1 and report_every >= 1")
 
 
 @dataclass
 class PretrainConfig:
     model: MSMModelConfig = field(default_factory=MSMModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: PretrainData = field(default_factory=PretrainData)
     optim: OptimConfig = field(default_factory=OptimConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    run: PretrainRun = field(default_factory=PretrainRun)

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from msm import code_version
 from msm.config import to_dict
-from msm.errors import MSMError
+from msm.errors import MSMError, as_user_error
 from msm.model.batching import blocks
 from msm.runtime import DATA_CPUS, read_parquet_files
 from msm.train.config import PretrainConfig
@@ -137,9 +137,9 @@ def tokenised_rows(rows: list[dict], tokenizer, max_sentences: int, max_tokens: 
 
 
 def _tokenizer(cfg: PretrainConfig):
-    from msm.data.prepare import _tokenizer as cached
+    from msm.data.prepare import cached_tokenizer
 
-    return cached(cfg.model.encoder)
+    return cached_tokenizer(cfg.model.encoder)
 
 
 def _tokenise_batch(batch: pa.Table, cfg: PretrainConfig) -> pa.Table:
@@ -273,7 +273,6 @@ def build(cfg: PretrainConfig, log=print, resuming: bool = False) -> dict:
     ``resuming``: refuse to rebuild."""
     import ray.data
 
-    from msm.data.pipeline import _user_error
     from msm.train.data import ray_records
 
     if resuming:
@@ -298,7 +297,7 @@ def build(cfg: PretrainConfig, log=print, resuming: bool = False) -> dict:
         counts = _merge([_counted(staged, part) for part in ("blocks", "quarantine")])
         pad_token_id = ray.get(ray.remote(num_cpus=DATA_CPUS)(_pad_token_id).remote(cfg))
     except Exception as exc:
-        raise _user_error(exc) from exc
+        raise as_user_error(exc) from exc
     return _commit(cfg, staged, counts, t0, log, pad_token_id)
 
 
@@ -366,3 +365,14 @@ class _Writer:
         with self.loc.fs.open_output_stream(self.loc.join(f"part-{self.n:05d}.parquet").path) as fh:
             pq.write_table(pa.Table.from_pylist(rows, schema=self.schema), fh)
         self.n += 1
+
+
+def load_documents(cfg: PretrainConfig) -> list[tuple[list[str], str]]:
+    """(sentences, language) of every kept document, in memory: the small corpora only (validation uses it to
+    keep its held-out sentences out of NTREX / Bible / mined training data)."""
+    from msm.train.data import local_records
+
+    if cfg.data.source not in ("ntrex", "bible", "mined"):
+        raise MSMError(f"load_documents: data.source {cfg.data.source!r} is a corpus; it is streamed, not loaded")
+    rows = Cap(cfg.data.max_docs_per_lang)(prepared_rows(list(local_records(cfg)), cfg))
+    return [(r["sentences"], r["lang"]) for r in rows if r["reason"] is None]

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from msm.errors import MSMError
-from msm.model.smoke import BIBLE_TRANSLATIONS, NTREX_LANGS
+from msm.data.readers import DEFAULT_BIBLE_TRANSLATIONS, DEFAULT_NTREX_LANGS, default_data_dir
 from msm.train.config import PretrainConfig
 
 TRAIN_BOOKS = (40, 66)  # New Testament; validation uses Old Testament chapters
@@ -22,8 +22,6 @@ CODE_SWITCHED = "mined:code-switched"  # the source of the cross-lingual variant
 
 
 def data_dir(cfg: PretrainConfig) -> Path:
-    from msm.model.smoke import default_data_dir
-
     d = Path(cfg.data.data_dir).expanduser() if cfg.data.data_dir else default_data_dir()
     if d is None:
         raise MSMError("no data dir: set data.data_dir (a folder holding ntrex/) or $MSM_DATA_DIR")
@@ -36,10 +34,10 @@ def input_config(cfg: PretrainConfig):
 
     d = cfg.data
     if d.source == "ntrex":
-        return InputConfig(kind="ntrex", path=str(data_dir(cfg) / "ntrex"), langs=d.languages or NTREX_LANGS,
+        return InputConfig(kind="ntrex", path=str(data_dir(cfg) / "ntrex"), langs=d.languages or DEFAULT_NTREX_LANGS,
                            max_documents=d.max_docs_per_lang)
     if d.source == "bible":
-        return InputConfig(kind="bible", langs=d.languages or BIBLE_TRANSLATIONS, max_documents=d.max_docs_per_lang,
+        return InputConfig(kind="bible", langs=d.languages or DEFAULT_BIBLE_TRANSLATIONS, max_documents=d.max_docs_per_lang,
                            book_range=TRAIN_BOOKS)
     if not d.path:
         raise MSMError(f"data.source {d.source!r} needs data.path: a file, a folder or a URI of the corpus")
@@ -140,17 +138,6 @@ def code_switched_records(cfg: PretrainConfig) -> list[dict]:
     copies = code_switched(folder, kept, dict(zip(docs["doc_id"], docs["sentences"])), docs, cfg)
     return [record(f"{doc_id}#xl{n}", lang=lang, source=CODE_SWITCHED, sentences=sents)
             for n, (doc_id, sents, lang) in enumerate(copies)]
-
-
-def load_documents(cfg: PretrainConfig) -> list[tuple[list[str], str]]:
-    """(sentences, language) of every kept document, in memory: the small corpora only (validation uses it to
-    keep its held-out sentences out of NTREX / Bible / mined training data)."""
-    from msm.train.corpus import Cap, prepared_rows
-
-    if cfg.data.source not in ("ntrex", "bible", "mined"):
-        raise MSMError(f"load_documents: data.source {cfg.data.source!r} is a corpus; it is streamed, not loaded")
-    rows = Cap(cfg.data.max_docs_per_lang)(prepared_rows(list(local_records(cfg)), cfg))
-    return [(r["sentences"], r["lang"]) for r in rows if r["reason"] is None]
 
 
 def _read_shards(folder: Path, columns: list[str]) -> dict[str, list]:

@@ -1,15 +1,17 @@
-"""The per-worker training loop. Plain PyTorch; Ray Train's context is used when present.
+"""The pretraining recipe, read top to bottom: :meth:`PretrainRecipe.setup` → :meth:`~PretrainRecipe.train` →
+:meth:`~PretrainRecipe.cleanup`. Plain PyTorch; where it runs is chosen once, by its :class:`Session`.
 
-``train_loop({"config": PretrainConfig as dict, "manifest": the corpus manifest, "resume_from": dir | None})`` runs
-on every Ray Train worker (batches stream from its Ray Data shard, :mod:`msm.train.stream`), or in-process without
-Ray (the same stream read from the corpus files; checkpoints under ``<output_dir>/checkpoints``). Either way a
+``train_loop({"config": PretrainConfig as dict, "manifest": the corpus manifest, "resume_from": name | None})``
+runs it on every Ray Train worker (:class:`RaySession`: batches from the worker's Ray Data shard,
+``ray.train.report`` and Ray Train checkpoints) or in this process (:class:`LocalSession`: the same stream read
+from the corpus files, checkpoints published under ``<output_dir>/checkpoints/checkpoint-<step>``). Either way a
 restart continues from the exact step: model, optimiser, scheduler, memory bank, RNG states and every worker's
 stream position are restored, and ``metrics.jsonl`` is cut back to that step.
 
-With several workers the model is wrapped by :func:`wrap_ddp` (``DDP_KWARGS``: no buffer broadcasting, the memory
-bank synchronises itself), each optimiser step accumulates ``optim.accumulate`` micro-batches
-(:func:`accumulate_gradients`), and validation runs on rank 0 only; every rank still calls ``ray.train.report``
-at the same steps (rank 0's metrics carry the ``val_*`` figures).
+Each step: accumulate ``optim.accumulate`` micro-batches (:func:`accumulate_gradients`) → clip and step → log
+(``metrics.jsonl``, TensorBoard; rank 0) → maybe validate (rank 0; every rank reports at the same steps) → maybe
+checkpoint (every rank's stream position gathered first). With several workers the model is wrapped by
+:func:`wrap_ddp` (``DDP_KWARGS``: no buffer broadcasting, the memory bank synchronises itself).
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from msm import code_version
 from msm.config import config_from_dict, to_dict
 from msm.errors import MSMError
 from msm.model.msm import MSMModel
+from msm.run_folder import RunFolder
 from msm.train.config import PretrainConfig
-from msm.train.run_folder import RunFolder
 from msm.train.schedule import lr_factor
 
-STATE_FILE = "trainer_state.json"
+STATE_FILE = "trainer_state.json"  # a checkpoint's step, config, data fingerprint and stream positions
+CHECKPOINTS = "checkpoints"  # in-process checkpoints: checkpoints/checkpoint-<step>, as the HF trainer names them
+LEGACY_PREFIX = "step-"  # checkpoints/step-NNNNNN of runs before 2026-12-07, still found when resuming
 
 # How the model is wrapped for data-parallel training (``wrap_ddp``). The module's buffers:
 #   * ``memory_bank.keys / langs / ptr``: kept identical on every rank by the bank's own all-gather of every
@@ -56,124 +60,244 @@ class FaultDrill(RuntimeError):
     """Raised at ``run.fail_at_step`` to exercise restarts."""
 
 
-def _ray_context():
+# ---- where the recipe runs ---------------------------------------------------------------------------------------
+
+class LocalSession:
+    """In this process: one rank, the stream read from the corpus files, checkpoints under the run folder."""
+
+    rank, world = 0, 1
+
+    def __init__(self, cfg: PretrainConfig, run: RunFolder, resume_from: str | None) -> None:
+        self.cfg, self.run, self.resume_from = cfg, run, resume_from
+
+    def device(self) -> torch.device:
+        return torch.device("cuda" if self.cfg.run.use_gpu and torch.cuda.is_available() else "cpu")
+
+    def stream(self, cfg: PretrainConfig, manifest: dict):
+        from msm.train.stream import open_stream
+
+        return open_stream(cfg, manifest, self.rank, self.world)
+
+    def checkpoint(self) -> contextlib.AbstractContextManager:
+        """The folder of the checkpoint to restore (or None), for a ``with``."""
+        return contextlib.nullcontext(self.run.fetch_dir(self.resume_from) if self.resume_from else None)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def before_fault(self) -> None:
+        return None
+
+    def report(self, metrics: dict, state: Checkpoint | None, step: int) -> None:
+        """Publish the checkpoint when one is due; the metrics are in ``metrics.jsonl``, no one else listens."""
+        if state is not None:
+            save_local(self.run, state, step, self.cfg.run.keep_checkpoints)
+
+
+class RaySession:
+    """On a Ray Train worker: its rank, its Ray Data shard, Ray Train's checkpoint, ``ray.train.report``."""
+
+    def __init__(self, ctx) -> None:
+        self.ctx, self.rank, self.world = ctx, ctx.get_world_rank(), ctx.get_world_size()
+
+    def device(self) -> torch.device:
+        import ray.train.torch
+
+        return ray.train.torch.get_device()
+
+    def stream(self, cfg: PretrainConfig, manifest: dict):
+        import ray.train
+
+        from msm.train.stream import open_stream
+
+        return open_stream(cfg, manifest, self.rank, self.world, ray.train.get_dataset_shard("train"))
+
+    @contextlib.contextmanager
+    def _restored(self):
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            yield None
+            return
+        with checkpoint.as_directory() as folder:
+            yield Path(folder)
+
+    def checkpoint(self) -> contextlib.AbstractContextManager:
+        return self._restored()
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        import ray.train.torch
+
+        return wrap_ddp(model, ray.train.torch.prepare_model) if self.world > 1 else model
+
+    def before_fault(self) -> None:
+        import ray.train
+
+        # fail only once the controller has committed every reported checkpoint
+        ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
+
+    def report(self, metrics: dict, state: Checkpoint | None, step: int) -> None:
+        """``ray.train.report`` (a report waits for the Train controller's poll, 2 s by default), with rank 0's
+        checkpoint when one is due."""
+        import ray.train
+
+        if state is None:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            if self.rank == 0:
+                state.save(Path(tmp), step)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp) if self.rank == 0 else None)
+
+
+def _ray_session() -> RaySession | None:
     try:
         import ray.train
 
-        return ray.train.get_context()
+        return RaySession(ray.train.get_context())
     except Exception:  # not inside a Ray Train worker
         return None
 
 
-def train_loop(config: dict) -> None:
-    from msm.train.stream import Position, fingerprint as stream_fingerprint, open_stream
+# ---- the recipe -------------------------------------------------------------------------------------------------
 
-    cfg = config_from_dict(config["config"], PretrainConfig, "pretrain config")
-    manifest = config["manifest"]
-    ctx = _ray_context()
-    rank = ctx.get_world_rank() if ctx else 0
-    world = ctx.get_world_size() if ctx else 1
-    fingerprint = stream_fingerprint(cfg, manifest, world)
-    torch.manual_seed(cfg.run.seed + rank)
-    model = MSMModel.from_config(cfg.model)
-    model.seed(cfg.run.seed + rank)
-    if ctx is not None:
-        import ray.train
-        import ray.train.torch
+class Checkpoint:
+    """What a checkpoint holds and how it is written and read back (:func:`save_state` / :func:`load_state`)."""
 
-        device = ray.train.torch.get_device()
-        stream = open_stream(cfg, manifest, rank, world, ray.train.get_dataset_shard("train"))
-        checkpoint = ray.train.get_checkpoint()
-    else:
-        device = torch.device("cuda" if cfg.run.use_gpu and torch.cuda.is_available() else "cpu")
-        stream = open_stream(cfg, manifest, rank, world)
-        checkpoint = None
-    model.to(device).train()  # from_pretrained leaves the HF encoder in eval mode: dropout on, as the reference
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
-                            weight_decay=cfg.optim.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, cfg.optim.max_steps, cfg.optim.power))
-    start = 0
-    run = RunFolder(cfg.run.output_dir)
-    positions: list[list[int]] = []
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            start, positions = load_state(Path(folder), model, opt, sched, fingerprint)
-    elif config.get("resume_from"):
-        start, positions = load_state(run.fetch_dir(config["resume_from"]), model, opt, sched, fingerprint)
-    restored = start > 0
-    if restored:
-        stream.seek(Position(*positions[rank]))
-    if restored and rank:  # the checkpoint holds rank 0's RNG streams; other ranks get their own, reproducibly
-        torch.manual_seed(cfg.run.seed + rank + start)
-        model.generator.manual_seed(cfg.run.seed + rank + start)
-    if rank == 0:
-        _truncate_metrics(run.pull("metrics.jsonl"), start)
-        run.push("metrics.jsonl")
-    train_model = model
-    if ctx is not None and ctx.get_world_size() > 1:
-        train_model = wrap_ddp(model, ray.train.torch.prepare_model)
-    pairs = None
-    if cfg.validation.every_steps >= 0 and rank == 0:  # validation runs on rank 0 only
-        from msm.train.validate import validation_pairs
+    def __init__(self, model: MSMModel, opt, sched, cfg: PretrainConfig, fingerprint: str, positions: list) -> None:
+        self.model, self.opt, self.sched, self.cfg = model, opt, sched, cfg
+        self.fingerprint, self.positions = fingerprint, positions
 
-        pairs = validation_pairs(cfg)
-    accumulate = cfg.optim.accumulate
-    writer = _tensorboard(run.work, cfg) if rank == 0 else None
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.run.bf16
-                else contextlib.nullcontext())
-    for step in range(start, cfg.optim.max_steps):
-        if cfg.run.fail_at_step == step + 1 and not restored:
-            if ctx is not None:  # fail only once the controller has committed every reported checkpoint
-                ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
-            raise FaultDrill(f"fault drill: run.fail_at_step={step + 1} (rank {rank})")
-        t0 = time.perf_counter()
-        micro = [next(stream) for _ in range(accumulate)]
-        opt.zero_grad(set_to_none=True)
-        parts = accumulate_gradients(train_model, micro, device, autocast)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        sched.step()
-        sec = time.perf_counter() - t0
-        done = step + 1 == cfg.optim.max_steps
-        metrics = {"step": step + 1, **_mean_metrics(parts), "lr": sched.get_last_lr()[0],
-                   "sentences_per_s": sum(p["sentences"] for p in parts) / sec,
-                   "tokens_per_s": sum(p["tokens"] for p in parts) / sec, "step_s": sec,
-                   "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "time": time.time()}
-        every = cfg.validation.every_steps
-        validate = every >= 0 and (done or (every > 0 and (step + 1) % every == 0))  # the same on every rank
-        if validate and pairs is not None:
-            from msm.train.validate import evaluate
+    def save(self, folder: Path, step: int) -> None:
+        save_state(folder, self.model, self.opt, self.sched, step, self.cfg, self.fingerprint, self.positions)
 
-            metrics.update(evaluate(model.sentence_encoder, pairs, cfg.model.max_tokens))
+
+class PretrainRecipe:
+    """MSM pretraining on one worker (or in this process), from :meth:`setup` to :meth:`cleanup`."""
+
+    def __init__(self, config: dict, session: LocalSession | RaySession) -> None:
+        self.cfg = config_from_dict(config["config"], PretrainConfig, "pretrain config")
+        self.manifest, self.session = config["manifest"], session
+        self.run = RunFolder(self.cfg.run.output_dir)
+
+    # -- set-up: model, optimiser and schedule, data, restored state, validation, logging
+    def setup(self) -> None:
+        from msm.train.stream import Position, fingerprint as stream_fingerprint
+
+        cfg, rank = self.cfg, self.session.rank
+        self.fingerprint = stream_fingerprint(cfg, self.manifest, self.session.world)
+        torch.manual_seed(cfg.run.seed + rank)
+        self.model = MSMModel.from_config(cfg.model)
+        self.model.seed(cfg.run.seed + rank)
+        self.device = self.session.device()
+        self.stream = self.session.stream(cfg, self.manifest)
+        self.model.to(self.device).train()  # from_pretrained leaves the HF encoder in eval mode: dropout on, as the reference
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                     eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, cfg.optim.warmup_steps, cfg.optim.max_steps, cfg.optim.power))
+        self.start, positions = self._restore()
+        if self.start:
+            self.stream.seek(Position(*positions[rank]))
+            if rank:  # the checkpoint holds rank 0's RNG streams; other ranks get their own, reproducibly
+                torch.manual_seed(cfg.run.seed + rank + self.start)
+                self.model.generator.manual_seed(cfg.run.seed + rank + self.start)
         if rank == 0:
-            with open(run.work / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(metrics) + "\n")
-            if writer is not None:
-                for k, v in metrics.items():
-                    if k != "step" and v is not None:
-                        writer.add_scalar(f"train/{k}" if not k.startswith("val_") else f"val/{k[4:]}", v, step + 1)
-                writer.flush()
-        save = done or (step + 1) % cfg.run.checkpoint_every == 0
-        if rank == 0 and (save or validate or (step + 1) % cfg.run.report_every == 0):
-            run.push("metrics.jsonl", "tensorboard")
-        if save:
-            positions = _gather_positions(stream.position, world)
-        if ctx is not None:
-            if save:
-                with tempfile.TemporaryDirectory() as tmp:
-                    if rank == 0:
-                        save_state(Path(tmp), model, opt, sched, step + 1, cfg, fingerprint, positions)
-                    ray.train.report(metrics,
-                                     checkpoint=ray.train.Checkpoint.from_directory(tmp) if rank == 0 else None)
-            elif validate or (step + 1) % cfg.run.report_every == 0:  # every rank reports, rank 0 with val_*
-                ray.train.report(metrics)  # a report waits for the Train controller's poll (2 s by default)
-        elif save:
-            save_local(run, model, opt, sched, step + 1, cfg, fingerprint, positions)
-    if writer is not None:
-        writer.close()
-        run.push("metrics.jsonl", "tensorboard")
+            _truncate_metrics(self.run.pull("metrics.jsonl"), self.start)
+            self.run.push("metrics.jsonl")
+        self.train_model = self.session.wrap(self.model)
+        self.pairs = None
+        if cfg.validation.every_steps >= 0 and rank == 0:  # validation runs on rank 0 only
+            from msm.train.validate import validation_pairs
 
+            self.pairs = validation_pairs(cfg)
+        self.writer = _tensorboard(self.run.work, cfg) if rank == 0 else None
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" and cfg.run.bf16
+                         else contextlib.nullcontext())
+
+    def _restore(self) -> tuple[int, list]:
+        with self.session.checkpoint() as folder:
+            if folder is None:
+                return 0, []
+            return load_state(folder, self.model, self.opt, self.sched, self.fingerprint)
+
+    # -- train: one optimiser step after another
+    def train(self) -> None:
+        cfg = self.cfg
+        for step in range(self.start + 1, cfg.optim.max_steps + 1):
+            if cfg.run.fail_at_step == step and not self.start:
+                self.session.before_fault()
+                raise FaultDrill(f"fault drill: run.fail_at_step={step} (rank {self.session.rank})")
+            parts, seconds = self.step()
+            metrics = self.metrics(step, parts, seconds)
+            validate = self._due(step, cfg.validation.every_steps)
+            if validate and self.pairs is not None:
+                from msm.train.validate import evaluate
+
+                metrics.update(evaluate(self.model.sentence_encoder, self.pairs, cfg.model.max_tokens))
+            self.log(step, metrics)
+            save = step == cfg.optim.max_steps or step % cfg.run.checkpoint_every == 0
+            if self.session.rank == 0 and (save or validate or step % cfg.run.report_every == 0):
+                self.run.push("metrics.jsonl", "tensorboard")
+            if save:
+                state = Checkpoint(self.model, self.opt, self.sched, cfg, self.fingerprint,
+                                   _gather_positions(self.stream.position, self.session.world))
+                self.session.report(metrics, state, step)
+            elif validate or step % cfg.run.report_every == 0:  # every rank reports, rank 0 with val_*
+                self.session.report(metrics, None, step)
+
+    def step(self) -> tuple[list[dict], float]:
+        """Accumulate the micro-batches, clip, step the optimiser and the schedule; their metrics and seconds."""
+        t0 = time.perf_counter()
+        micro = [next(self.stream) for _ in range(self.cfg.optim.accumulate)]
+        self.opt.zero_grad(set_to_none=True)
+        parts = accumulate_gradients(self.train_model, micro, self.device, self.autocast)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        return parts, time.perf_counter() - t0
+
+    def metrics(self, step: int, parts: list[dict], seconds: float) -> dict:
+        return {"step": step, **_mean_metrics(parts), "lr": self.sched.get_last_lr()[0],
+                "sentences_per_s": sum(p["sentences"] for p in parts) / seconds,
+                "tokens_per_s": sum(p["tokens"] for p in parts) / seconds, "step_s": seconds,
+                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "time": time.time()}
+
+    def _due(self, step: int, every: int) -> bool:
+        """Every ``every`` steps and at the end (0: only at the end, < 0: never): the same on every rank."""
+        return every >= 0 and (step == self.cfg.optim.max_steps or (every > 0 and step % every == 0))
+
+    def log(self, step: int, metrics: dict) -> None:
+        """One line of ``metrics.jsonl`` and the TensorBoard scalars (rank 0)."""
+        if self.session.rank != 0:
+            return
+        with open(self.run.work / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(metrics) + "\n")
+        if self.writer is not None:
+            for k, v in metrics.items():
+                if k != "step" and v is not None:
+                    self.writer.add_scalar(f"train/{k}" if not k.startswith("val_") else f"val/{k[4:]}", v, step)
+            self.writer.flush()
+
+    # -- clean-up: close the event files, upload what is left
+    def cleanup(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.run.push("metrics.jsonl", "tensorboard")
+
+
+def train_loop(config: dict) -> None:
+    """Ray Train's worker function, or the in-process run (``config["resume_from"]``: a checkpoint to continue)."""
+    cfg = config_from_dict(config["config"], PretrainConfig, "pretrain config")
+    session = _ray_session() or LocalSession(cfg, RunFolder(cfg.run.output_dir), config.get("resume_from"))
+    recipe = PretrainRecipe(config, session)
+    recipe.setup()
+    recipe.train()
+    recipe.cleanup()
+
+
+# ---- the pieces ----------------------------------------------------------------------------------------------------
 
 def _gather_positions(position, world: int) -> list[list[int]]:
     """Every rank's stream position, in rank order (a collective when there are several ranks)."""
@@ -267,15 +391,14 @@ def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: Pretra
                                                  "streams": positions, "code_version": code_version()}, indent=2))
 
 
-def save_local(run: RunFolder, model, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str,
-               positions: list[list[int]]) -> str:
-    """Without Ray: ``checkpoints/step-NNNNNN`` of the run, written in a temp folder and published with its
-    ``trainer_state.json`` last (:meth:`RunFolder.put_dir`); keeps the newest ``run.keep_checkpoints``."""
-    tmp = run.scratch(f".step-{step:06d}-")
-    save_state(tmp, model, opt, sched, step, cfg, fingerprint, positions)
-    name = f"checkpoints/step-{step:06d}"
+def save_local(run: RunFolder, state: Checkpoint, step: int, keep: int) -> str:
+    """Without Ray: ``checkpoints/checkpoint-<step>`` of the run, written in a temp folder and published with its
+    ``trainer_state.json`` last (:meth:`RunFolder.put_dir`); keeps the newest ``keep``."""
+    tmp = run.scratch(f".checkpoint-{step}-")
+    state.save(tmp, step)
+    name = f"{CHECKPOINTS}/checkpoint-{step}"
     run.put_dir(tmp, name, STATE_FILE)
-    for old in run.folders("checkpoints", "step-", STATE_FILE)[: -cfg.run.keep_checkpoints]:
+    for old in local_checkpoints(run)[:-keep]:
         run.delete(old)
     return name
 
@@ -313,9 +436,16 @@ def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | Non
     return step, positions
 
 
+def local_checkpoints(run: RunFolder) -> list[str]:
+    """The complete in-process checkpoints of a run (names inside it), oldest first by step; ``step-NNNNNN`` ones of
+    older runs included."""
+    found = run.folders(CHECKPOINTS, "checkpoint-", STATE_FILE) + run.folders(CHECKPOINTS, LEGACY_PREFIX, STATE_FILE)
+    return sorted(found, key=lambda name: int(name.rsplit("-", 1)[1]))
+
+
 def latest_checkpoint(run: RunFolder) -> str | None:
-    """The newest complete ``checkpoints/step-*`` of a run without Ray (a name inside the run), or None."""
-    found = run.folders("checkpoints", "step-", STATE_FILE)
+    """The newest complete in-process checkpoint of a run (a name inside the run), or None."""
+    found = local_checkpoints(run)
     return found[-1] if found else None
 
 

@@ -3,8 +3,8 @@
 
 Run layout (``run.output_dir``): ``pretrain_config.yaml``, ``corpus/`` (tokenised blocks + manifest), ``metrics.jsonl``,
 ``tensorboard/``,
-``<run.name>/checkpoint_*`` (Ray Train), ``export/`` (the trained sentence encoder as an HF folder) and
-``export-st/`` (the same as a sentence-transformers folder).
+``<run.name>/checkpoint_*`` (Ray Train; in process: ``checkpoints/checkpoint-<step>``), ``export/`` (the trained
+sentence encoder as an HF folder) and ``export-st/`` (the same as a sentence-transformers folder).
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import os
 import shutil
 from pathlib import Path
 
-import yaml
-
 from msm.config import load_config, to_dict
 from msm.errors import MSMError
 from msm.train.config import PretrainConfig
 from msm.train.loop import STATE_FILE, latest_checkpoint, train_loop
 from msm.runtime import StallWatch, ensure_ray, summary
-from msm.train.run_folder import RunFolder
-from msm.uri import resolve
+from msm.run_folder import RunFolder
 
 CONFIG_FILE = "pretrain_config.yaml"
 
@@ -40,11 +37,8 @@ def absolute(cfg: PretrainConfig) -> PretrainConfig:
 
 def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None, log=print):
     """The corpus (built through Ray Data, or reused), then the ``TorchTrainer`` for ``cfg`` (paths must be
-    absolute); ``run_config_kwargs`` adds e.g. Tune callbacks."""
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
-    from msm.runtime import read_parquet_files
+    absolute; :func:`msm.runtime.torch_trainer`); ``run_config_kwargs`` adds e.g. Tune callbacks."""
+    from msm.runtime import read_parquet_files, torch_trainer
     from msm.train import corpus
     from msm.train.shards import RankShards
 
@@ -52,38 +46,17 @@ def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None, lo
     manifest = corpus.build(cfg, log, resuming=resuming)
     loc = corpus.location(cfg)
     files = [f["path"] for f in manifest["files"]]
-    return TorchTrainer(
-        train_loop,
-        train_loop_config={"config": to_dict(cfg), "manifest": manifest},
-        # the dataset only names "train": RankShards reads each worker's own files
-        datasets={"train": read_parquet_files(loc, files[:1])},
-        dataset_config=RankShards(loc, files, cfg.run.seed),
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.run.num_workers, use_gpu=cfg.run.use_gpu,
-                                               resources_per_worker={"CPU": cfg.run.cpus_per_worker}),
-        run_config=ray.train.RunConfig(
-            **_storage(cfg.run.output_dir), name=cfg.run.name,
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
-            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
-            **(run_config_kwargs or {})),
-    )
-
-
-def _storage(output_dir: str) -> dict:
-    """Ray Train's storage: a local folder, or the URI's pyarrow filesystem (the one our own files use, so an
-    S3-compatible endpoint or credentials configured for one apply to both)."""
-    if "://" not in output_dir:
-        return {"storage_path": output_dir}
-    loc = resolve(output_dir)
-    return {"storage_path": loc.path, "storage_filesystem": loc.fs}
+    # the dataset only names "train": RankShards reads each worker's own files
+    return torch_trainer(train_loop, {"config": to_dict(cfg), "manifest": manifest}, cfg.run,
+                         {"train": read_parquet_files(loc, files[:1])}, RankShards(loc, files, cfg.run.seed),
+                         run_config_kwargs)
 
 
 def check_resources(cfg: PretrainConfig, log=print) -> None:
     """Fail before ``fit()`` when the workers and their read tasks cannot all run on this cluster."""
-    from msm.runtime import check_fits, job_asks
+    from msm.runtime import check_fits, training_asks
 
-    r = cfg.run
-    check_fits("msm pretrain", job_asks(r.num_workers, r.cpus_per_worker, r.use_gpu), can_grow=r.wait_for_nodes,
-               log=log)
+    check_fits("msm pretrain", training_asks(cfg.run), can_grow=cfg.run.wait_for_nodes, log=log)
 
 
 RUN_FILES = frozenset({CONFIG_FILE, "corpus", "metrics.jsonl", "tensorboard", "export", "export-st", "checkpoints"})
@@ -114,7 +87,7 @@ def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False,
     import time
 
     from msm.model.msm import MSMModel
-    from msm.models.resolve import check_model
+    from msm.encoders.resolve import check_model
     from msm.progress import follow
     from msm.train.data import check_source
 
@@ -132,7 +105,7 @@ def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False,
     claimed.replace()  # every check passed: only now is an older run deleted (--overwrite)
     if claimed.state == "resume":
         log(f"{run.loc.uri}: continuing this config's run from its latest checkpoint")
-    _write_config(run, cfg)
+    run.write_config(CONFIG_FILE, to_dict(cfg))
     started = time.time()
     # Each ray.train.report waits for the Train controller's next poll (default every 2 s); poll faster.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
@@ -145,20 +118,17 @@ def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False,
         raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint; see the Ray Train log above")
     with result.checkpoint.as_directory() as folder:
         model = MSMModel.load(Path(folder) / "model")
-    export(model, run)
+    save_exports(model, run)
     log(f"finished: {summary(result.metrics)} (every step in {run.loc.join('metrics.jsonl').uri})")
     log(f"encoder exported to {run.loc.join('export').uri} (HF) and {run.loc.join('export-st').uri} "
         "(sentence-transformers)")
     return run.work if not run.remote else run.loc.uri
 
 
-def _write_config(run: RunFolder, cfg: PretrainConfig) -> None:
-    run.loc.join(CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
-
-
-def export(model, out: Path | RunFolder) -> None:
-    """``export/`` (HF folder) and ``export-st/`` (sentence-transformers) of the run, each published complete."""
-    from msm.models.st_export import write_sentence_transformers_folder
+def save_exports(model, out: Path | RunFolder) -> None:
+    """``export/`` (HF folder) and ``export-st/`` (sentence-transformers) of the run, each published complete (the
+    name fine-tuning's exports have too: :func:`msm.finetune.model.save_exports`)."""
+    from msm.encoders.st_export import write_sentence_transformers_folder
 
     run = out if isinstance(out, RunFolder) else RunFolder(out)
     tmp = run.scratch(".export-")
@@ -192,8 +162,8 @@ def run_local(cfg: PretrainConfig, resume: bool = False) -> Path | str:
     run = RunFolder(cfg.run.output_dir)
     last = latest_checkpoint(run) if resume else None
     if resume and last is None:
-        raise MSMError(f"{run.loc.uri}: no checkpoint to resume from (expected {run.loc.uri}/checkpoints/step-*)")
-    _write_config(run, cfg)
+        raise MSMError(f"{run.loc.uri}: no checkpoint to resume from (expected {run.loc.uri}/checkpoints/checkpoint-*)")
+    run.write_config(CONFIG_FILE, to_dict(cfg))
     train_loop({"config": to_dict(cfg), "manifest": build_local(cfg, log=lambda *_: None, resuming=resume),
                 "resume_from": last})
     return run.work if not run.remote else run.loc.uri

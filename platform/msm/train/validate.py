@@ -42,7 +42,7 @@ def validation_pairs(cfg: PretrainConfig) -> dict[str, tuple[list[str], list[str
     from msm.train.data import data_dir
 
     ntrex = data_dir(cfg) / "ntrex"
-    from msm.train.data import load_documents
+    from msm.train.corpus import load_documents
 
     # NTREX / Bible / mined training data can hold the held-out sentences themselves; a streamed corpus (text,
     # jsonl, parquet) is not loaded to check (web text rarely contains NTREX's translated news)

@@ -27,6 +27,7 @@ import yaml
 
 from msm.config import ConfigError, config_from_dict, load_config, merge, to_dict
 from msm.train.config import PretrainConfig
+from msm.run_settings import OutputSettings
 from msm.runtime import DATA_CPUS
 
 KINDS = ("grid", "choice", "uniform", "loguniform")
@@ -53,8 +54,13 @@ class AshaConfig:
 
 
 @dataclass
-class SweepConfig:
-    """A Ray Tune sweep over pretraining knobs. See docs/tune.md for every field."""
+class SweepConfig(OutputSettings):
+    """A Ray Tune sweep over pretraining knobs. See docs/tune.md for every field. ``output_dir`` and ``name``
+    (the sweep folder, Tune's experiment under it) come from :class:`msm.run_settings.OutputSettings`, as a
+    training run's do; each trial is a pretraining run with the full ``run:`` block."""
+
+    output_dir: str = "outputs/tune"  # sweep folder: results, best config, plots, Tune state (local/shared path)
+    name: str = "sweep"  # Ray Tune experiment name (folder under output_dir)
 
     base: str | None = None  # pretraining YAML the knobs apply to (relative: to the cwd, then to this file)
     overrides: dict[str, Any] = field(default_factory=dict)  # nested PretrainConfig keys fixed for every trial
@@ -70,8 +76,6 @@ class SweepConfig:
     train_poll_s: float | None = None  # each trial's Train controller poll interval (None: Ray's default, 2 s)
     seed: int | None = 0  # searcher seed (random / optuna)
     asha: AshaConfig = field(default_factory=AshaConfig)
-    output_dir: str = "outputs/tune"  # sweep folder: results, best config, plots, Tune state (local/shared path)
-    name: str = "sweep"  # Ray Tune experiment name (folder under output_dir)
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:

@@ -19,12 +19,14 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from msm.config import config_from_dict, merge
+from msm.tables import markdown_table
 from msm.io import atomic_write_json, atomic_write_png, atomic_write_text
 from msm.train.config import PretrainConfig
 from msm.tune.config import Sweep, flatten
@@ -139,8 +141,7 @@ def to_markdown(sweep: Sweep, rows: list[dict], best_config: Path | None) -> str
     if any(r["error"] for r in rows):
         cols.append("error")
     header = [c.removeprefix("config/") for c in cols]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r[c]) for c in cols) + " |" for r in rows]
+    lines.append(markdown_table(header, [[_cell(r[c]) for c in cols] for r in rows]))
     return "\n".join(lines) + "\n"
 
 
@@ -211,9 +212,23 @@ def write_plot(sweep: Sweep, rows: list[dict], path: Path) -> Path | None:
     return atomic_write_png(path, fig, dpi=100)
 
 
+FINAL_STATES = ("TERMINATED", "ERROR")
+
+
+@dataclass
+class SweepOutcome:
+    sweep_dir: Path
+    rows: list[dict]  # sorted trial rows (trial_rows)
+    files: dict[str, Path] = field(default_factory=dict)  # results_csv, results_json, results_md, best_config, plot
+    interrupted: bool = False  # trials unfinished or not yet created: continue with --resume
+
+    @property
+    def best(self) -> dict | None:
+        return self.rows[0] if self.rows and self.rows[0].get("rank") == 1 else None
+
+
 def write_report(sweep: Sweep, grid):
-    """Write every output for a finished (or interrupted) ``ResultGrid``; return a ``SweepOutcome``."""
-    from msm.tune.runner import FINAL_STATES, SweepOutcome
+    """Write every output for a finished (or interrupted) ``ResultGrid``; return a :class:`SweepOutcome`."""
 
     out = sweep.sweep_dir
     rows = trial_rows(sweep, grid)
@@ -239,4 +254,4 @@ def write_report(sweep: Sweep, grid):
     return SweepOutcome(out, rows, files, interrupted)
 
 
-__all__ = ["best_config", "to_csv", "to_markdown", "trial_rows", "write_best_config", "write_plot", "write_report"]
+__all__ = ["FINAL_STATES", "SweepOutcome", "best_config", "to_csv", "to_markdown", "trial_rows", "write_best_config", "write_plot", "write_report"]

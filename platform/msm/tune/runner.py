@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,21 +14,9 @@ from msm.errors import MSMError
 from msm.output import Kind, claim, clear, drop
 from msm.uri import resolve
 from msm.tune.config import Knob, Sweep, SweepConfig, build_sweep, dump_sweep, nest, sweep_to_dict
+from msm.tune.report import FINAL_STATES, SweepOutcome, write_report
 
 SAVED_SWEEP = "sweep.yaml"
-FINAL_STATES = ("TERMINATED", "ERROR")
-
-
-@dataclass
-class SweepOutcome:
-    sweep_dir: Path
-    rows: list[dict]  # sorted trial rows (see msm.tune.report)
-    files: dict[str, Path] = field(default_factory=dict)  # results_csv, results_json, results_md, best_config, plot
-    interrupted: bool = False  # trials unfinished or not yet created: continue with --resume
-
-    @property
-    def best(self) -> dict | None:
-        return self.rows[0] if self.rows and self.rows[0].get("rank") == 1 else None
 
 
 def param_space(knobs: list[Knob], searcher: str) -> dict:
@@ -307,7 +294,6 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
 
     from msm.progress import follow
     from msm.runtime import StallWatch, ensure_ray
-    from msm.tune.report import write_report
 
     check_searcher(sweep.cfg, sweep.source)
     action, done = _decide(sweep, resume, overwrite)
@@ -358,4 +344,4 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
     return outcome
 
 
-__all__ = ["SweepOutcome", "build_scheduler", "build_search_alg", "load_saved_sweep", "param_space", "run_sweep"]
+__all__ = ["build_scheduler", "build_search_alg", "load_saved_sweep", "param_space", "run_sweep"]

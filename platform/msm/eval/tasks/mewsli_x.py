@@ -38,7 +38,7 @@ class MewsliData:
     descriptions: list[str] = field(default_factory=list)
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
     return " ".join(text.splitlines()).replace("  ", " ").strip()
 
 
@@ -49,10 +49,10 @@ def mention_query(text: str, sentences: list[tuple[int, int]], start: int, end: 
         return None
     left, right = _BRACES.sub(r"(\1)", text[hit[0]:start]), _BRACES.sub(r"(\1)", text[end:hit[1]])
     mention = text[start:end]
-    return _normalise(f"{mention}: {left} {{ {mention} }} {right}")
+    return normalise(f"{mention}: {left} {{ {mention} }} {right}")
 
 
-def _spans(obj: dict) -> list[tuple[int, int]]:
+def sentence_spans(obj: dict) -> list[tuple[int, int]]:
     return [(int(s["start"]), int(s["end"])) for s in obj.get("sentence_spans") or []]
 
 
@@ -61,7 +61,7 @@ def read_mentions(path: Path, langs: list[str] | None, limit: int | None) -> lis
     for n, obj in jsonl(path, ("context", "mentions"), FIX):
         try:
             context, lang = obj["context"], obj["context"]["language"]
-            text, sentences = context["text"], _spans(context)
+            text, sentences = context["text"], sentence_spans(context)
             if not text:
                 raise MSMError(f"{path}:{n}: empty context.text: this is the released no-text file; {FIX}")
             for m in obj["mentions"]:
@@ -90,7 +90,7 @@ def read_entities(path: Path) -> tuple[list[str], list[str]]:
     for n, obj in jsonl(path, ("entity_id", "description"), FIX):
         try:
             description = str(obj["description"])
-            text = _normalise(" ".join(description[s:e] for s, e in _spans(obj))) or _normalise(description)
+            text = normalise(" ".join(description[s:e] for s, e in sentence_spans(obj))) or normalise(description)
         except (KeyError, TypeError, ValueError) as exc:
             raise MSMError(f"{path}:{n}: malformed sentence_spans ({exc}); {FIX}") from exc
         if not text:

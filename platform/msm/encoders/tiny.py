@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from msm.io import atomic_dir
-from msm.models.tokenizer import write_tokenizer
+from msm.encoders.tokenizer import write_tokenizer
 
 XLMR_VOCAB_SIZE = 250002
 

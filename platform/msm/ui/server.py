@@ -6,15 +6,27 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from msm.errors import MSMError
+from msm.ui.paths import REPO
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def ui_command(port: int, address: str, headless: bool) -> list[str]:
+    """The ``streamlit run ui/app.py`` command line (``msm ui`` and the tests start the same app)."""
+    app = REPO / "ui" / "app.py"
+    if not app.is_file():
+        raise MSMError(f"{app}: not found; msm ui runs from a source checkout of the MSM Platform")
+    return [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+            "--server.address", address, "--server.headless", str(headless).lower(),
+            "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "200", "--client.toolbarMode", "minimal"]
 
 
 def free_port() -> int:
@@ -35,7 +47,6 @@ def find_chromium() -> str | None:
 def running_app(env: dict[str, str] | None = None, port: int | None = None, timeout: float = 60.0,
                 log: Path | None = None) -> Iterator[str]:
     """Serve ``ui/app.py`` on 127.0.0.1 (headless); yield its URL once healthy; stop it afterwards."""
-    from msm.commands.ui import ui_command
 
     port = port or free_port()
     sink = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)

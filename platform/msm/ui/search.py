@@ -13,7 +13,7 @@ import numpy as np
 from msm.errors import MSMError
 from msm.io import atomic_dir
 from msm.retrieval.index import SearchIndex
-from msm.ui_support.corpus import Corpus, Passage
+from msm.ui.corpus import Corpus, Passage
 
 MAX_QUERY_CHARS = 2000
 

@@ -1,4 +1,4 @@
-"""``python -m msm.experiment`` on a tiny model: jobs, seeds, the cache, the table and its Markdown section."""
+"""``msm experiment results`` on a tiny model: jobs, seeds, the cache, the table and its Markdown section."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def mined_output(root: Path) -> Path:
@@ -43,7 +43,7 @@ def tatoeba_by_hand(model: str, folder: Path, pairs: int) -> tuple[dict[str, flo
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from msm.models.resolve import resolve_model
+    from msm.encoders.resolve import resolve_model
 
     path = resolve_model(model)
     tok, net = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
@@ -71,7 +71,7 @@ def tatoeba_by_hand(model: str, folder: Path, pairs: int) -> tuple[dict[str, flo
 
 @pytest.mark.timeout(600)
 def test_experiment_runs_variants_caches_and_writes_its_section(tmp_path, shared_data, monkeypatch, capsys):
-    from msm.experiment import main
+    from msm.experiments.results import main
 
     monkeypatch.setenv("MSM_DATA_DIR", str(shared_data))
     md = tmp_path / "RESULTS.md"

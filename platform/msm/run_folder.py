@@ -1,4 +1,5 @@
-"""A pretraining run's folder (``run.output_dir``) as a local path or a URI (``s3://``, ``gs://``, ``file://``).
+"""A training run's folder (``run.output_dir``: pretraining and fine-tuning) as a local path or a URI (``s3://``,
+``gs://``, ``file://``).
 
 Ray Train writes its own checkpoints through ``pyarrow.fs`` (``storage_filesystem``); this module covers what
 the loop and the driver write besides them: ``metrics.jsonl`` (appended every step), TensorBoard event files
@@ -53,6 +54,12 @@ class RunFolder:
                 if self._pushed.get(rel) != (st.st_size, st.st_mtime_ns):
                     self.loc.join(rel).write_bytes(f.read_bytes())
                     self._pushed[rel] = (st.st_size, st.st_mtime_ns)
+
+    def write_config(self, name: str, config: dict) -> None:
+        """The run's config copy ``name`` (what ``--resume`` reads), written whole (its manifest: msm.output)."""
+        import yaml
+
+        self.loc.join(name).write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
     def scratch(self, prefix: str) -> Path:
         """A new temp folder to build an output in: inside the run folder when it is local (so publishing it is a

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from msm.errors import MSMError
-from msm.ui_support.paths import data_roots, guard_path
+from msm.ui.paths import data_roots, guard_path
 
 MODEL_ALIASES = ("e5-small", "tiny-random")
 

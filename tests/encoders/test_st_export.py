@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from msm.errors import MSMError
-from msm.models.st_export import write_sentence_transformers_folder
+from msm.encoders.st_export import write_sentence_transformers_folder
 
 TEXTS = ["The weather is lovely today, isn't it?", "Wo ist der Bahnhof?", "今天天气很好。", "Где вокзал?"]
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
 
-from msm.ui_support.search import Hit
+from msm.ui.search import Hit
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
 
@@ -26,10 +25,3 @@ def escape_markdown(text: str, limit: int = 500) -> str:
 def hit_header(hit: Hit) -> str:
     detected = f" (detected {hit.detected_lang})" if hit.detected_lang and hit.detected_lang != hit.lang else ""
     return f"#{hit.rank}  score {hit.score:.3f}  lang {hit.lang or '?'}{detected}  doc {clip(hit.doc, 80) or '-'}"
-
-
-def hits_frame(hits: list[Hit]) -> pd.DataFrame:
-    """One row per hit for ``st.dataframe`` (cells are shown as text)."""
-    return pd.DataFrame([{"rank": h.rank, "score": round(h.score, 4), "lang": h.lang, "detected": h.detected_lang,
-                          "text": clip(h.text), "doc": clip(h.doc, 80), "id": h.id} for h in hits],
-                        columns=["rank", "score", "lang", "detected", "text", "doc", "id"])

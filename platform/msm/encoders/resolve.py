@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
+from msm.encoders.cache import build_lock, default_cache_dir
 from msm.errors import MSMError
 
 E5_ALIASES = {"e5-small", "multilingual-e5-small", "intfloat/multilingual-e5-small-offline"}
 TINY_ALIAS = "tiny-random"  # random 2-layer XLM-R with the real tokenizer, for tests and CPU mechanics
 ALIASES = {"e5-small", TINY_ALIAS}
 DEFAULT_META = {"pooling": "mean", "query_prefix": "", "passage_prefix": ""}
-
-
-def default_cache_dir() -> Path:
-    """``$MSM_CACHE_DIR`` or ``~/.cache/msm``."""
-    return Path(os.environ.get("MSM_CACHE_DIR", Path.home() / ".cache" / "msm")).expanduser()
 
 
 def resolve_model(name_or_path: str | Path) -> str:
@@ -30,14 +24,14 @@ def resolve_model(name_or_path: str | Path) -> str:
     """
     name = str(name_or_path)
     if name == TINY_ALIAS:
-        from msm.models.tiny import build_tiny_model
+        from msm.encoders.tiny import build_tiny_model
 
-        with _build_lock("tiny-random-xlmr"):
+        with build_lock("tiny-random-xlmr"):
             return str(build_tiny_model(default_cache_dir() / "models" / "tiny-random-xlmr"))
     if name in E5_ALIASES:
-        from msm.models.e5_small import prepare_e5_small
+        from msm.encoders.e5_small import prepare_e5_small
 
-        with _build_lock("multilingual-e5-small"):
+        with build_lock("multilingual-e5-small"):
             return str(prepare_e5_small())
     path = Path(name).expanduser()
     if path.is_dir():
@@ -93,22 +87,6 @@ def check_model(name_or_path: str | Path, what: str = "model") -> str:
             + ("hub id already in the Hugging Face cache (HF_HUB_OFFLINE=1: nothing is downloaded)" if offline
                else "hub id") ) from None
     return path
-
-
-@contextlib.contextmanager
-def _build_lock(name: str) -> Iterator[None]:
-    """An exclusive lock (``flock``) on ``<cache>/models/.<name>.lock`` while an alias is checked or built, so
-    processes that resolve it at once (parallel jobs, test workers) build it once and never see it half-written."""
-    import fcntl
-
-    lock = default_cache_dir() / "models" / f".{name}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _looks_like_hub_id(name: str) -> bool:

@@ -1,6 +1,6 @@
 """The paper's protocol on XQuAD-R: start model → (MSM) → fine-tune on English → zero-shot cross-lingual LAReQA.
 
-``python -m msm.experiment --protocol finetune`` (or ``make protocol``). XQuAD-R's 48 articles (11-way parallel,
+``msm experiment protocol`` (or ``make protocol``). XQuAD-R's 48 articles (11-way parallel,
 same titles in every language) are split in two with a fixed seed (``--split-seed``): fine-tuning reads the
 **English** questions of the training half (answer sentence + paragraph, as LAReQA's candidates), evaluation is
 LAReQA mAP@20 on the held-out half with the candidates of all 11 languages pooled (the official protocol of
@@ -18,8 +18,8 @@ question's own language (with every language relevant, an unbiased retriever is 
 ``<out>/results.json`` per (row, seed, settings), so a re-run skips finished rows; the table goes to the section
 ``<!-- protocol:start -->`` … ``<!-- protocol:end -->`` of ``docs/RESULTS.md``.
 
-    python -m msm.experiment --protocol finetune                                   # every row, seeds 0 and 1
-    python -m msm.experiment --protocol finetune --rows start,finetune --seeds 0 --steps 2 \\
+    msm experiment protocol                                       # every row, seeds 0 and 1
+    msm experiment protocol --rows start,finetune --seeds 0 --steps 2 \\
         --encoder tiny-random --langs en,de --pairs 20 --out /tmp/p                # a smoke run (seconds)
 """
 
@@ -34,9 +34,10 @@ import time
 from pathlib import Path
 
 from msm.errors import MSMError
+from msm.experiments.common import device_name, evaluate as evaluate_tasks, score_table, train_variant, write_section
 from msm.io import atomic_write_json
 
-REPO = Path(__file__).resolve().parents[2]
+PROG = "msm experiment protocol"
 ROWS = {"start": None, "finetune": None, "msm-reference": "reference", "msm-cross-lingual": "cross-lingual"}
 LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 
@@ -85,42 +86,25 @@ def prepare_data(data_dir: Path, out: Path, split_seed: int, langs: list[str]) -
 # ---- evaluation ------------------------------------------------------------------------------------------------
 
 def lareqa_scores(encoder, heldout: Path, langs: list[str], k: int = 20) -> dict[str, float]:
-    """Per-language and mean mAP@k (as :func:`msm.eval.tasks.lareqa.evaluate`) and the language-bias shares."""
-    import numpy as np
-
-    from msm.eval.metrics import average_precision, mean
-    from msm.eval.tasks.lareqa import load
+    """Per-language and mean mAP@k (:mod:`msm.eval.tasks.lareqa`'s official scoring of its ranking) and the
+    language-bias shares (:func:`msm.eval.tasks.lareqa.language_bias`), from one ranking."""
+    from msm.eval.tasks.lareqa import language_bias, load, rank, score
 
     data = load(heldout / "xquad-r", langs)
-    cand = encoder.encode([(s, c) for _, s, c in data.candidates], kind="passage")
-    ques = encoder.encode([q for _, _, q in data.questions], kind="query")
-    uids = [u for u, _, _ in data.candidates]
-    top = np.argsort(-(ques @ cand.T), axis=1)[:, :k]
-    per_lang: dict[str, list[float]] = {}
-    own_hits, hits, own_top1 = 0, 0, 0
-    for (lang, qid, _), row in zip(data.questions, top):
-        per_lang.setdefault(lang, []).append(average_precision([uids[j] for j in row], data.relevant[qid], k))
-        same = data.candidate_lang[row[0]] == lang
-        own_top1 += same
-        if uids[row[0]] in data.relevant[qid]:
-            hits += 1
-            own_hits += same
-    scores = {f"{lang} mAP@{k}": mean(v) for lang, v in per_lang.items()}
-    scores[f"mean mAP@{k}"] = mean([scores[f"{lang} mAP@{k}"] for lang in per_lang])
-    scores["own-language share of top-1 hits"] = own_hits / hits if hits else 0.0
-    scores["own-language share of top-1"] = own_top1 / len(data.questions)
+    top = rank(encoder, data, k)
+    scores = {f"{r.language} {r.metric}": r.value for r in score(data, top, k)}
+    scores.update(language_bias(data, top))
     return scores
 
 
 def evaluate(model: str, data_dir: Path, heldout: Path, langs: list[str], pairs: int,
              max_length: int = 256) -> dict[str, float]:
     """LAReQA on the held-out articles (passages cut at ``max_length``, the fine-tuning's) + the Tatoeba means."""
-    from msm.experiment import evaluate as experiment_evaluate
     from msm.retrieval.encoder import Encoder
 
     scores = lareqa_scores(Encoder(model, max_length=max_length), heldout, langs)
     if pairs > 0:
-        scores.update({k: v for k, v in experiment_evaluate(model, data_dir, pairs, ["tatoeba"]).items()
+        scores.update({k: v for k, v in evaluate_tasks(model, data_dir, pairs, ["tatoeba"]).items()
                        if k.startswith("mean")})
     return scores
 
@@ -144,8 +128,6 @@ def finetune(start: str, seed: int, target: Path, train_file: Path, config: Path
 
 
 def table(done: dict, run_id: str, keys: list[str]) -> str:
-    from msm.experiment import table as score_table
-
     rows: dict[str, list[dict]] = {}
     for r in done.values():
         if r["run"] == run_id:
@@ -154,10 +136,9 @@ def table(done: dict, run_id: str, keys: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from msm.experiment import device_name, train as msm_train, write_section
-    from msm.model.smoke import default_data_dir
+    from msm.data.readers import default_data_dir
 
-    p = argparse.ArgumentParser(prog="python -m msm.experiment --protocol finetune", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--rows", default=",".join(ROWS), help=f"subset of {', '.join(ROWS)}")
     p.add_argument("--seeds", default="0,1", help="fine-tuning (and MSM) seeds")
     p.add_argument("--encoder", default="e5-small", help="the start model (alias, HF folder)")
@@ -166,30 +147,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split-seed", type=int, default=0, help="the article split (fixed across rows and seeds)")
     p.add_argument("--langs", default=",".join(LANGS), help="XQuAD-R languages pooled (default: all 11)")
     p.add_argument("--pairs", type=int, default=200, help="Tatoeba pairs per language (0: skip Tatoeba)")
-    p.add_argument("--config", default=str(REPO / "configs" / "finetune" / "protocol-xquad-r-cpu.yaml"))
+    p.add_argument("--config", default="configs/finetune/protocol-xquad-r-cpu.yaml")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="fine-tuning config overrides")
-    p.add_argument("--msm-config", default=str(REPO / "configs" / "demo" / "pretrain.yaml"))
+    p.add_argument("--msm-config", default="configs/demo/pretrain.yaml")
     p.add_argument("--msm-set", nargs="*", default=[], metavar="KEY=VALUE", help="MSM pretraining overrides")
-    p.add_argument("--mined", default=str(REPO / "outputs" / "demo" / "mine"), help="an `msm mine` output (MSM rows)")
+    p.add_argument("--mined", default="outputs/demo/mine", help="an `msm mine` output (MSM rows)")
     p.add_argument("--data-dir", default=None, help="folder with xquad-r/ and tatoeba/ (default: $MSM_DATA_DIR)")
-    p.add_argument("--out", default=str(REPO / "outputs" / "protocol"))
+    p.add_argument("--out", default="outputs/protocol")
     p.add_argument("--section", default="protocol")
-    p.add_argument("--results-md", default=str(REPO / "docs" / "RESULTS.md"))
+    p.add_argument("--results-md", default="docs/RESULTS.md")
     args = p.parse_args(argv)
     rows, langs = args.rows.split(","), args.langs.split(",")
     bad = [r for r in rows if r not in ROWS] + [lang for lang in langs if lang not in LANGS]
     if bad:
-        print(f"msm protocol: error: unknown row(s)/language(s) {bad}; rows: {', '.join(ROWS)}; languages: "
+        print(f"{PROG}: error: unknown row(s)/language(s) {bad}; rows: {', '.join(ROWS)}; languages: "
               f"{', '.join(LANGS)}", file=sys.stderr)
         return 2
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     if data_dir is None or not (Path(data_dir) / "xquad-r").is_dir():
-        print("msm protocol: error: needs XQuAD-R: pass --data-dir (or set MSM_DATA_DIR) to the folder holding "
+        print(f"{PROG}: error: needs XQuAD-R: pass --data-dir (or set MSM_DATA_DIR) to the folder holding "
               "xquad-r/ and tatoeba/", file=sys.stderr)
         return 2
     mined = Path(args.mined)
     if any(ROWS[r] for r in rows) and not (mined / "manifest.json").is_file():
-        print(f"msm protocol: error: {mined} is not an `msm mine` output, needed by the MSM rows; run "
+        print(f"{PROG}: error: {mined} is not an `msm mine` output, needed by the MSM rows; run "
               "`python -m msm.demo --stage model --stage mine` first (or pass --rows start,finetune)", file=sys.stderr)
         return 2
     data_dir, out, config = Path(data_dir), Path(args.out), Path(args.config)
@@ -197,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     from msm.finetune.config import FinetuneConfig
 
     max_length = load_config(config, FinetuneConfig, parse_overrides(args.set)).model.passage_max_length
-    command = " ".join(["python -m msm.experiment --protocol finetune"] + (argv if argv is not None else sys.argv[1:]))
+    command = " ".join([PROG] + (argv if argv is not None else sys.argv[1:]))
     settings = [args.encoder, args.steps, args.msm_steps, args.split_seed, langs, args.pairs, config.name, args.set,
                 Path(args.msm_config).name, args.msm_set, mined.name]
     run_id = hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:8]
@@ -218,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             if ROWS[row]:
                 # its own folder: "msm-<variant>-..." would be the fine-tuning's (row "msm-<variant>"), whose
                 # finished export would then be taken for the fine-tuned model
-                start = str(msm_train(ROWS[row], seed, args.msm_steps,
+                start = str(train_variant(ROWS[row], seed, args.msm_steps,
                                       out / f"pretrain-{ROWS[row]}-seed{seed}-{run_id}",
                                       mined, data_dir, Path(args.msm_config),
                                       [f"model.encoder={args.encoder}", *args.msm_set]))

