@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install model browser ui results protocol mutation clean
+.PHONY: demo test install model browser ui results protocol mutation architecture clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,7 +61,11 @@ test: $(STAMP) browser
 # (model/msm.py ~50 min of it).
 mutation: $(STAMP)
 	$(PY) -c "import mutmut" 2>/dev/null || $(PIP) install -q 'mutmut>=3.8,<4'
-	nice -n 10 $(PY) benchmarks/mutation.py
+	nice -n 10 $(PY) tools/mutation.py
+
+# docs/architecture.md's picture of the module graph, from the code (tools/module_graph.py: ast, no imports run).
+architecture: $(STAMP)
+	$(PY) tools/module_graph.py --svg docs/module-graph.png --dot docs/module-graph.dot
 
 # The Streamlit app on http://127.0.0.1:8501 over the demo outputs and the shared data.
 ui: $(STAMP)

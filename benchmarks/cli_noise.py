@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from portable import REPO, portable
+from harness import REPO, portable
 
 DATA = REPO.parent / "shared" / "data"
 

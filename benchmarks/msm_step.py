@@ -21,10 +21,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from harness import write_results, run_child
 
 RESULTS = Path(__file__).parent / "results" / "msm_step.json"
 NAIVE_RESULTS = RESULTS.with_name("msm_step_naive.json")
@@ -33,7 +34,7 @@ PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16
 
 def make_batch(tokenizer, docs: int, sentences: int, tokens: int, full_length: bool = False):
     from msm.model.batching import collate
-    from msm.model.smoke import NTREX_LANGS, default_data_dir, load_documents
+    from msm.smoke import NTREX_LANGS, default_data_dir, load_documents
 
     texts, langs, _ = load_documents(default_data_dir(), max_docs_per_lang=200)
     stream = {lang: [s for doc, dl in zip(texts, langs) if dl == lang for s in doc] for lang in NTREX_LANGS}
@@ -145,12 +146,7 @@ def one(args) -> dict:
 
 
 def run(argv: list[str]) -> dict:
-    load = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, __file__, "--one", *argv], capture_output=True, text=True,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1", MSM_NO_PROGRESS="1"))
-    if proc.returncode:
-        raise SystemExit(proc.stderr[-3000:])
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_avg_1m": [load, os.getloadavg()[0]]}
+    return run_child(__file__, ["--one", *argv])
 
 
 def table(rows: list[dict]) -> None:
@@ -193,8 +189,7 @@ def main() -> None:
         table([ours, naive])
         ratio = naive["step_s"] / ours["step_s"]
         print(f"naive / ours step time at {d}×{s}×{t}: {ratio:.1f}×")
-        NAIVE_RESULTS.write_text(json.dumps({"rows": [ours, naive], "naive_over_ours": ratio,
-                                             "cpu_threads": os.cpu_count()}, indent=2))
+        write_results(NAIVE_RESULTS, {"rows": [ours, naive], "naive_over_ours": ratio, "cpu_threads": os.cpu_count()})
         return
     # one entry per shape, kept across invocations (a busy machine may need one shape per run)
     saved = json.loads(RESULTS.read_text()).get("shapes", {}) if RESULTS.is_file() else {}
@@ -217,7 +212,7 @@ def main() -> None:
         key = f"{d}x{s}x{t}-buckets{args.buckets}"
         saved[key] = {"rows": [padded, buckets], "padded_over_buckets": x, "cpu_threads": os.cpu_count(),
                                  "command": " ".join(["python", "benchmarks/msm_step.py", *sys.argv[1:]])}
-        RESULTS.write_text(json.dumps({"shapes": saved}, indent=2))
+        write_results(RESULTS, {"shapes": saved})
 
 
 if __name__ == "__main__":

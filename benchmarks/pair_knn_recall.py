@@ -12,7 +12,6 @@ the IVF neighbours (share of the exact k nearest found), and how many of the exa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -20,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from msm.data import pair
-from msm.io import atomic_write_json
-from portable import portable  # benchmarks/portable.py
+from harness import write_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'kept by IVF':>11} {'exact s':>7} {'ivf s':>6}")
     print(f"{row['queries']:7d} {row['base']:6d} {nlist:5d} {row['nprobe']:6d} {recall:8.4f} {len(exact_pairs):11d} "
           f"{kept:11.4f} {t_exact:7.2f} {t_ivf:6.2f}")
-    atomic_write_json(args.out, portable(row))
+    write_results(args.out, row)
     print(f"wrote {args.out}")
     return 0
 

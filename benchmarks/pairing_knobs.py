@@ -17,13 +17,10 @@ import sys
 import types
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import mining_quality as mq  # noqa: E402
-
-from msm.data.config import InputConfig, PairConfig  # noqa: E402
-from msm.data.pair import pair_documents  # noqa: E402
-from msm.io import atomic_write_json  # noqa: E402
+import mining_quality as mq  # this script's own folder is first on sys.path: benchmarks/mining_quality.py
+from harness import write_results
+from msm.data.config import InputConfig, PairConfig
+from msm.data.pair import pair_documents
 
 BIBLE = "v,l,d,a,s,i,y,j,r,t,b,h,u,z,c,n,p,6,7,8,f"
 SETTINGS = [{}, {"rescore_k": 8}, {"rescore_k": 16}, {"k": 2}, {"k": 8},
@@ -72,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         result["settings"][name] = {"cells": len(cells), "meeting": len(ok),
                                     "cells_by_lang": {f"{lang}:{kind}": m for lang, kind, m in cells}}
         print(f"{name:28} {len(ok)}/{len(cells)}  {' '.join(missed)}", flush=True)
-    atomic_write_json(args.out, result)
+    write_results(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from portable import portable  # benchmarks/portable.py
+from harness import portable
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -172,7 +172,7 @@ def drive_index(spec: dict) -> dict:
     """``msm index --corpus <jsonl> --model <tiny> --out <dir> --max-length 64``; counts the index's vectors."""
     import faiss
 
-    from msm.retrieval.build import build_index
+    from msm.indexing import build_index
 
     info = _start_ray()
     rss0 = _maxrss_mib()

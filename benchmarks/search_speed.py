@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from msm.io import atomic_write_json
 from msm.retrieval.index import SearchIndex
+from harness import write_results
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             x = vectors(kind, args.n + args.queries, args.dim, rng)
             datasets[kind] = (x[args.queries:], x[:args.queries])
     results = {name: run(name, x, q, args) for name, (x, q) in datasets.items()}
-    atomic_write_json(args.out, {"faiss": faiss.__version__, "cpus": os.cpu_count(), "search_threads": args.threads,
+    write_results(args.out, {"faiss": faiss.__version__, "cpus": os.cpu_count(), "search_threads": args.threads,
                                  "timing": "process CPU time", "k": args.k, "reps": args.reps,
                                  "single_queries": args.single, "datasets": results})
     print(f"wrote {args.out}")

@@ -19,7 +19,6 @@ A step's time includes getting its batch. Target (issue "Pretraining at cluster 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "platform"))
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "command": "python benchmarks/stream_step.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_results(args.out, out)
     print(f"wrote {args.out}")
     return 0
 

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import write_results
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "train_overhead.json"
 
@@ -87,8 +89,8 @@ def main() -> None:
         print(f"{r['mode']:8} {r['median_step_s']:14.3f} {r['steps_per_s']:8.3f} {r['wall_s']:7.1f} {r['peak_rss_mb']:12.0f}")
     print(json.dumps(summary))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"benchmark": "train_overhead", "model": args.model, "docs_per_batch": args.docs,
-                                   "sentences": 8, "tokens": 32, "results": results, "summary": summary}, indent=2))
+    write_results(RESULTS, {"benchmark": "train_overhead", "model": args.model, "docs_per_batch": args.docs,
+                            "sentences": 8, "tokens": 32, "results": results, "summary": summary})
 
 
 if __name__ == "__main__":

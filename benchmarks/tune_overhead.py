@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from portable import portable  # benchmarks/portable.py
+from harness import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "tune_overhead.json"
@@ -28,7 +28,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from msm.config import config_from_dict, merge, to_dict
-    from msm.io import atomic_write_json
     from msm.train.config import PretrainConfig
     from msm.train.trainer import ensure_ray, run_local, run_pretraining
     from msm.tune.config import SweepConfig, build_sweep
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("bare_sequential_s", "ray_train_sequential_s", "tune_s", "tune_vs_ray_train", "tune_vs_bare",
               "tune_overhead_per_trial_s", "ray_train_overhead_per_run_s", "trials_finished"):
         print(f"{k:32s} {result[k]}")
-    atomic_write_json(Path(args.out), portable(result))
+    write_results(args.out, result)
     print(f"wrote {args.out} (work dir {work})")
     return 0
 

@@ -24,11 +24,11 @@ import torch
 from tqdm import tqdm
 
 from msm.data.readers import default_data_dir
-from msm.io import atomic_write_json
 from msm.retrieval.encoder import Encoder
 from msm.ui.corpus import Corpus, load_ntrex
 from msm.ui.render import clip, hit_header
 from msm.ui.search import build_index, search
+from harness import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 LANGS = ["eng", "deu", "fra", "spa", "rus", "zho-CN", "arb", "hin", "jpn", "tur", "vie", "ell", "ita", "kor", "pol",
@@ -115,7 +115,7 @@ def main() -> None:
     print(f"{'stage':<16}{'median ms':>12}{'p90 ms':>10}")
     for name, r in rows.items():
         print(f"{name:<16}{r['median']:>12.2f}{r['p90']:>10.2f}")
-    atomic_write_json(Path(args.out), {
+    write_results(args.out, {
         "benchmark": "ui_latency", "model": args.model, "index_kind": args.kind, "index_size": len(cindex.passages),
         "languages": len(LANGS), "queries": len(queries), "k": args.k, "model_load_s": round(load_s, 2),
         "index_build_s": round(build_s, 2), "latency_ms": {n: {k: round(v, 2) for k, v in r.items()} for n, r in rows.items()},

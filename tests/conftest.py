@@ -12,6 +12,9 @@ os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 # 30-query runs the interpreter evaluates in milliseconds (same code, same results). Nothing of ours uses numba.
 os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
 
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -19,6 +22,7 @@ import pytest  # noqa: E402
 pytest_plugins = ("pytester",)  # tests/test_ci_skips.py runs inner pytest sessions
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/factories.py: helpers shared across test folders
 SHARED_DATA = Path(os.environ.get("MSM_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
@@ -28,6 +32,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from msm.encoders.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-xlmr")
+
+
+@pytest.fixture(scope="session")
+def e5_encoder():
+    """The offline e5-small as an :class:`msm.retrieval.encoder.Encoder` (128 tokens), built once per session."""
+    from msm.retrieval.encoder import Encoder
+
+    return Encoder("e5-small", max_length=128, batch_size=32)
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +64,26 @@ def ray_local():
         )
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture()
+def run_under_ascii_locale():
+    """Run a Python ``script`` (printing one JSON object) in a subprocess whose locale encoding is ASCII
+    (LC_ALL=C, UTF-8 mode off; open() takes the locale's encoding in C code, so it cannot be faked in-process),
+    importing this ``msm``; returns the parsed JSON, after checking the locale really is not UTF-8."""
+    import msm
+
+    def run(script: str, *args: str) -> dict:
+        env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONIOENCODING="utf-8",
+                   PYTHONPATH=os.pathsep.join([str(Path(msm.__file__).resolve().parents[1]),
+                                               os.environ.get("PYTHONPATH", "")]))
+        proc = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        got = json.loads(proc.stdout)
+        assert "utf" not in got["encoding"].lower().replace("-", ""), got["encoding"]  # the locale really is ASCII
+        return got
+    return run
 
 
 @pytest.fixture(scope="session")

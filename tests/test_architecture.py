@@ -46,3 +46,10 @@ def test_the_library_does_not_import_its_drivers():
     top = ("msm.experiments", "msm.demo", "msm.cli", "msm.commands")
     below = [(a, b) for a, b in tool.edges(tool.modules()) if b.startswith(top) and not a.startswith(top)]
     assert below == []
+
+
+def test_packages_depend_one_way():
+    """Folded to packages (msm.data, msm.model, ...), the graph has no circle either: data flows one way."""
+    tool = graph_tool()
+    circles = tool.cycles(tool.package_graph(tool.edges(tool.modules())))
+    assert circles == [], circles

@@ -10,7 +10,7 @@ import sys
 from msm.cli import main
 
 
-VERBS = ["eval", "finetune", "index", "mine", "models", "pretrain", "smoke", "submit", "tune", "ui"]
+VERBS = ["eval", "experiment", "finetune", "index", "mine", "models", "pretrain", "smoke", "submit", "tune", "ui"]
 
 
 def test_help_lists_verbs():

@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 
 from msm.data.embed import document_embeddings
-from msm.data.pair import mine_pairs
+from msm.data.pair import mine_pairs, pair_documents, sentence_coverage, sentence_evidence
 
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+from factories import unit
 
 
 def brute_force_pairs(x, y, k, threshold, mutual):
@@ -63,3 +61,21 @@ def test_document_embedding_is_normalised_mean_of_sentences() -> None:
     d = document_embeddings(s, np.array([0, 3, 4, 7]))
     for row, (a, b) in zip(d, [(0, 3), (3, 4), (4, 7)]):
         assert np.allclose(row, unit(s[a:b].mean(0)), atol=1e-6)
+
+
+def test_a_document_without_sentences_has_no_evidence():
+    a = np.eye(3, dtype=np.float32)
+    for empty_first in (True, False):
+        x, y = (a[:0], a) if empty_first else (a, a[:0])
+        assert sentence_coverage(x, y) == 0.0
+        assert sentence_evidence(x, y, "bestmatch") == 0.0 and sentence_evidence(x, y, "align") == 0.0
+    assert sentence_coverage(a, a) == 1.0 and sentence_evidence(a, a, "bestmatch") == pytest.approx(1.0)
+
+
+def test_argument_checks():
+    a = np.eye(3, dtype=np.float32)
+    with pytest.raises(ValueError, match="unknown sentence evidence 'cosine'"):
+        sentence_evidence(a, a, "cosine")
+    with pytest.raises(ValueError, match=r"min_coverage=\.\.\.\) needs rescore"):
+        pair_documents(a, a, min_coverage=0.5)
+    assert pair_documents(a[:0], a) == [] and pair_documents(a, a[:0], rescore="bestmatch") == []

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from msm.config import load_config, parse_overrides
 from msm.train.config import PretrainConfig
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny-cpu.yaml"
+from factories import TINY_PRETRAIN as TINY
+
 
 
 def test_each_step_consumes_accumulate_consecutive_batches(tmp_path, shared_data):

@@ -12,8 +12,9 @@ from msm.config import load_config, parse_overrides
 from msm.errors import MSMError
 from msm.train.config import PretrainConfig
 
+from factories import TINY_PRETRAIN as TINY
+
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "pretrain" / "tiny-cpu.yaml"
 DE = ["Der Hund schläft im Garten unter dem alten Baum.", "Die Katze sitzt auf dem Dach und schaut herunter.",
       "Am Abend kommen alle Kinder nach Hause zurück.", "Dann essen sie gemeinsam in der warmen Küche."]
 EN = ["The dog sleeps in the garden under the old tree.", "The cat sits on the roof and looks down at us.",

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from msm.config import load_config, parse_overrides
+from msm.config import load_config
 from msm.errors import MSMError
 from msm.train.config import PretrainConfig
 from msm.train.schedule import lr_factor
 
+from factories import tiny_pretrain
+
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "pretrain" / "tiny-cpu.yaml"
 
 
 def tiny(tmp_path: Path, shared_data: Path, *overrides: str) -> PretrainConfig:
-    return load_config(TINY, PretrainConfig, parse_overrides([f"run.output_dir={tmp_path}",
-                                                              f"data.data_dir={shared_data}", *overrides]))
+    return tiny_pretrain(tmp_path, shared_data, *overrides)
 
 
 def rows(out: Path) -> list[dict]:

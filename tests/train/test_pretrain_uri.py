@@ -11,17 +11,16 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from msm.config import load_config, parse_overrides
 from msm.errors import MSMError
 from msm.train.config import PretrainConfig
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny-cpu.yaml"
+from factories import tiny_pretrain
+
 COMMON = ("optim.max_steps=3", "run.checkpoint_every=2", "validation.every_steps=-1", "run.keep_checkpoints=1")
 
 
 def tiny(out: str, shared_data: Path, *overrides: str) -> PretrainConfig:
-    return load_config(TINY, PretrainConfig, parse_overrides([f"run.output_dir={out}", f"data.data_dir={shared_data}",
-                                                              *COMMON, *overrides]))
+    return tiny_pretrain(out, shared_data, *COMMON, *overrides)
 
 
 def s3_files(prefix: str) -> dict[str, bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +13,8 @@ from msm.config import load_config, parse_overrides
 from msm.train.config import PretrainConfig
 from msm.train.stream import BatchStream, Cached, Position, batched, pad, share, shuffled, strided
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny-cpu.yaml"
+from factories import TINY_PRETRAIN as TINY
+
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from msm.commands import positive_int
 
 def _run(args: argparse.Namespace) -> int:
     from msm.data.readers import default_data_dir
-    from msm.model.smoke import smoke_run
+    from msm.smoke import smoke_run
 
     from msm.encoders.resolve import check_model
 

@@ -84,7 +84,7 @@ def test_index_build_fails_loudly_when_shards_are_short(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from msm.retrieval.build import index_from_shards
+    from msm.indexing import index_from_shards
     from msm.retrieval.index import SearchIndex
     from msm.uri import resolve
 

@@ -1,4 +1,6 @@
-"""A forward/backward smoke run of MSM on real multilingual documents (NTREX-128, else Bible chapters).
+"""``msm smoke``: a forward/backward smoke run of MSM on real multilingual documents (NTREX-128, else Bible
+chapters). A driver on top of the model and the data readers (it was ``msm.model.smoke``, which made ``model``
+depend on ``data``).
 
 Single-language batches of sentence blocks, cycled for a few epochs: the loss must fall.
 """

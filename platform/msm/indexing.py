@@ -1,4 +1,8 @@
-"""Encode a large corpus with Ray Data and build a faiss index: ``jobs/build_index.py`` / ``msm index``.
+"""``msm index`` (``jobs/build_index.py``): encode a large corpus with Ray Data and build a faiss index.
+
+A job over the building blocks below it: mining's readers (:mod:`msm.data.sources`), the encoder and the index
+(:mod:`msm.retrieval`). It sits beside the other jobs, not in ``msm.retrieval`` (it was ``msm.retrieval.build``),
+so data flows one way: ``retrieval`` ← ``data`` ← ``indexing``.
 
 corpus (JSONL or Parquet with ``id`` and ``text``; a file or a folder of them, local or any pyarrow URI) → Ray Data
 blocks → ``map_batches(PassageEmbedder)`` on an actor pool (GPUs when asked) → embedding shards written by Ray Data

@@ -8,9 +8,9 @@ code as ``msm models prepare e5-small`` (``write_model``; rows that were not kep
 tokens were all kept, the rebuilt model computes exactly what the full one computes; ``check`` verifies that on
 a sample here (max |difference| of the embeddings must be 0).
 
-    python benchmarks/gpu_bundle.py pack --out .gpu/bundle --data ../shared/data --texts outputs/demo/mine ...
-    python benchmarks/gpu_bundle.py check --bundle .gpu/bundle --data ../shared/data
-    python benchmarks/gpu_bundle.py unpack --bundle .gpu/bundle --cache /tmp/msm --data-out /tmp/data   # there
+    python tools/gpu_bundle.py pack --out .gpu/bundle --data ../shared/data --texts outputs/demo/mine ...
+    python tools/gpu_bundle.py check --bundle .gpu/bundle --data ../shared/data
+    python tools/gpu_bundle.py unpack --bundle .gpu/bundle --cache /tmp/msm --data-out /tmp/data   # there
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""pytest plugin of the mutation run only (``benchmarks/mutation.py`` loads it with ``-p mutation_plugin``).
+"""pytest plugin of the mutation run only (``tools/mutation.py`` loads it with ``-p mutation_plugin``).
 
 * Deselects the tests that start Ray, drive a browser or load e5-small (by fixture and marker, so renamed tests
   stay out) and the few unit tests that take many seconds each (``SLOW``): mutmut re-runs, for every mutant, the

@@ -5,9 +5,9 @@ mutmut 3 imports the mutated code from ``mutants/src`` (or ``mutants/``), while 
 ``platform/msm`` and ``tests/``, ``configs/``, ``k8s/`` and ``jobs/`` are copied next to it. mutmut writes its mutants under
 ``.mutation/mutants/``; nothing under ``platform/`` is ever rewritten.
 
-    python benchmarks/mutation.py            # fresh stage, run mutmut on 2 workers, print + write the report
-    python benchmarks/mutation.py --keep     # reuse .mutation/ (mutmut re-tests only changed functions)
-    python benchmarks/mutation.py --report   # report of the last run only
+    python tools/mutation.py            # fresh stage, run mutmut on 2 workers, print + write the report
+    python tools/mutation.py --keep     # reuse .mutation/ (mutmut re-tests only changed functions)
+    python tools/mutation.py --report   # report of the last run only
 
 Report: per module killed / survived / other / total and % killed, with the mutants of the classes listed in
 ``EQUIVALENT`` (docs/testing.md, one by one) left out of the denominator; JSON to
@@ -41,13 +41,15 @@ MODULES = [
 # Fast unit tests of those modules (no Ray cluster, browser or e5-small download); mutmut runs, per mutant, only
 # the tests that call the mutated function.
 TESTS = [
-    "tests/model/test_loss.py", "tests/model/test_msm.py", "tests/model/test_msm_persistence.py",
-    "tests/model/test_msm_forward_wiring.py",
+    "tests/losses", "tests/model/test_msm.py", "tests/model/test_msm_persistence.py",
+    "tests/model/test_msm_forward_wiring.py", "tests/model/test_document_encoder.py",
     "tests/model/test_mlm_masked_logits.py", "tests/model/test_length_buckets.py", "tests/model/test_bank_ddp.py",
-    "tests/data/test_align.py", "tests/data/test_pair.py", "tests/data/test_pair_evidence.py",
-    "tests/data/test_calibrate.py", "tests/data/test_pairing_quality.py", "tests/eval/test_metrics.py", "tests/eval/test_tasks.py",
-    "tests/eval/test_tasks_extra.py", "tests/retrieval/test_index.py", "tests/tune/test_tune_config.py",
-    "tests/mutation",
+    "tests/data/test_align.py", "tests/data/test_pair.py", "tests/data/test_pair_reference.py",
+    "tests/data/test_pair_evidence.py", "tests/data/test_calibrate.py", "tests/data/test_pairing_quality.py",
+    "tests/eval/test_metrics.py", "tests/eval/test_common.py", "tests/eval/test_lareqa.py",
+    "tests/eval/test_tatoeba.py", "tests/eval/test_mrtydi.py", "tests/eval/test_mewsli_x.py",
+    "tests/eval/test_xor_retrieve.py", "tests/eval/test_run.py", "tests/retrieval/test_index.py",
+    "tests/retrieval/test_encoder.py", "tests/tune/test_tune_config.py",
 ]
 # mutation_plugin.py (copied to the stage) deselects Ray / browser / e5 and slow tests
 PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "mutation_plugin"]
@@ -227,7 +229,7 @@ def stage(keep: bool, modules: list[str], tests: list[str]) -> None:
     (STAGE / "src").mkdir(parents=True, exist_ok=True)
     for name in ("platform/msm", "tests", "configs", "k8s", "jobs"):
         _sync(REPO / name, STAGE / ("src/msm" if name == "platform/msm" else name))
-    shutil.copy2(REPO / "benchmarks" / "mutation_plugin.py", STAGE / "mutation_plugin.py")
+    shutil.copy2(REPO / "tools" / "mutation_plugin.py", STAGE / "mutation_plugin.py")
     toml = "\n".join([
         "[tool.mutmut]",
         'source_paths = ["src/msm"]',

@@ -1,13 +1,8 @@
-"""The shared release-file readers (``msm.eval.tasks.common``) and XOR-Retrieve on hand-written files.
-
-Inputs are written here in the release formats; expected values come from the files (ids, texts, answers) and from
-plain loops over the metric's definition, never from the code under test. The encoders below take ``kind`` and
-``show_progress`` as required keywords, so a caller that forgets either one fails, and they record what they got.
-"""
+"""XOR-Retrieve on hand-written files: questions and passages as released, R@kt by hand, every reader error."""
 
 from __future__ import annotations
 
-import gzip
+
 import json
 import math
 import re
@@ -17,142 +12,90 @@ import numpy as np
 import pytest
 
 from msm.errors import MSMError
-from msm.eval.tasks import common, xor_retrieve
+from msm.eval.tasks import xor_retrieve
+
+from eval_fakes import FIXTURES, KindEncoder, Oracle, values, write_lines
+
+
+XOR_RANKINGS = {  # question → ranking of passage ids
+    "日本の首都はどこですか？": ["2", "1", "3", "4", "5", "6"],  # "Tokyo" in passage 1 only
+    "京都はどのくらいの間日本の首都でしたか？": ["2", "1", "3", "4", "5", "6"],
+    "에베레스트산의 높이는 얼마입니까?": ["3", "1", "2", "4", "5", "6"],
+    "Кто написал роман «Война и мир»?": ["4", "1", "2", "3", "5", "6"],
+    "ما هي عاصمة مصر؟": ["6", "5", "1", "2", "3", "4"],
+    "পৃথিবীর দীর্ঘতম নদী কোনটি?": ["6", "1", "2", "3", "4", "5"],  # "Nile River" occurs in no passage
+}
+
 
 XOR_FIX = "download the XOR-Retrieve dev questions"
+
+
 QUESTIONS = "xor_dev_retrieve_eng_span_v1_1.jsonl"
+
+
 PASSAGES = "enwiki_20190201_w100.tsv"
-
-
-class KindEncoder:
-    """Passages and queries from separate lookup tables (by the first key found in the text); records each call."""
-
-    def __init__(self, passages: dict[str, list[float]], queries: dict[str, list[float]]) -> None:
-        self.tables = {"passage": passages, "query": queries}
-        self.calls: list[tuple[str, object]] = []
-
-    def encode(self, texts, *, kind, show_progress):
-        self.calls.append((kind, show_progress))
-        table = self.tables[kind]  # any other kind is a KeyError
-        rows = []
-        for text in texts:
-            found = [k for k in table if k in text]
-            assert found, f"no {kind} key in {text!r}"
-            rows.append(table[max(found, key=len)])
-        return np.array(rows, dtype=np.float32)
-
-
-def write_lines(path: Path, rows: list, gz: bool = False) -> Path:
-    text = "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows)
-    if gz:
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        path.write_bytes(text.encode("utf-8"))
-    return path
 
 
 def q(qid, question, answers, lang) -> dict:
     return {"id": qid, "question": question, "answers": answers, "lang": lang}
 
 
-# ---------------------------------------------------------------- common.lines / common.jsonl
+def small_release(tmp_path: Path) -> Path:
+    folder = tmp_path / "xor_retrieve"
+    folder.mkdir()
+    write_lines(folder / QUESTIONS, [
+        q(1, "東京はどこ", ["Tokyo"], "ja"),  # answer in a passage: hit
+        q(2, "大阪はどこ", ["Osaka"], "ja"),  # answer in no passage: miss
+        q(3, "서울은 어디", ["Seoul"], "ko"),  # hit
+        q(4, "Onko Helsinki?", ["no"], "fi"),  # yes/no only: skipped
+    ])
+    (folder / PASSAGES).write_text("id\ttext\ttitle\np1\tTokyo is a city\tTokyo\n"
+                                   "p2\tKyoto is old\tKyoto\np3\tSeoul is big\tSeoul\n", encoding="utf-8")
+    return tmp_path
 
 
-def test_lines_strip_only_the_line_break(tmp_path):
-    """Only the newline (\\n or \\r\\n) is cut: trailing tabs, spaces and 'X' stay; blank lines are skipped."""
-    path = tmp_path / "f.tsv"
-    path.write_bytes(b"a\tb\t\n\nends with X\r\n  \ntail  \n")
-    assert list(common.lines(path, "fix")) == [(1, "a\tb\t"), (3, "ends with X"), (5, "tail  ")]
+SMALL_ENCODER = ({"Tokyo": [1, 0, 0], "Kyoto": [0, 1, 0], "Seoul": [0, 0, 1]},
+                 {"東京": [1, 0.1, 0], "大阪": [0.1, 1, 0], "서울": [0, 0.1, 1]})
 
 
-def test_lines_and_jsonl_missing_file_name_path_and_fix(tmp_path):
-    """A missing file is an MSMError '<path> not found; <fix>', also when read through jsonl."""
-    path = tmp_path / "nothing.jsonl"
-    expected = rf"^{re.escape(str(path))} not found; fetch it first$"
-    with pytest.raises(MSMError, match=expected):
-        list(common.lines(path, "fetch it first"))
-    with pytest.raises(MSMError, match=expected):
-        list(common.jsonl(path, ("id",), "fetch it first"))
+def test_xor_loads_questions_and_passages():
+    data = xor_retrieve.load(FIXTURES / "xor_retrieve")
+    assert [lang for lang, *_ in data.questions] == ["ja", "ja", "ko", "ru", "ar", "bn"]  # fi: a yes/no answer only
+    assert data.questions[2][3] == ["8,848 metres", "8,848"]
+    assert data.passage_ids == ["1", "2", "3", "4", "5", "6"]  # header row skipped
+    assert data.texts[3] == ('War and Peace ("Война и мир") is a novel by the Russian author Leo Tolstoy, '
+                             "published in 1869.")
+    assert data.titles[2] == "Mount Everest"
+    assert [q for _, _, q, _ in xor_retrieve.load(FIXTURES / "xor_retrieve", ["ja"], limit=1).questions] == [
+        "日本の首都はどこですか？"]
 
 
-def test_jsonl_bad_utf8_names_the_fix(tmp_path):
-    """Bad UTF-8 read through jsonl: '<path>: unreadable (...utf-8...); <fix>'."""
-    path = tmp_path / "bad.jsonl"
-    path.write_bytes(b'{"id": "\xff"}\n')
-    with pytest.raises(MSMError, match=rf"^{re.escape(str(path))}: unreadable \(.*utf-8.*\); fetch it first$"):
-        list(common.jsonl(path, ("id",), "fetch it first"))
+def test_xor_metrics_by_hand():
+    data = xor_retrieve.load(FIXTURES / "xor_retrieve")
+    oracle = Oracle(dict(zip(data.texts, data.passage_ids)), XOR_RANKINGS)
+    got = values(xor_retrieve.evaluate(oracle, FIXTURES))
+    # all six passages fit in 2,000 tokens: a hit wherever the answer string occurs at all
+    assert {lang: got[(lang, "R@2kt")] for lang in ["ja", "ko", "ru", "ar", "bn"]} == {
+        "ja": 1.0, "ko": 1.0, "ru": 1.0, "ar": 1.0, "bn": 0.0}
+    assert got[("mean", "R@2kt")] == got[("mean", "R@5kt")] == pytest.approx(4 / 5)
+    top1 = values(xor_retrieve.evaluate(oracle, FIXTURES, depth=1))  # only the first passage is read
+    assert {lang: top1[(lang, "R@5kt")] for lang in ["ja", "ko", "ru", "ar", "bn"]} == {
+        "ja": 0.5, "ko": 1.0, "ru": 1.0, "ar": 0.0, "bn": 0.0}
 
 
-def test_jsonl_not_an_object_names_the_type(tmp_path):
-    """A JSON array line: '<path>:<n>: a JSON list, not an object; <fix>'."""
-    path = write_lines(tmp_path / "a.jsonl", [{"id": 1}, "[1, 2]"])
-    with pytest.raises(MSMError, match=rf"^{re.escape(str(path))}:2: a JSON list, not an object; fetch it$"):
-        list(common.jsonl(path, ("id",), "fetch it"))
-
-
-def test_jsonl_missing_keys_lists_missing_and_expected(tmp_path):
-    """Two keys missing: both named, comma-separated, then all the expected keys, then the fix."""
-    path = write_lines(tmp_path / "a.jsonl", [{"id": 1, "question": "q"}])
-    with pytest.raises(MSMError, match=rf"^{re.escape(str(path))}:1: missing answers, lang "
-                                       r"\(expected keys id, question, answers, lang\); fetch it$"):
-        list(common.jsonl(path, ("id", "question", "answers", "lang"), "fetch it"))
-
-
-LOCALE_SCRIPT = """
-import json, locale, sys
-from pathlib import Path
-from msm.errors import MSMError
-from msm.eval.tasks.common import lines
-out = {"encoding": locale.getpreferredencoding(False)}
-for p in sys.argv[1:]:
-    try:
-        out[Path(p).name] = list(lines(Path(p), "fix"))
-    except MSMError as exc:
-        out[Path(p).name] = str(exc)
-print(json.dumps(out, ensure_ascii=True))
-"""
-
-
-def test_lines_read_utf8_under_an_ascii_locale(tmp_path, run_under_ascii_locale):
-    """Plain and .gz files are read as UTF-8 even when the locale says ASCII (LC_ALL=C, UTF-8 mode off)."""
-    plain = write_lines(tmp_path / "p.tsv", ["東京\tTōkyō"])
-    packed = write_lines(tmp_path / "p.tsv.gz", ["Москва\tMoskva"], gz=True)
-    got = run_under_ascii_locale(LOCALE_SCRIPT, str(plain), str(packed))
-    assert got["p.tsv"] == [[1, "東京\tTōkyō"]]
-    assert got["p.tsv.gz"] == [[1, "Москва\tMoskva"]]
-
-
-# ---------------------------------------------------------------- common.retrieve
-
-
-def by_hand_top_k(passages: np.ndarray, ids: list[str], queries: np.ndarray, k: int) -> list[list[str]]:
-    out = []
-    for qv in queries:
-        scores = [float(np.dot(qv, pv)) for pv in passages]
-        order = sorted(range(len(ids)), key=lambda j: -scores[j])
-        out.append([ids[j] for j in order[:k]])
-    return out
-
-
-def test_retrieve_encodes_passages_and_queries_with_their_kind_and_progress():
-    """Passages as kind='passage', queries as kind='query', progress off by default and passed on when asked;
-    the ranking is the inner-product top k computed by hand."""
-    ptab = {"alpha": [1.0, 0.0, 0.0], "beta": [0.0, 1.0, 0.0], "gamma": [0.6, 0.0, 0.8]}
-    qtab = {"first": [0.0, 0.2, 0.9], "second": [0.9, 0.3, 0.0]}
-    passages, ids, queries = ["alpha text", "beta text", "gamma text"], ["a", "b", "g"], ["first q", "second q"]
-    want = by_hand_top_k(np.array([ptab["alpha"], ptab["beta"], ptab["gamma"]]), ids,
-                         np.array([qtab["first"], qtab["second"]]), 2)
-    assert want == [["g", "b"], ["a", "g"]]
-    enc = KindEncoder(ptab, qtab)
-    assert common.retrieve(enc, passages, ids, queries, 2) == want
-    assert enc.calls == [("passage", False), ("query", False)]
-    enc = KindEncoder(ptab, qtab)
-    assert common.retrieve(enc, passages, ids, queries, 2, show_progress=True) == want
-    assert enc.calls == [("passage", True), ("query", True)]
-
-
-# ---------------------------------------------------------------- XOR-Retrieve: reading the files
+@pytest.mark.parametrize(("filler", "r2kt", "r5kt"), [(1999, 1.0, 1.0), (2000, 0.0, 1.0), (5000, 0.0, 0.0)])
+def test_xor_answer_beyond_the_token_budget(tmp_path, filler, r2kt, r5kt):
+    folder = tmp_path / "xor_retrieve"
+    folder.mkdir()
+    question = {"id": "1", "question": "日本の首都はどこですか？", "answers": ["Tokyo"], "lang": "ja"}
+    (folder / "xor_dev_retrieve_eng_span_v1_1.jsonl").write_text(json.dumps(question, ensure_ascii=False) + "\n")
+    filler_text = " ".join(["word"] * filler)
+    (folder / "psgs_w100.tsv").write_text(  # DPR's file name, here without the header line
+        f'f\t"{filler_text}"\tFiller\nt\t"Tokyo is the capital of Japan."\tTokyo\n')
+    data = xor_retrieve.load(folder)
+    oracle = Oracle(dict(zip(data.texts, data.passage_ids)), {"日本の首都はどこですか？": ["f", "t"]})
+    got = values(xor_retrieve.evaluate(oracle, tmp_path))
+    assert (got[("ja", "R@2kt")], got[("ja", "R@5kt")]) == (r2kt, r5kt)
 
 
 def test_read_questions_ids_spans_and_yes_no(tmp_path):
@@ -253,27 +196,6 @@ def test_load_without_questions_file_names_both_names_and_the_fix(tmp_path):
     with pytest.raises(MSMError, match=rf"^{re.escape(str(folder))}: none of xor_dev_retrieve_eng_span_v1_1\.jsonl, "
                                        rf"xor_dev_retrieve_eng_span\.jsonl found; {XOR_FIX}"):
         xor_retrieve.load(folder)
-
-
-# ---------------------------------------------------------------- XOR-Retrieve: evaluate
-
-
-def small_release(tmp_path: Path) -> Path:
-    folder = tmp_path / "xor_retrieve"
-    folder.mkdir()
-    write_lines(folder / QUESTIONS, [
-        q(1, "東京はどこ", ["Tokyo"], "ja"),  # answer in a passage: hit
-        q(2, "大阪はどこ", ["Osaka"], "ja"),  # answer in no passage: miss
-        q(3, "서울은 어디", ["Seoul"], "ko"),  # hit
-        q(4, "Onko Helsinki?", ["no"], "fi"),  # yes/no only: skipped
-    ])
-    (folder / PASSAGES).write_text("id\ttext\ttitle\np1\tTokyo is a city\tTokyo\n"
-                                   "p2\tKyoto is old\tKyoto\np3\tSeoul is big\tSeoul\n", encoding="utf-8")
-    return tmp_path
-
-
-SMALL_ENCODER = ({"Tokyo": [1, 0, 0], "Kyoto": [0, 1, 0], "Seoul": [0, 0, 1]},
-                 {"東京": [1, 0.1, 0], "大阪": [0.1, 1, 0], "서울": [0, 0.1, 1]})
 
 
 def test_evaluate_results_task_language_value_count(tmp_path):

@@ -1,6 +1,5 @@
-"""Mr.TyDi on hand-written files in both release formats (tarball: ``collection/docs.jsonl.gz``,
-``topic.test.tsv``; Hugging Face: ``corpus.jsonl.gz``, ``test.jsonl.gz``), scored with a lookup-table encoder
-whose rankings are fixed by design, MRR@k / Recall@k computed by hand; the error messages name file, line and fix."""
+"""Mr.TyDi on hand-written files in both release formats (tarball and Hugging Face), with oracle rankings: MRR@k and
+Recall@k by hand, the error messages naming file, line and fix."""
 
 from __future__ import annotations
 
@@ -14,10 +13,36 @@ import pytest
 from msm.errors import MSMError
 from msm.eval.tasks import mrtydi
 
+from eval_fakes import copy_task, FIXTURES, Oracle, values
+
+
+MRTYDI_RANKINGS = {  # query id → oracle ranking
+    "1": ["5#0", "31#0", "5#1", "12#0", "47#0"],  # relevant 5#0, 5#1: RR 1, R@2 1/2
+    "2": ["47#0", "12#0", "5#0", "5#1", "31#0"],  # relevant 12#0: RR 1/2, R@2 1
+    "3": ["5#0", "12#0", "5#1", "47#0", "31#0"],  # relevant 31#0 (47#0 has relevance 0): RR 1/5, R@2 0
+    "7": ["102#0", "101#0", "103#0", "104#0"],  # relevant 102#0: RR 1
+    "9": ["104#0", "103#0", "101#0", "102#0"],  # relevant 101#0: RR 1/3, R@2 0
+}
+
+
+def mrtydi_oracle(root: Path) -> Oracle:
+    passages, rankings = {}, {}
+    for lang in mrtydi.languages(root):
+        data = mrtydi.load(mrtydi.language_folder(root, lang))
+        passages.update(zip(data.docs, data.doc_ids))
+        rankings.update({text: MRTYDI_RANKINGS[qid] for qid, text in data.queries})
+    return Oracle(passages, rankings)
+
+
 FIX = r"re-download and unpack mrtydi-v1.1-<language>\.tar\.gz into <data-dir>/mrtydi/ \(docs/evaluation\.md\)"
 
+
 FI_DOCS = {"p1": "fi doc one", "p2": "fi doc two", "p3": "fi doc three", "p4": "fi doc four"}
+
+
 TE_DOCS = {"t1": "A te doc one", "t2": "te doc two", "t3": "te doc three", "t4": "te doc four"}
+
+
 RANKINGS = {  # query text → the ranking the encoder produces
     "fi query a": ["p1", "p2", "p3", "p4"],  # relevant p2, p4: RR 1/2, R@2 1/2, R@100 1
     "fi query b": ["p3", "p4", "p2", "p1"],  # relevant p1 (p3 has relevance 0): RR 1/4, R@2 0, R@100 1
@@ -86,6 +111,49 @@ def by_key(results):
     return {(r.language, r.metric): (r.value, r.count) for r in results}
 
 
+def _folder(tmp_path, corpus=None, topics=None, qrels="1 Q0 p1 1\n", topics_name="topic.test.tsv",
+            corpus_name="collection/docs.jsonl"):
+    folder = tmp_path / "mrtydi-v1.1-finnish"
+    folder.mkdir(parents=True, exist_ok=True)
+    if corpus is not None:
+        write(folder / corpus_name, corpus)
+    if topics is not None:
+        write(folder / topics_name, topics)
+    if qrels is not None:
+        write(folder / "qrels.test.txt", qrels)
+    return folder
+
+
+def test_mrtydi_loads_tarball_and_hf_formats(tmp_path):
+    ja = mrtydi.load(FIXTURES / "mrtydi" / "mrtydi-v1.1-japanese")
+    assert ja.doc_ids == ["5#0", "5#1", "12#0", "31#0", "47#0"]
+    assert ja.docs[2] == "富士山\n富士山は日本で最も高い山で、標高は3776メートルである。"
+    assert [q for q, _ in ja.queries] == ["1", "2", "3"]  # topic 4 has no qrels
+    assert ja.relevant == {"1": {"5#0", "5#1"}, "2": {"12#0"}, "3": {"31#0"}}  # relevance 0 is not relevant
+    sw = mrtydi.load(FIXTURES / "mrtydi" / "mrtydi-v1.1-swahili")
+    assert sw.docs[1] == "Nairobi Nairobi ni mji mkuu wa Kenya na mji mkubwa zaidi nchini humo."
+    assert sw.queries == [("7", "Mji mkuu wa Kenya ni upi?"), ("9", "Mlima mrefu zaidi barani Afrika ni upi?")]
+    assert mrtydi.load(FIXTURES / "mrtydi" / "mrtydi-v1.1-japanese", limit=1).queries == [
+        ("1", "東京はどんな都市ですか")]
+    folder = copy_task(tmp_path, "mrtydi") / "mrtydi-v1.1-japanese" / "collection"
+    with gzip.open(folder / "docs.jsonl.gz", "wb") as fh:  # the release ships it gzipped
+        fh.write((folder / "docs.jsonl").read_bytes())
+    (folder / "docs.jsonl").unlink()
+    assert mrtydi.load(folder.parent) == ja
+
+
+def test_mrtydi_metrics_by_hand():
+    oracle = mrtydi_oracle(FIXTURES / "mrtydi")
+    got = values(mrtydi.evaluate(oracle, FIXTURES))
+    assert got[("ja", "MRR@100")] == pytest.approx((1 + 1 / 2 + 1 / 5) / 3)
+    assert got[("sw", "MRR@100")] == pytest.approx((1 + 1 / 3) / 2)
+    assert got[("mean", "MRR@100")] == pytest.approx(((1 + 1 / 2 + 1 / 5) / 3 + (1 + 1 / 3) / 2) / 2)
+    assert got[("ja", "Recall@100")] == got[("sw", "Recall@100")] == 1.0  # every passage is within the top 100
+    at2 = values(mrtydi.evaluate(oracle, FIXTURES, langs=["ja"], k=2))
+    assert at2[("ja", "MRR@2")] == pytest.approx((1 + 1 / 2 + 0) / 3)
+    assert at2[("ja", "Recall@2")] == pytest.approx((1 / 2 + 1 + 0) / 3)
+
+
 def test_loads_gzipped_hf_corpus_and_topics_and_negative_relevance(tmp_path):
     """corpus.jsonl.gz and test.jsonl.gz (HF layout) are found and parsed as JSON lines; an empty or missing
     title adds nothing to the text; relevance -1 parses and is not relevant."""
@@ -148,19 +216,6 @@ def test_evaluate_at_k2_show_progress_and_limit(tmp_path):
     assert got[("mean", "MRR@100")] == pytest.approx((1 / 2, 2))
     assert [texts for kind, _, texts in enc.calls if kind == "query"] == [["fi query a"], ["te query x"]]
     assert {r.task for r in results} == {"mrtydi"}
-
-
-def _folder(tmp_path, corpus=None, topics=None, qrels="1 Q0 p1 1\n", topics_name="topic.test.tsv",
-            corpus_name="collection/docs.jsonl"):
-    folder = tmp_path / "mrtydi-v1.1-finnish"
-    folder.mkdir(parents=True, exist_ok=True)
-    if corpus is not None:
-        write(folder / corpus_name, corpus)
-    if topics is not None:
-        write(folder / topics_name, topics)
-    if qrels is not None:
-        write(folder / "qrels.test.txt", qrels)
-    return folder
 
 
 def test_missing_corpus_names_the_candidates_and_the_fix(tmp_path):

@@ -1,8 +1,7 @@
-"""Mewsli-X on hand-written files in the release format (``wikinews_mentions-test.jsonl``,
-``candidate_set_entities.jsonl``), scored with a lookup-table encoder that records its calls; the expected
-queries are written out by hand from the XTREME-R recipe and mAP@k with one gold entity is 1/rank by hand."""
+"""Mewsli-X on hand-written files in the release format: the XTREME-R queries, mAP@k with one gold entity by hand."""
 
 from __future__ import annotations
+
 
 import json
 import re
@@ -14,10 +13,28 @@ import pytest
 from msm.errors import MSMError
 from msm.eval.tasks import mewsli_x
 
+from eval_fakes import FIXTURES, Oracle, values
+
+
+MEWSLI_RANKINGS = {  # example id → ranking of entity ids; one gold entity each
+    "en-m1": ["Q1757"],  # 1
+    "en-m2": ["Q33", "Q1757", "Q47034"],  # 1/3
+    "es-m1": ["Q298"],  # 1
+    "es-m2": ["Q298", "Q414"],  # 1/2
+    "ja-m1": ["Q80011", "Q1490"],  # 1/2
+    "ja-m2": ["Q80011"],  # 1
+}
+
+
 FIX = "run get-mewsli-x.sh and copy mewsli_x/output/dataset/"
 
+
 EN = "Bonn is on the Rhine. Paris is in France. Lyon too."
+
+
 DE = "Berlin {die Hauptstadt}\nliegt an der Spree."
+
+
 ENTITIES = [
     {"entity_id": "Q1", "description": "Bonn ist eine Stadt am Rhein.", "sentence_spans": [{"start": 0, "end": 29}]},
     {"entity_id": "Q2", "description": "Paris ist die Hauptstadt\nFrankreichs.",
@@ -25,12 +42,22 @@ ENTITIES = [
     {"entity_id": "Q3", "description": "Berlin ist die Hauptstadt Deutschlands. Zweiter Satz.",
      "sentence_spans": [{"start": 0, "end": 39}]},
 ]
+
+
 # the expected texts, by hand: sentence spans joined, newlines turned into one space
 DESCRIPTIONS = ["Bonn ist eine Stadt am Rhein.", "Paris ist die Hauptstadt Frankreichs.",
                 "Berlin ist die Hauptstadt Deutschlands."]
+
+
 Q_BONN = "Bonn: { Bonn } is on the Rhine."
+
+
 Q_PARIS = "Paris: { Paris } is in France."
+
+
 Q_LYON = "Lyon: { Lyon } too."
+
+
 Q_BERLIN = "Berlin: { Berlin } (die Hauptstadt) liegt an der Spree."
 
 
@@ -85,6 +112,33 @@ TABLE = {
 
 def rows(results):
     return [(r.task, r.language, r.metric, r.count) for r in results], [r.value for r in results]
+
+
+def test_mewsli_x_builds_the_xtreme_r_queries():
+    data = mewsli_x.load(FIXTURES / "mewsli_x")
+    assert [(lang, ex, gold) for lang, ex, _, gold in data.mentions] == [
+        ("en", "en-m1", "Q1757"), ("en", "en-m2", "Q47034"), ("es", "es-m1", "Q298"), ("es", "es-m2", "Q414"),
+        ("ja", "ja-m1", "Q1490"), ("ja", "ja-m2", "Q80011")]
+    # one sentence of context (not the title), the mention marked and prefixed
+    assert data.mentions[0][2] == ("Helsinki: In { Helsinki } , the Finnish trade union for bus and truck drivers "
+                                   "has gone on strike on Sunday evening.")
+    assert data.mentions[5][2] == "千葉県: 気象庁によると、震源は { 千葉県 } の東方沖であった。"
+    assert data.descriptions[0] == ("Helsinki ist die Hauptstadt Finnlands. Die Stadt liegt an der Küste des "
+                                    "Finnischen Meerbusens.")
+    assert mewsli_x.mention_query("Ein {alter} Satz über Bonn.", [(0, 27)], 22, 26) == (
+        "Bonn: Ein (alter) Satz über { Bonn } .")
+
+
+def test_mewsli_x_metrics_by_hand():
+    data = mewsli_x.load(FIXTURES / "mewsli_x")
+    oracle = Oracle(dict(zip(data.descriptions, data.entity_ids)),
+                    {query: MEWSLI_RANKINGS[ex] for _, ex, query, _ in data.mentions})
+    got = values(mewsli_x.evaluate(oracle, FIXTURES))
+    assert got[("en", "mAP@20")] == pytest.approx((1 + 1 / 3) / 2)
+    assert got[("es", "mAP@20")] == got[("ja", "mAP@20")] == pytest.approx((1 + 1 / 2) / 2)
+    assert got[("mean", "mAP@20")] == pytest.approx(((1 + 1 / 3) / 2 + 0.75 + 0.75) / 3)
+    top1 = values(mewsli_x.evaluate(oracle, FIXTURES, langs=["en", "ja"], k=1))
+    assert top1 == {("en", "mAP@1"): 0.5, ("ja", "mAP@1"): 0.5, ("mean", "mAP@1"): 0.5}
 
 
 def test_load_builds_queries_and_descriptions(tmp_path):

@@ -1,0 +1,26 @@
+"""Helpers shared by test folders (``tests/conftest.py`` puts this folder on ``sys.path``: ``from factories import
+...``): small factories that several modules' tests wrote out for themselves before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_PRETRAIN = REPO / "configs" / "pretrain" / "tiny-cpu.yaml"
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows (the last axis) scaled to unit length."""
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def tiny_pretrain(output_dir: str | Path, data_dir: Path | None = None, *overrides: str):
+    """``configs/pretrain/tiny-cpu.yaml`` writing to ``output_dir`` (a path or URI), reading NTREX from ``data_dir``,
+    with ``overrides`` (``key=value``)."""
+    from msm.config import load_config, parse_overrides
+    from msm.train.config import PretrainConfig
+
+    items = [f"run.output_dir={output_dir}", *([f"data.data_dir={data_dir}"] if data_dir else []), *overrides]
+    return load_config(TINY_PRETRAIN, PretrainConfig, parse_overrides(items))
