@@ -56,12 +56,14 @@ protocol: $(STAMP)
 test: $(STAMP) browser
 	$(PY) -m pytest -q -ra --durations=12 -n 2 --dist loadgroup
 
-# Mutation testing of the core pure modules (mutmut 3, installed on demand; not part of `make test`): per-module
-# killed/survived table, benchmarks/results/mutation.json; docs/testing.md. About an hour on 2 CPUs
+# Mutation testing (mutmut 3, installed on demand; not part of `make test`) of the core pure modules, then of the
+# plumbing between stages: per-module killed/survived tables, benchmarks/results/mutation.json and
+# mutation-plumbing.json; docs/testing.md. About an hour on 2 CPUs
 # (model/msm.py ~50 min of it).
 mutation: $(STAMP)
 	$(PY) -c "import mutmut" 2>/dev/null || $(PIP) install -q 'mutmut>=3.8,<4'
 	nice -n 10 $(PY) tools/mutation.py
+	nice -n 10 $(PY) tools/mutation.py --set plumbing
 
 # docs/architecture.md's picture of the module graph, from the code (tools/module_graph.py: ast, no imports run).
 architecture: $(STAMP)

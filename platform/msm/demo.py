@@ -23,9 +23,12 @@ from pathlib import Path
 
 from msm.commands import deprecated
 from msm.config import load_config, parse_overrides
+from msm.data.config import MineConfig
 from msm.errors import MSMError, user_message
+from msm.eval.report import Result, write_report
 from msm.runtime import quiet_libraries
 from msm.tables import markdown_table
+from msm.train.config import PretrainConfig, ValidationConfig
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("model", "mine", "pretrain", "eval")
@@ -49,21 +52,20 @@ QUICK = Budget(docs_per_lang=8, steps=6, every=3, tatoeba_langs=("deu", "swh"), 
 
 
 def data_dir() -> Path | None:
-    from msm.data.readers import default_data_dir
+    from msm.data.readers import default_data_dir  # lazy: pyarrow
 
     d = default_data_dir()
     return Path(d) if d else None
 
 
 def stage_model(out: Path, overwrite: bool, budget: Budget) -> None:
-    from msm.encoders.e5_small import prepare_e5_small
+    from msm.encoders.e5_small import prepare_e5_small  # lazy: numpy
 
     print(f"      {prepare_e5_small()}")
 
 
 def stage_mine(out: Path, overwrite: bool, budget: Budget) -> None:
-    from msm.data.config import MineConfig
-    from msm.data.pipeline import mine
+    from msm.data.pipeline import mine  # lazy: faiss, numpy, pyarrow, ray
 
     target = out / "mine"
     d = data_dir()
@@ -77,8 +79,6 @@ def stage_mine(out: Path, overwrite: bool, budget: Budget) -> None:
 
 
 def pretrain_config(out: Path, budget: Budget = FULL):
-    from msm.train.config import PretrainConfig
-
     d = data_dir()
     overrides = [f"data.path={out / 'mine'}", f"run.output_dir={out / 'pretrain'}",
                  f"data.max_docs_per_lang={budget.docs_per_lang}", f"optim.max_steps={budget.steps}",
@@ -92,7 +92,7 @@ def pretrain_config(out: Path, budget: Budget = FULL):
 
 
 def stage_pretrain(out: Path, overwrite: bool, budget: Budget) -> None:
-    from msm.train.trainer import run_pretraining
+    from msm.train.trainer import run_pretraining  # lazy: pyarrow, torch
 
     cfg = pretrain_config(out, budget)
     m, o = cfg.model, cfg.optim
@@ -104,8 +104,7 @@ def stage_pretrain(out: Path, overwrite: bool, budget: Budget) -> None:
 
 
 def stage_eval(out: Path, overwrite: bool, budget: Budget) -> None:
-    from msm.eval.report import write_report
-    from msm.eval.run import run_eval
+    from msm.eval.run import run_eval  # lazy: pyarrow
 
     d = data_dir()
     models = {"e5-small (start)": "e5-small", "MSM (demo)": str(out / "pretrain" / "export")}
@@ -142,13 +141,11 @@ def stage_eval(out: Path, overwrite: bool, budget: Budget) -> None:
 
 def bible_eval(model: str):
     """acc@1 xxx→eng / eng→xxx on Old Testament verses (never in the demo's training data)."""
-    import numpy as np
+    import numpy as np  # lazy: numpy
 
-    from msm.eval.report import Result
-    from msm.eval.tasks.tatoeba import accuracy
-    from msm.retrieval.encoder import Encoder
-    from msm.train.config import PretrainConfig, ValidationConfig
-    from msm.train.validate import validation_pairs
+    from msm.eval.tasks.tatoeba import accuracy  # lazy: numpy
+    from msm.retrieval.encoder import Encoder  # lazy: numpy, torch
+    from msm.train.validate import validation_pairs  # lazy: torch
 
     t0 = time.perf_counter()
     cfg = PretrainConfig(validation=ValidationConfig(source="bible", languages=["s", "r", "c"], max_sentences=300))

@@ -7,6 +7,8 @@ these two.
 
 from __future__ import annotations
 
+import re
+
 
 class MSMError(Exception):
     """Bad input, config or environment, explained for the user."""
@@ -26,7 +28,6 @@ def user_message(exc: BaseException) -> str | None:
     ``cause``, a Ray Train worker group's ``worker_failures`` or controller failure, exception groups), or, where a
     wrapper kept only its text (Ray Data's ``UserCodeException``), the ``msm....Error: <message>`` line of the
     remote traceback it carries; None when the error is not a user's mistake."""
-    import re
 
     classes = _user_classes()
     line = re.compile(r"^(" + "|".join(re.escape(c) for c in sorted(classes)) + r"): (.+)$", re.M)

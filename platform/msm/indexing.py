@@ -13,23 +13,31 @@ and builds the :class:`SearchIndex` (``<out>/index``). Everything is staged besi
 
 from __future__ import annotations
 
+import json
 import posixpath
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 
+from msm.data.config import InputConfig
+from msm.encoders.resolve import check_model
 from msm.errors import MSMError
 from msm.output import Kind, claim, commit
+from msm.retrieval.index import SearchIndex
+from msm.runtime import ensure_ray
+from msm.uri import resolve, sibling
 
 
 class PassageEmbedder:
     """Ray Data callable: ``{"id", "text"}`` → ``{"id", "embedding"}`` (L2-normalised float32, passage prefix)."""
 
     def __init__(self, model: str, max_length: int, batch_size: int) -> None:
-        from msm.retrieval.encoder import Encoder
+        from msm.retrieval.encoder import Encoder  # lazy: torch
 
         self.encoder = Encoder(model, max_length=max_length, batch_size=batch_size)
 
@@ -42,7 +50,6 @@ CORPUS_NAME = "in0"  # the mining readers prefix ids with their input's name; an
 def _index_settings(text: str) -> dict | None:
     """The settings of an ``msm index`` output's ``build.json`` (an older one, without them: ``{}``, so it counts
     as another settings' index, replaced with ``--overwrite``)."""
-    import json
 
     try:
         obj = json.loads(text)
@@ -60,9 +67,7 @@ OUTPUT = Kind("index", "build.json", frozenset({"build.json", "embeddings", "ind
 def corpus_input(path: str | Path):
     """The corpus as one of mining's inputs (:class:`msm.data.config.InputConfig`): ``jsonl`` or ``parquet`` by the
     file's extension (a folder: by its files'), checked before Ray starts (:func:`msm.data.sources.check_input`)."""
-    from msm.data.config import InputConfig
-    from msm.data.sources import EXTENSIONS, check_input
-    from msm.uri import resolve
+    from msm.data.sources import EXTENSIONS, check_input  # lazy: ray
 
     loc = resolve(path)
     if not loc.exists():
@@ -95,7 +100,7 @@ def to_passages(batch: pa.Table) -> pa.Table:
 def read_corpus(path: str | Path):
     """The corpus as a Ray Dataset of ``id``, ``text``, ``reason`` rows through mining's readers (a bad line or an
     unreadable file is a row with its ``reason``, naming the file and line; nothing fails the whole corpus)."""
-    from msm.data.sources import read_input_dataset
+    from msm.data.sources import read_input_dataset  # lazy: ray
 
     inp = corpus_input(path)
     return read_input_dataset(inp, 0, Path.cwd()).map_batches(to_passages, batch_format="pyarrow")
@@ -105,11 +110,8 @@ def index_from_shards(staged, expected: int, kind: str, model: str, use_gpu: boo
     """Read the embedding shards under ``staged/embeddings`` back, check there is one vector per corpus record,
     build the faiss index and save it to ``staged/index``; returns the build statistics. Runs as a Ray task: the
     index (not the driver) holds the vectors."""
-    import tempfile
 
-    import pyarrow.dataset as pads
 
-    from msm.retrieval.index import SearchIndex
 
     shards = staged.join("embeddings").files(".parquet")
     ids: list[str] = []
@@ -165,14 +167,10 @@ def build_index(corpus: str | Path, model: str, out_dir: str | Path, kind: str =
     in ``build.json``). The output contract (:mod:`msm.output`) is applied before Ray starts: the same settings'
     complete index is reused, another's is replaced only with ``overwrite``, a folder holding anything else is
     refused; the corpus and the model are checked then too."""
-    import json
 
-    import ray
-    import ray.data
+    import ray  # lazy: ray
+    import ray.data  # lazy: ray
 
-    from msm.encoders.resolve import check_model
-    from msm.runtime import ensure_ray
-    from msm.uri import resolve, sibling
 
     out = resolve(out_dir)
     settings = {"corpus": resolve(corpus).uri, "model": str(model), "kind": kind, "max_length": max_length}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -42,9 +43,8 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 def atomic_write_png(path: str | Path, fig: Any, dpi: int = 100) -> Path:
     """Render a matplotlib figure to PNG, write it atomically, and close the figure."""
-    import io
 
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

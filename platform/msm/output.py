@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyarrow.fs as pafs
+import yaml
 
 from msm.errors import MSMError
 from msm.uri import PARTIAL, Location, commit_dir, resolve
@@ -201,8 +202,6 @@ RUN_IGNORED = ("run.output_dir", "run.stall_after_s", "run.wait_for_nodes", "run
 def yaml_settings(ignore: tuple[str, ...] = RUN_IGNORED) -> Callable[[str], dict | None]:
     """Settings from a run's config copy (YAML), without the keys that do not change what the run computes."""
     def read(text: str) -> dict | None:
-        import yaml
-
         try:
             obj = yaml.safe_load(text)
         except yaml.YAMLError:

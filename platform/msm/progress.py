@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from tqdm import tqdm
+
 from msm.errors import MSMError
 from msm.runtime import StallWatch
 from msm.uri import Location
@@ -116,7 +118,6 @@ class Progress:
         self.loss: float | None = None
         self.bar = None
         if self.tty:
-            from tqdm import tqdm
 
             self.bar = tqdm(total=total or None, desc=label, unit="step", file=self.stream, dynamic_ncols=True)
 

@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 
 import pyarrow.fs as pafs
+import yaml
 
+from msm.io import replace_dir
 from msm.uri import Location, resolve
 
 
@@ -57,7 +59,6 @@ class RunFolder:
 
     def write_config(self, name: str, config: dict) -> None:
         """The run's config copy ``name`` (what ``--resume`` reads), written whole (its manifest: msm.output)."""
-        import yaml
 
         self.loc.join(name).write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
 
@@ -73,7 +74,6 @@ class RunFolder:
         """Publish the finished local folder ``local`` as ``name``, replacing what is there; ``marker`` (a file in
         it) goes last. Local runs: a rename. The local folder is consumed."""
         if not self.remote:
-            from msm.io import replace_dir
 
             replace_dir(local, self.work / name)
             return

@@ -20,6 +20,7 @@ files beside training workers with bounded resources, and watch a run for a wait
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -49,7 +50,6 @@ def quiet_libraries() -> None:
     """Unless :func:`verbose`: the libraries' chatter off, here and (through the environment) in the Ray workers a
     local cluster starts from this process: transformers' load reports and bars, Ray's token-authentication
     warning, Ray Data's execution logs on the driver (its bars: :func:`ensure_ray`). msm's own progress lines stay."""
-    import logging
 
     if verbose():
         return
@@ -60,12 +60,11 @@ def quiet_libraries() -> None:
 
 def _quiet_ray_data() -> None:
     """Ray Data's progress bars and execution banners off on this driver (called when Ray starts or is joined)."""
-    import logging
 
     if verbose():
         return
     try:
-        from ray.data import DataContext
+        from ray.data import DataContext  # lazy: ray
 
         ctx = DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -102,7 +101,7 @@ def ensure_ray(log_to_driver: bool | None = None) -> None:
     the session's logs (``/tmp/ray/session_latest/logs``) and errors reach the driver as exceptions. The embedded
     local Ray inherits ``HF_HUB_OFFLINE`` / ``TOKENIZERS_PARALLELISM`` from here; a submitted job brings its own
     runtime env."""
-    import ray
+    import ray  # lazy: ray
 
     _quiet_ray_data()
     if ray.is_initialized():
@@ -114,7 +113,6 @@ def ensure_ray(log_to_driver: bool | None = None) -> None:
     address = os.environ.get("RAY_ADDRESS") or "local"
     cpus = os.environ.get(LOCAL_CPUS_ENV)
     extra = {"num_cpus": int(cpus)} if cpus and address == "local" else {}
-    import logging
 
     ray.init(address=address, log_to_driver=log_to_driver,
              logging_level=logging.INFO if verbose() else logging.WARNING, **extra)
@@ -127,7 +125,7 @@ def storage(output_dir: str) -> dict:
     use, so an S3-compatible endpoint or credentials configured for one apply to both)."""
     if "://" not in output_dir:
         return {"storage_path": output_dir}
-    from msm.uri import resolve
+    from msm.uri import resolve  # lazy: pyarrow
 
     loc = resolve(output_dir)
     return {"storage_path": loc.path, "storage_filesystem": loc.fs}
@@ -139,8 +137,8 @@ def torch_trainer(loop, loop_config: dict, run, datasets: dict, dataset_config=N
     :class:`~msm.run_settings.RunSettings` ``run``: workers (CPUs each, a GPU each with ``use_gpu``), storage at
     ``run.output_dir`` under ``run.name``, the newest ``keep_checkpoints`` kept, ``max_failures`` restarts of the
     worker group; ``run_config_kwargs`` adds e.g. a sweep's Tune callback."""
-    import ray.train
-    from ray.train.torch import TorchTrainer
+    import ray.train  # lazy: ray
+    from ray.train.torch import TorchTrainer  # lazy: ray
 
     return TorchTrainer(
         loop, train_loop_config=loop_config, datasets=datasets,
@@ -185,7 +183,7 @@ def job_asks(num_workers: int, cpus_per_worker: float, use_gpu: bool, data_tasks
 
 
 def cluster_total() -> dict[str, float]:
-    import ray
+    import ray  # lazy: ray
 
     return {k: float(v) for k, v in ray.cluster_resources().items()}
 
@@ -229,7 +227,7 @@ def summary(metrics: dict) -> str:
 def read_parquet_files(root, files: list[str], columns: list[str] | None = None, num_cpus: float = DATA_CPUS):
     """The rows of ``files`` (paths relative to the :class:`~msm.uri.Location` ``root``), in that order, as a Ray
     Dataset: one read task per file, each asking for ``num_cpus``; no listing task (see the module docstring)."""
-    import ray.data
+    import ray.data  # lazy: ray
 
     ds = ray.data.read_datasource(_parquet_files_cls()(root, list(files), columns), num_cpus=num_cpus,
                                   override_num_blocks=max(1, len(files)))
@@ -238,8 +236,8 @@ def read_parquet_files(root, files: list[str], columns: list[str] | None = None,
 
 
 def _parquet_file_batches(fs, path: str, columns: list[str] | None) -> Iterator:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # lazy: pyarrow
+    import pyarrow.parquet as pq  # lazy: pyarrow
 
     with fs.open_input_file(path) as fh:
         for batch in pq.ParquetFile(fh).iter_batches(batch_size=4096, columns=columns):
@@ -254,8 +252,8 @@ def _parquet_files_cls():
     global _PARQUET_FILES
     if _PARQUET_FILES is not None:
         return _PARQUET_FILES
-    from ray.data.block import BlockMetadata
-    from ray.data.datasource import Datasource, ReadTask
+    from ray.data.block import BlockMetadata  # lazy: ray
+    from ray.data.datasource import Datasource, ReadTask  # lazy: ray
 
     class ParquetFiles(Datasource):
         def __init__(self, root, files: list[str], columns: list[str] | None) -> None:
@@ -308,8 +306,8 @@ def pending_now() -> Pending | None:
     """The cluster's unscheduled demands (tasks, actors, placement groups), its free resources and pending nodes,
     from the same status ``ray status`` prints; None when it cannot be read (no GCS, an old cluster)."""
     try:
-        import ray
-        from ray.autoscaler.v2.sdk import get_cluster_status
+        import ray  # lazy: ray
+        from ray.autoscaler.v2.sdk import get_cluster_status  # lazy: ray
 
         status = get_cluster_status(ray.get_runtime_context().gcs_address)
         available = {k: float(v) for k, v in ray.available_resources().items()}

@@ -20,9 +20,9 @@ from msm.model.config import MSMModelConfig
 from msm.model.msm import MSMModel
 
 
-
 def load_documents(data_dir: Path | None, max_docs_per_lang: int = 8) -> tuple[list[list[str]], list[str], str]:
     """(documents, language per document, source name)."""
+    # lazy: pyarrow
     from msm.data.readers import DEFAULT_BIBLE_TRANSLATIONS, DEFAULT_NTREX_LANGS, read_bible, read_ntrex
 
     ntrex = data_dir / "ntrex" if data_dir else None

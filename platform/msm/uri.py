@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from msm.errors import MSMError
+from msm.io import atomic_write_bytes, replace_dir
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,6 @@ class Location:
     def write_bytes(self, data: bytes) -> None:
         """Write one file: via a temp name and a rename on local disks; object stores put an object atomically."""
         if self.local:
-            from msm.io import atomic_write_bytes
 
             atomic_write_bytes(self.path, data)
             return
@@ -133,7 +133,6 @@ def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: st
     an object-store commit deletes (:func:`msm.output.commit` passes the verb's own; None: every name).
     """
     if out.local:
-        from msm.io import replace_dir
 
         staged.join(manifest_name).write_text(manifest)
         replace_dir(staged.path, out.path)

@@ -192,3 +192,53 @@ def test_lareqa_evaluate_with_a_table_encoder(tmp_path):
     assert 0 < got["mean"][0] < 1  # the noise makes some rankings imperfect
     with pytest.raises(MSMError, match="lareqa: .*xquad-r not found"):
         lareqa.evaluate(enc, tmp_path / "nowhere")
+
+
+def _pool(n_candidates: int, langs=("en", "de")) -> lareqa.LAReQAData:
+    """Questions q0 (en) and q1 (de); candidate c<i> in langs[i % 2]; q0's answers are c0 and c1, q1's c2 and c3."""
+    data = lareqa.LAReQAData()
+    data.questions = [("en", "q0", "question zero"), ("de", "q1", "question one")]
+    data.candidates = [(f"c{i}", f"sentence {i}", f"context {i}") for i in range(n_candidates)]
+    data.candidate_lang = [langs[i % 2] for i in range(n_candidates)]
+    data.relevant = {"q0": {"c0", "c1"}, "q1": {"c2", "c3"}}
+    return data
+
+
+def test_rank_keeps_the_top_twenty_by_default_and_encodes_without_progress_bars():
+    data = _pool(25)
+    rng = np.random.default_rng(3)
+    table = {(s, c): rng.normal(size=4) for _, s, c in data.candidates}
+    table.update({text: rng.normal(size=4) for _, _, text in data.questions})
+    enc = NormalisingTableEncoder(table)
+    top = lareqa.rank(enc, data)
+    cand = enc.encode([(s, c) for _, s, c in data.candidates])
+    ques = enc.encode([t for _, _, t in data.questions])
+    assert top.shape == (2, 20)
+    assert top.tolist() == [list(np.argsort(-(cand @ q))[:20]) for q in ques]  # a second reading of "best first"
+    assert enc.kinds[:2] == ["passage", "query"] and enc.progress[:2] == [False, False]
+    names = {r.metric for r in lareqa.score(data, top)}
+    assert names == {"mAP@20"}
+
+
+def test_language_bias_counts_own_language_top1_among_all_and_among_hits():
+    data = _pool(8)  # c0 c2 c4 c6 are en, c1 c3 c5 c7 de
+    # q0 (en): top-1 c0 (en, relevant); q1 (de): top-1 c2 (en, relevant) -> hits 2, own-language hits 1
+    top = np.array([[0, 1], [2, 3]])
+    assert lareqa.language_bias(data, top) == {"own-language share of top-1 hits": 0.5,
+                                               "own-language share of top-1": 0.5}
+    # q0: top-1 c4 (en, not relevant); q1: top-1 c3 (de, relevant) -> own top-1 2 of 2, hits 1 of which 1 own
+    top = np.array([[4, 0], [3, 2]])
+    assert lareqa.language_bias(data, top) == {"own-language share of top-1 hits": 1.0,
+                                               "own-language share of top-1": 1.0}
+    # no hit at all, and neither top-1 in its own language: both shares 0, no division by zero
+    top = np.array([[5, 0], [4, 2]])
+    assert lareqa.language_bias(data, top) == {"own-language share of top-1 hits": 0.0,
+                                               "own-language share of top-1": 0.0}
+    # q0: top-1 c4 (en, own, not relevant); q1: top-1 c2 (en, relevant, not own) -> the two shares differ
+    assert lareqa.language_bias(data, np.array([[4, 0], [2, 3]])) == {"own-language share of top-1 hits": 0.0,
+                                                                      "own-language share of top-1": 0.5}
+    # only the first column is read
+    assert lareqa.language_bias(data, np.array([[4, 0, 1], [2, 3, 5]])) == lareqa.language_bias(data, np.array([[4], [2]]))
+    empty = lareqa.LAReQAData()
+    assert lareqa.language_bias(empty, np.zeros((0, 1), dtype=int)) == {"own-language share of top-1 hits": 0.0,
+                                                                         "own-language share of top-1": 0.0}

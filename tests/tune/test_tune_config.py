@@ -247,9 +247,7 @@ class _Grid:
 
 @pytest.fixture()
 def saved_trials(monkeypatch):
-    import ray.tune
-
-    monkeypatch.setattr(ray.tune, "ExperimentAnalysis", _Analysis)
+    monkeypatch.setattr("msm.tune.report.ExperimentAnalysis", _Analysis)
 
 
 def test_report_sorts_exports_best_config_and_plots(tmp_path, saved_trials):

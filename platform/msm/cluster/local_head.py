@@ -8,13 +8,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from msm.errors import MSMError
-
 
 WORKER_PORTS = 41  # ports reserved for the head's worker processes
 
@@ -136,8 +136,6 @@ def start_local_head(
 
 
 def _wait_for_job_api(head: LocalHead, timeout_s: float) -> None:
-    import urllib.request
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

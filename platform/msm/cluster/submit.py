@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
+from msm.config import load_config, parse_overrides
 from msm.errors import MSMError
+from msm.tune.config import load_sweep
 
 DEFAULT_EXCLUDES = [".venv/", ".git/", "outputs/", "runs/", ".cache/", "__pycache__/", "*.pyc", ".pytest_cache/", "benchmarks/results/"]
 DEFAULT_ENV_VARS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -77,9 +82,7 @@ CONFIG_JOBS = {"mine": ("msm.data.config", "MineConfig"), "pretrain": ("msm.trai
 def check_overrides(job: str, config: str, overrides: list[str], working_dir: str | Path) -> None:
     """For the jobs that read a config, load it with the ``KEY=VALUE`` overrides here, before the upload: a
     misspelt key or a bad value fails on the client with the config's own message, not on the cluster."""
-    import importlib
 
-    from msm.config import load_config, parse_overrides
 
     if job not in CONFIG_JOBS:
         return
@@ -87,7 +90,6 @@ def check_overrides(job: str, config: str, overrides: list[str], working_dir: st
     module, name = CONFIG_JOBS[job]
     path = Path(working_dir) / config
     if job == "sweep":
-        from msm.tune.config import load_sweep
 
         load_sweep(path, parse_overrides(pairs))
         return
@@ -97,8 +99,6 @@ def check_overrides(job: str, config: str, overrides: list[str], working_dir: st
 def check_address(address: str, timeout_s: float = 5.0) -> None:
     """The job API's URL has a scheme and answers (``/api/version``) within ``timeout_s``, or a message says what
     to fix (before anything is uploaded)."""
-    import urllib.error
-    import urllib.request
 
     if not address.startswith(("http://", "https://")):
         raise MSMError(f"--address {address}: give the Ray job API as a URL with its scheme, e.g. "
@@ -122,7 +122,7 @@ async def _follow(client: Any, job_id: str, out: TextIO) -> None:
 
 def wait_for_job(client: Any, job_id: str, timeout_s: float | None = None, poll_s: float = 1.0) -> str:
     """Block until the job reaches a terminal state; return its status name."""
-    from ray.job_submission import JobStatus
+    from ray.job_submission import JobStatus  # lazy: ray
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
@@ -147,7 +147,7 @@ def submit_job(
     out: TextIO = sys.stdout,
 ) -> tuple[str, str]:
     """Submit a job; with ``wait`` stream its logs and return ``(job_id, final status)``, else ``(job_id, "PENDING")``."""
-    from ray.job_submission import JobSubmissionClient
+    from ray.job_submission import JobSubmissionClient  # lazy: ray
 
     check_job_exists(job, config, working_dir)
     check_overrides(job, config, overrides or [], working_dir)

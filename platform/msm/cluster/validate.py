@@ -6,6 +6,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import kubernetes_validate
 import yaml
 
 K8S_VERSION = "1.37.0"
@@ -43,7 +45,6 @@ def unknown_fields(obj: Any, schema: dict[str, Any], path: str = "") -> list[str
 
 def validate_custom(obj: dict[str, Any], crd_dir: str | Path) -> list[str]:
     """Schema errors plus unknown fields of a KubeRay object (empty list = valid)."""
-    import jsonschema
 
     schema = crd_schema(str(crd_dir), obj["kind"], obj["apiVersion"].split("/")[1])
     validator = jsonschema.Draft7Validator(schema)
@@ -53,7 +54,6 @@ def validate_custom(obj: dict[str, Any], crd_dir: str | Path) -> list[str]:
 
 def validate_object(obj: dict[str, Any], crd_dir: str | Path, k8s_version: str = K8S_VERSION) -> list[str]:
     """Validate one rendered object; returns error strings prefixed with ``Kind/name``."""
-    import kubernetes_validate
 
     name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
     if obj.get("kind") in CRD_FILES and obj.get("apiVersion", "").startswith("ray.io/"):

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from msm.config import merge, parse_overrides
+
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
@@ -61,7 +63,6 @@ def add_overrides(p: argparse.ArgumentParser, example: str) -> None:
 def overrides_with_out(args: argparse.Namespace, key: str) -> dict:
     """The ``KEY=VALUE`` overrides as a nested dict, with ``key`` set to ``--out`` when given (a string as typed:
     it wins over an override of the same key)."""
-    from msm.config import merge, parse_overrides
 
     found = parse_overrides(args.overrides)
     if getattr(args, "out", None):

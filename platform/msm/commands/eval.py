@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 
 from msm.commands import add_out, positive_int
+from msm.errors import MSMError
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.errors import MSMError
-    from msm.eval.run import run_eval
-    from msm.data.readers import default_data_dir
+    from msm.data.readers import default_data_dir  # lazy: pyarrow
+    from msm.eval.run import run_eval  # lazy: pyarrow
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     if data_dir is None or not Path(data_dir).is_dir():

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 
+from msm.experiments import protocol, results
+
 
 def _run(args: argparse.Namespace) -> int:
-    if args.which == "results":
-        from msm.experiments.results import main
-    else:
-        from msm.experiments.protocol import main
-    return main(args.args)
+    return (results if args.which == "results" else protocol).main(args.args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import argparse
 
 from msm.commands import add_out, add_overrides, overrides_with_out
+from msm.config import new_or_resumed
 from msm.errors import MSMError
+from msm.finetune.config import FinetuneConfig
+from msm.finetune.trainer import has_local_checkpoint, resume_config, run_finetune, run_local
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.config import new_or_resumed
-    from msm.finetune.config import FinetuneConfig
-    from msm.finetune.trainer import has_local_checkpoint, resume_config, run_finetune, run_local
-
     if args.resume and args.no_ray:
         raise MSMError("--resume continues a Ray Train run; for an in-process run re-run --config ... --no-ray")
     if args.resume and args.overwrite:

@@ -8,7 +8,7 @@ from msm.commands import add_out, positive_int
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.indexing import build_index
+    from msm.indexing import build_index  # lazy: numpy, pyarrow
 
     build_index(args.corpus, args.model, args.out, kind=args.kind, batch_size=args.batch_size,
                 max_length=args.max_length, pool_size=args.pool_size, num_gpus=args.num_gpus,

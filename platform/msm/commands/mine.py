@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 
 from msm.commands import add_out, add_overrides, overrides_with_out
+from msm.config import load_config
+from msm.data.config import MineConfig
 
 
 def register(subparsers) -> None:
@@ -17,9 +19,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from msm.config import load_config
-    from msm.data.config import MineConfig
-    from msm.data.pipeline import mine
+    from msm.data.pipeline import mine  # lazy: faiss, numpy, pyarrow, ray
 
     cfg = load_config(args.config, MineConfig, overrides_with_out(args, "output_dir"))
     mine(cfg, overwrite=args.overwrite)

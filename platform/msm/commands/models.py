@@ -7,6 +7,10 @@ import argparse
 import logging
 
 from msm.commands import deprecated
+from msm.encoders.cache import default_cache_dir
+from msm.encoders.resolve import claim_model_folder
+from msm.encoders.st_export import write_sentence_transformers_folder
+from msm.encoders.tiny import build_tiny_model
 
 
 def _overwrite(args: argparse.Namespace) -> bool:
@@ -16,28 +20,22 @@ def _overwrite(args: argparse.Namespace) -> bool:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from msm.encoders.cache import default_cache_dir
-    from msm.encoders.resolve import claim_model_folder
-
     overwrite = _overwrite(args)
     if args.out and claim_model_folder(args.out, overwrite):
         print(f"{args.out}: already holds a model; reusing it (--overwrite rebuilds it)")
         return 0
     if args.name == "tiny-random":
-        from msm.encoders.tiny import build_tiny_model
 
         out = args.out or default_cache_dir() / "models" / "tiny-random-xlmr"
         print(build_tiny_model(out, overwrite=overwrite))
         return 0
-    from msm.encoders.e5_small import prepare_e5_small
+    from msm.encoders.e5_small import prepare_e5_small  # lazy: numpy
 
     print(prepare_e5_small(args.out, overwrite=overwrite))
     return 0
 
 
 def _export_st(args: argparse.Namespace) -> int:
-    from msm.encoders.st_export import write_sentence_transformers_folder
-
     print(write_sentence_transformers_folder(args.model, args.out, pooling=args.pooling,
                                              normalize=not args.no_normalize, overwrite=_overwrite(args)))
     return 0

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 
 from msm.commands import add_out, add_overrides, overrides_with_out
+from msm.config import new_or_resumed
 from msm.errors import MSMError
+from msm.train.config import PretrainConfig
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.config import new_or_resumed
-    from msm.train.config import PretrainConfig
-    from msm.train.trainer import resume_config, run_pretraining
+    from msm.train.trainer import resume_config, run_pretraining  # lazy: pyarrow, torch
 
     if args.resume and args.overwrite:
         raise MSMError("--resume continues a run as it is; --overwrite would start it over: pass one of them")

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from msm.commands import positive_int
+from msm.encoders.resolve import check_model
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.data.readers import default_data_dir
-    from msm.smoke import smoke_run
+    from msm.data.readers import default_data_dir  # lazy: pyarrow
+    from msm.smoke import smoke_run  # lazy: torch
 
-    from msm.encoders.resolve import check_model
 
     check_model(args.model, "--model")
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()

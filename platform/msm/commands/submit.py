@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from msm.cluster.submit import submit_job
 from msm.commands import deprecated
 
 
@@ -29,8 +30,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from msm.cluster.submit import submit_job
-
     job, *overrides = args.job  # one positional list: argparse cannot put a second one after the options
     if args.set_overrides:
         deprecated("--set KEY=VALUE", "KEY=VALUE after the job name (as the other verbs)")

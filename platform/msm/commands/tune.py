@@ -8,11 +8,11 @@ from pathlib import Path
 
 from msm.commands import add_out, add_overrides, deprecated, overrides_with_out
 from msm.errors import MSMError
+from msm.tune import load_sweep, run_sweep
 
 
 def _run(args: argparse.Namespace) -> int:
-    from msm.tune import load_sweep, run_sweep
-    from msm.tune.runner import load_saved_sweep
+    from msm.tune.runner import load_saved_sweep  # lazy: pyarrow, ray
 
     resume = args.resume is not None
     if resume and args.overwrite:

@@ -17,7 +17,7 @@ QUARANTINE_PART = "_quarantine"
 
 def load_encoder(model: str, max_length: int, batch_size: int):
     """The project's encoder for ``model`` (an alias such as "e5-small", a folder or a hub id)."""
-    from msm.retrieval.encoder import Encoder
+    from msm.retrieval.encoder import Encoder  # lazy: torch
 
     return Encoder(model, pooling=None, max_length=max_length, batch_size=batch_size)
 

@@ -53,7 +53,7 @@ class LangID:
     """Batched fastText language ID: ``predict(texts) -> (iso1 codes, confidences)``."""
 
     def __init__(self, model_path: str | Path | None = None):
-        import fasttext
+        import fasttext  # lazy: fasttext
 
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():

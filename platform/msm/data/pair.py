@@ -32,6 +32,7 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from msm.data.align import align
 from msm.data.calibrate import FLOOR, Calibration, choose_threshold, null_margins, unpartnered
 
 Rescore = Literal["none", "bestmatch", "align"]
@@ -185,7 +186,6 @@ def sentence_evidence(a: np.ndarray, b: np.ndarray, how: Rescore = "bestmatch", 
         s = a @ b.T
         return float((s.max(1).mean() + s.max(0).mean()) / 2)
     if how == "align":
-        from msm.data.align import align
 
         links = align(a, b, skip_penalty=skip_penalty)
         return float(sum(l.score * (len(l.src) + len(l.tgt)) for l in links) / (len(a) + len(b)))

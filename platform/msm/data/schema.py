@@ -20,7 +20,6 @@ from __future__ import annotations
 import pyarrow as pa
 
 
-
 def record(doc_id: str, *, lang: str | None, source: str, text: str = "", sentences: list[str] | None = None,
            url: str | None = None, error: str | None = None) -> dict:
     """Build one reader record (see the module docstring)."""

@@ -18,12 +18,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import ray.data
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, FileBasedDatasource, ReadTask
 
 from msm.data.config import InputConfig
-from msm.data.readers import (BIBLE_LANGS, decode_text, jsonl_records, ntrex_files, parquet_records, read_bible,
-                              read_ntrex, text_documents)
+from msm.data.readers import (
+    BIBLE_LANGS,
+    decode_text,
+    jsonl_records,
+    ntrex_files,
+    parquet_records,
+    read_bible,
+    read_ntrex,
+    text_documents,
+)
 from msm.data.schema import RECORD, record
 from msm.errors import MSMError
 from msm.uri import Location, resolve
@@ -191,7 +200,6 @@ def check_input(inp: InputConfig, index: int, data_dir: Path) -> None:
 
 def read_input_dataset(inp: InputConfig, index: int, data_dir: Path, block_records: int = BLOCK_RECORDS):
     """The records of one input as a Ray Dataset (schema :data:`RECORD`)."""
-    import ray.data
 
     loc = input_location(inp, index, data_dir)
     name = f"in{index}"

@@ -7,6 +7,7 @@ resolver (:mod:`msm.encoders.resolve`, which calls the builders) both use it wit
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,6 @@ def default_cache_dir() -> Path:
 def build_lock(name: str) -> Iterator[None]:
     """An exclusive lock (``flock``) on ``<cache>/models/.<name>.lock`` while an alias is checked or built, so
     processes that resolve it at once (parallel jobs, test workers) build it once and never see it half-written."""
-    import fcntl
 
     lock = default_cache_dir() / "models" / f".{name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)

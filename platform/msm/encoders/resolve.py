@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from msm.encoders.cache import build_lock, default_cache_dir
+from msm.encoders.tiny import build_tiny_model
 from msm.errors import MSMError
 
 E5_ALIASES = {"e5-small", "multilingual-e5-small", "intfloat/multilingual-e5-small-offline"}
@@ -24,12 +25,11 @@ def resolve_model(name_or_path: str | Path) -> str:
     """
     name = str(name_or_path)
     if name == TINY_ALIAS:
-        from msm.encoders.tiny import build_tiny_model
 
         with build_lock("tiny-random-xlmr"):
             return str(build_tiny_model(default_cache_dir() / "models" / "tiny-random-xlmr"))
     if name in E5_ALIASES:
-        from msm.encoders.e5_small import prepare_e5_small
+        from msm.encoders.e5_small import prepare_e5_small  # lazy: numpy
 
         with build_lock("multilingual-e5-small"):
             return str(prepare_e5_small())
@@ -75,7 +75,7 @@ def check_model(name_or_path: str | Path, what: str = "model") -> str:
     if Path(path).is_dir():
         return path
     try:
-        from transformers import AutoConfig
+        from transformers import AutoConfig  # lazy: transformers
 
         AutoConfig.from_pretrained(path)
     except Exception as exc:  # OSError (not found, offline), ValueError (bad id), HTTP errors

@@ -16,9 +16,9 @@ import logging
 import shutil
 from pathlib import Path
 
+from msm.encoders.resolve import MODEL_FILES, read_model_meta, resolve_model
 from msm.errors import MSMError
 from msm.io import atomic_dir
-from msm.encoders.resolve import read_model_meta, resolve_model
 
 log = logging.getLogger(__name__)
 POOLING_MODES = ("mean", "cls")
@@ -51,7 +51,6 @@ def claim_st_folder(out: Path, overwrite: bool) -> None:
     sentence-transformers folder holding only a model's files: its modules' folders, the model and tokenizer files
     (:data:`ST_FILES`, :data:`msm.encoders.resolve.MODEL_FILES`). Anything else, a user's file beside a model
     included, is refused: nothing is changed."""
-    from msm.encoders.resolve import MODEL_FILES
 
     if out.exists() and not out.is_dir():
         raise MSMError(f"{out}: a file, not a folder; nothing was changed: choose a new or empty --out")

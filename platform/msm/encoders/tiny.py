@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from msm.io import atomic_dir
 from msm.encoders.tokenizer import write_tokenizer
+from msm.io import atomic_dir
 
 XLMR_VOCAB_SIZE = 250002
 
@@ -27,8 +27,8 @@ def build_tiny_model(
     out_dir = Path(out_dir)
     if (out_dir / "config.json").is_file() and not overwrite:
         return out_dir
-    import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+    import torch  # lazy: torch
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM  # lazy: transformers
 
     with atomic_dir(out_dir, overwrite=True) as tmp:
         torch.manual_seed(seed)

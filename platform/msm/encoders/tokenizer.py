@@ -63,6 +63,6 @@ def load_tokenizer(path: str | Path):
 
 @functools.lru_cache(maxsize=8)
 def _load_tokenizer(path: str, stamp: tuple):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: transformers
 
     return AutoTokenizer.from_pretrained(path)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from msm.tables import markdown_table
-
 
 
 @dataclass
@@ -28,9 +28,8 @@ def write_report(out_dir: str | Path, model: str, results: list[Result], config:
                  settings: dict | None = None) -> Path | str:
     """``results.md``, then ``results.json`` (the report's manifest: ``verb``, ``settings``) last, each whole (a
     local file by a rename, an object in one put) at a local folder or a URI; returns it (a path when local)."""
-    import json
 
-    from msm.uri import resolve
+    from msm.uri import resolve  # lazy: pyarrow
 
     loc = resolve(out_dir)
     record = {"verb": "eval", "settings": settings or {"model": model, "config": config}, "model": model,

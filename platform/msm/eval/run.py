@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from pathlib import Path
 
+from msm.encoders.resolve import check_model
 from msm.errors import MSMError
 from msm.eval.report import Result, markdown, write_report
 from msm.output import Kind, claim
+from msm.uri import resolve
 
 TASKS = {"lareqa": "msm.eval.tasks.lareqa", "tatoeba": "msm.eval.tasks.tatoeba", "mrtydi": "msm.eval.tasks.mrtydi",
          "xor_retrieve": "msm.eval.tasks.xor_retrieve", "mewsli_x": "msm.eval.tasks.mewsli_x"}
@@ -16,7 +19,6 @@ TASKS = {"lareqa": "msm.eval.tasks.lareqa", "tatoeba": "msm.eval.tasks.tatoeba",
 
 def _eval_settings(text: str) -> dict | None:
     """The settings of an ``msm eval`` report: its ``settings`` (an older report: its model and config)."""
-    import json
 
     try:
         obj = json.loads(text)
@@ -67,8 +69,7 @@ def run_eval(model: str, tasks: list[str], data_dir: Path, out_dir: str | Path |
     output contract (:mod:`msm.output`: the same settings' report is reused, another's replaced only with
     ``overwrite``, a folder holding anything else refused), checked with the tasks, languages and model before the
     model loads."""
-    from msm.encoders.resolve import check_model
-    from msm.retrieval.encoder import Encoder
+    from msm.retrieval.encoder import Encoder  # lazy: numpy, torch
 
     if limit is not None and limit < 1:
         raise MSMError(f"--max-queries: {limit}; pass a whole number >= 1 (or leave it out for every query)")
@@ -101,9 +102,7 @@ def run_eval(model: str, tasks: list[str], data_dir: Path, out_dir: str | Path |
 
 def read_results(out_dir: str | Path) -> list[Result]:
     """The results of a written report."""
-    import json
 
-    from msm.uri import resolve
 
     rows = json.loads(resolve(out_dir).join("results.json").read_text())["results"]
     return [Result(r["task"], r["language"], r["metric"], r["value"], r["count"]) for r in rows]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from msm.config import load_config, parse_overrides
 from msm.tables import markdown_table, mean_sd
+from msm.train.config import PretrainConfig
 
 VARIANTS = {  # name -> overrides of the pretrain config
     "reference": [],  # single-language batches, memory bank, balance bias (as the paper)
@@ -19,8 +20,6 @@ VARIANTS = {  # name -> overrides of the pretrain config
 
 
 def pretrain_config(config: Path, overrides: list[str]):
-    from msm.train.config import PretrainConfig
-
     return load_config(config, PretrainConfig, parse_overrides(overrides))
 
 
@@ -28,9 +27,9 @@ def train_variant(variant: str, seed: int, steps: int, target: Path, mined: Path
                   config: Path, extra: list[str]) -> Path:
     """Pretrain one MSM variant into ``target`` in this process (an interrupted run continues) and return its
     exported encoder folder."""
-    from msm.model.msm import MSMModel
-    from msm.train.loop import latest_local_checkpoint
-    from msm.train.trainer import run_local, save_exports
+    from msm.model.msm import MSMModel  # lazy: torch
+    from msm.train.loop import latest_local_checkpoint  # lazy: pyarrow, torch
+    from msm.train.trainer import run_local, save_exports  # lazy: pyarrow, torch
 
     if (target / "export" / "config.json").is_file():
         return target / "export"
@@ -45,7 +44,7 @@ def train_variant(variant: str, seed: int, steps: int, target: Path, mined: Path
 
 def evaluate(model: str, data_dir: Path, pairs: int, tasks: list[str]) -> dict[str, float]:
     """Tatoeba on the first ``pairs`` pairs (128 tokens); XQuAD-R in full (the official pool, 256 tokens)."""
-    from msm.eval.run import run_eval
+    from msm.eval.run import run_eval  # lazy: pyarrow
 
     scores = {}
     for task in tasks:
@@ -56,7 +55,7 @@ def evaluate(model: str, data_dir: Path, pairs: int, tasks: list[str]) -> dict[s
 
 
 def device_name(use_gpu: bool) -> str:
-    import torch
+    import torch  # lazy: torch
 
     if use_gpu and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)

@@ -33,8 +33,13 @@ import sys
 import time
 from pathlib import Path
 
+from msm.config import load_config, parse_overrides
 from msm.errors import MSMError
-from msm.experiments.common import device_name, evaluate as evaluate_tasks, score_table, train_variant, write_section
+from msm.experiments.common import device_name
+from msm.experiments.common import evaluate as evaluate_tasks
+from msm.experiments.common import score_table, train_variant, write_section
+from msm.finetune.config import FinetuneConfig
+from msm.finetune.trainer import has_local_checkpoint, run_local
 from msm.io import atomic_write_json
 
 PROG = "msm experiment protocol"
@@ -88,7 +93,7 @@ def prepare_data(data_dir: Path, out: Path, split_seed: int, langs: list[str]) -
 def lareqa_scores(encoder, heldout: Path, langs: list[str], k: int = 20) -> dict[str, float]:
     """Per-language and mean mAP@k (:mod:`msm.eval.tasks.lareqa`'s official scoring of its ranking) and the
     language-bias shares (:func:`msm.eval.tasks.lareqa.language_bias`), from one ranking."""
-    from msm.eval.tasks.lareqa import language_bias, load, rank, score
+    from msm.eval.tasks.lareqa import language_bias, load, rank, score  # lazy: numpy
 
     data = load(heldout / "xquad-r", langs)
     top = rank(encoder, data, k)
@@ -100,7 +105,7 @@ def lareqa_scores(encoder, heldout: Path, langs: list[str], k: int = 20) -> dict
 def evaluate(model: str, data_dir: Path, heldout: Path, langs: list[str], pairs: int,
              max_length: int = 256) -> dict[str, float]:
     """LAReQA on the held-out articles (passages cut at ``max_length``, the fine-tuning's) + the Tatoeba means."""
-    from msm.retrieval.encoder import Encoder
+    from msm.retrieval.encoder import Encoder  # lazy: numpy, torch
 
     scores = lareqa_scores(Encoder(model, max_length=max_length), heldout, langs)
     if pairs > 0:
@@ -114,9 +119,6 @@ def evaluate(model: str, data_dir: Path, heldout: Path, langs: list[str], pairs:
 def finetune(start: str, seed: int, target: Path, train_file: Path, config: Path, steps: int | None,
              extra: list[str]) -> Path:
     """Fine-tune ``start`` into ``target`` (an interrupted run continues) and return its exported HF folder."""
-    from msm.config import load_config, parse_overrides
-    from msm.finetune.config import FinetuneConfig
-    from msm.finetune.trainer import has_local_checkpoint, run_local
 
     if (target / "export" / "config.json").is_file():
         return target / "export"
@@ -136,7 +138,7 @@ def table(done: dict, run_id: str, keys: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from msm.data.readers import default_data_dir
+    from msm.data.readers import default_data_dir  # lazy: pyarrow
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--rows", default=",".join(ROWS), help=f"subset of {', '.join(ROWS)}")
@@ -174,8 +176,6 @@ def main(argv: list[str] | None = None) -> int:
               "`python -m msm.demo --stage model --stage mine` first (or pass --rows start,finetune)", file=sys.stderr)
         return 2
     data_dir, out, config = Path(data_dir), Path(args.out), Path(args.config)
-    from msm.config import load_config, parse_overrides
-    from msm.finetune.config import FinetuneConfig
 
     max_length = load_config(config, FinetuneConfig, parse_overrides(args.set)).model.passage_max_length
     command = " ".join([PROG] + (argv if argv is not None else sys.argv[1:]))

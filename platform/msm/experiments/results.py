@@ -23,8 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-from msm.experiments.common import VARIANTS, device_name, evaluate, pretrain_config, score_table, train_variant, \
-    write_section
+from msm.experiments.common import (
+    VARIANTS,
+    device_name,
+    evaluate,
+    pretrain_config,
+    score_table,
+    train_variant,
+    write_section,
+)
 from msm.io import atomic_write_json
 
 TWO_SEEDS = ("reference", "cross-lingual")
@@ -55,7 +62,7 @@ def report(done: dict, run: dict, command: str, seconds: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from msm.data.readers import default_data_dir
+    from msm.data.readers import default_data_dir  # lazy: pyarrow
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("--variants", default=",".join(VARIANTS))

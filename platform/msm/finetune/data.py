@@ -25,6 +25,7 @@ import pyarrow as pa
 from msm.errors import MSMError
 from msm.finetune.readers import data_files, file_examples
 from msm.runtime import DATA_CPUS
+from msm.uri import resolve
 
 log = logging.getLogger(__name__)
 EXAMPLE = pa.schema([("query", pa.string()), ("positive", pa.string()), ("context", pa.string()),
@@ -63,7 +64,7 @@ def rows_from_examples(examples: list[dict], cfg) -> list[dict]:
 
 def hf_dataset(rows: list[dict]):
     """A ``datasets.Dataset`` of training rows (in-process training)."""
-    from datasets import Dataset
+    from datasets import Dataset  # lazy: datasets
 
     return Dataset.from_list(rows)
 
@@ -83,7 +84,7 @@ def dedupe(rows: list[dict]) -> list[dict]:
 # ---- Ray Data --------------------------------------------------------------------------------------------------
 
 def _datasource_cls():
-    from ray.data.datasource import FileBasedDatasource
+    from ray.data.datasource import FileBasedDatasource  # lazy: ray
 
     class FinetuneFiles(FileBasedDatasource):
         """One read task per file; each streams its examples into blocks of :data:`EXAMPLE` rows."""
@@ -124,9 +125,8 @@ class _FsFile:
 
 def ray_dataset(cfg):
     """The examples of ``cfg.data`` as a (lazy) Ray Dataset of :data:`EXAMPLE` rows, order fixed by ``train.seed``."""
-    import ray.data
+    import ray.data  # lazy: ray
 
-    from msm.uri import resolve
 
     loc = resolve(cfg.data.path)
     files = data_files(cfg.data.path, cfg.data.format)  # fails here, on the driver, when there is nothing to read

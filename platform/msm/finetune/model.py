@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from msm.errors import MSMError
 from msm.encoders.resolve import read_model_meta, resolve_model
+from msm.encoders.st_export import write_sentence_transformers_folder
+from msm.errors import MSMError
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,9 @@ def encoding(cfg) -> Encoding:
 
 
 def build_model(cfg, enc: Encoding | None = None, device: str | None = None):
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.base.modules import Normalize, Router, Transformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
+    from sentence_transformers import SentenceTransformer  # lazy: sentence_transformers
+    from sentence_transformers.base.modules import Normalize, Router, Transformer  # lazy: sentence_transformers
+    from sentence_transformers.sentence_transformer.modules import Pooling  # lazy: sentence_transformers
 
     enc = enc or encoding(cfg)
     m = cfg.model
@@ -66,12 +69,11 @@ def build_model(cfg, enc: Encoding | None = None, device: str | None = None):
 
 
 def build_loss(cfg, model):
-    from sentence_transformers.sentence_transformer.losses import (
+    import torch.distributed as dist  # lazy: torch
+    from sentence_transformers.sentence_transformer.losses import (  # lazy: sentence_transformers
         CachedMultipleNegativesRankingLoss,
         MultipleNegativesRankingLoss,
     )
-
-    import torch.distributed as dist
 
     t = cfg.train
     gather = t.gather_across_devices and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -82,16 +84,16 @@ def build_loss(cfg, model):
 
 
 def column_roles(cfg) -> dict[str, str]:
-    from msm.finetune.data import columns
+    from msm.finetune.data import columns  # lazy: pyarrow
 
     return {c: ("query" if c == "anchor" else "document") for c in columns(cfg)}
 
 
 def training_arguments(cfg, output_dir: str | Path, max_steps: int | None = None, in_process: bool = True):
     """``SentenceTransformerTrainingArguments`` for ``cfg``; ``max_steps`` overrides (a stream has no length)."""
-    import torch
-    from sentence_transformers import SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
+    import torch  # lazy: torch
+    from sentence_transformers import SentenceTransformerTrainingArguments  # lazy: sentence_transformers
+    from sentence_transformers.base.sampler import BatchSamplers  # lazy: sentence_transformers
 
     t, enc = cfg.train, encoding(cfg)
     roles = column_roles(cfg)
@@ -113,7 +115,7 @@ def training_arguments(cfg, output_dir: str | Path, max_steps: int | None = None
 
 
 def build_trainer(cfg, model, args, train_dataset=None, callbacks: list | None = None):
-    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainer  # lazy: sentence_transformers
 
     return SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
                                       loss=build_loss(cfg, model), callbacks=callbacks or [])
@@ -127,10 +129,7 @@ def save_exports(cfg, model, out: Path) -> dict[str, Path]:
     ``export/query`` and ``export/passage`` (one HF folder each) and ``export-st/`` saved by sentence-transformers
     itself (a Router model: ``encode_query`` / ``encode_document``).
     """
-    import json
-    import shutil
 
-    from msm.encoders.st_export import write_sentence_transformers_folder
 
     enc = encoding(cfg)
     export, st_dir = out / "export", out / "export-st"

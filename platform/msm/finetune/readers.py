@@ -29,6 +29,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from msm.data.segment import segment
 from msm.errors import MSMError
 
 SUFFIXES = {"squad": (".json",), "tevatron": (".jsonl", ".json", ".jsonl.gz"), "pairs": (".jsonl", ".parquet"),
@@ -59,7 +60,6 @@ def _text(value: Any, what: str) -> str:
 
 def sentence_breaks(context: str, language: str = "en") -> list[tuple[int, int]]:
     """Character spans of the sentences of ``context`` (consecutive pieces, found left to right)."""
-    from msm.data.segment import segment
 
     spans, pos = [], 0
     for sent in segment(context, language):
@@ -134,7 +134,7 @@ def pairs_example(obj: dict, hard_negatives: int) -> dict:
 
 
 def mewsli_example(obj: dict, hard_negatives: int = 0) -> dict:
-    from msm.eval.tasks.mewsli_x import mention_query, normalise, sentence_spans
+    from msm.eval.tasks.mewsli_x import mention_query, normalise, sentence_spans  # lazy: numpy
 
     cm, entity = obj["contextual_mention"], obj["entity"]
     text, span = cm["context"]["text"], cm["mention"]["mention_span"]
@@ -177,8 +177,8 @@ def jsonl_examples(lines: Iterable[bytes | str], path: str, fmt: str, hard_negat
 
 def parquet_examples(source, path: str, hard_negatives: int = 0, batch_rows: int = 4096) -> Iterator[dict]:
     """Examples of a Parquet file (columns query, positive[, negative]); a bad row fails with ``path: row N``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # lazy: pyarrow
+    import pyarrow.parquet as pq  # lazy: pyarrow
 
     try:
         pf = pq.ParquetFile(source)
@@ -202,7 +202,7 @@ def parquet_examples(source, path: str, hard_negatives: int = 0, batch_rows: int
 
 def data_files(path: str, fmt: str) -> list[str]:
     """The input files of ``path`` (a file or a folder; local or URI), sorted; an empty folder is an error."""
-    from msm.uri import resolve
+    from msm.uri import resolve  # lazy: pyarrow
 
     if not path:
         raise MSMError("data.path is empty; set it to a file or folder of the data.format files")
@@ -221,7 +221,7 @@ def data_files(path: str, fmt: str) -> list[str]:
 
 def file_examples(fs, path: str, cfg) -> Iterator[dict]:
     """Examples of one file on pyarrow filesystem ``fs`` (``cfg``: :class:`msm.finetune.config.FinetuneData`)."""
-    from msm.data.sources import byte_lines
+    from msm.data.sources import byte_lines  # lazy: pyarrow, ray
 
     if cfg.format == "squad":
         with fs.open_input_stream(path) as fh:
@@ -237,7 +237,7 @@ def file_examples(fs, path: str, cfg) -> Iterator[dict]:
 
 def read_examples(cfg) -> list[dict]:
     """Every example of ``cfg.data`` in this process (tests, small sets); the first ``max_examples`` only."""
-    from msm.uri import resolve
+    from msm.uri import resolve  # lazy: pyarrow
 
     fs = resolve(cfg.path).fs
     out: list[dict] = []

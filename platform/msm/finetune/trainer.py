@@ -11,11 +11,16 @@ import dataclasses
 import hashlib
 import math
 import os
+import time
 from pathlib import Path
 
 from msm.config import load_config, to_dict
+from msm.encoders.resolve import check_model
 from msm.errors import MSMError
 from msm.finetune.config import FinetuneConfig
+from msm.finetune.model import save_exports
+from msm.finetune.readers import data_files
+from msm.runtime import StallWatch, check_fits, ensure_ray, summary, torch_trainer, training_asks
 
 CONFIG_FILE = "finetune_config.yaml"
 
@@ -38,7 +43,7 @@ RUN_FILES = frozenset({CONFIG_FILE, "metrics.jsonl", "tensorboard", "export", "e
 def claim_output(cfg: FinetuneConfig, overwrite: bool = False):
     """The output contract for the run folder (:func:`msm.output.claim_run`: a :class:`~msm.output.RunClaim`).
     The run folder is local (or a shared filesystem): a URI is refused here, naming the fix."""
-    from msm.output import claim_run
+    from msm.output import claim_run  # lazy: pyarrow
 
     if "://" in cfg.run.output_dir:
         raise MSMError(f"run.output_dir {cfg.run.output_dir}: msm finetune writes its run folder to a local or shared "
@@ -49,7 +54,7 @@ def claim_output(cfg: FinetuneConfig, overwrite: bool = False):
 
 def _start(cfg: FinetuneConfig) -> Path:
     """The run folder with its config copy (:meth:`msm.run_folder.RunFolder.write_config`, as pretraining's)."""
-    from msm.run_folder import RunFolder
+    from msm.run_folder import RunFolder  # lazy: pyarrow
 
     run = RunFolder(cfg.run.output_dir)
     run.write_config(CONFIG_FILE, to_dict(cfg))
@@ -62,9 +67,7 @@ def has_local_checkpoint(cfg: FinetuneConfig) -> bool:
 
 def run_local(cfg: FinetuneConfig, resume: bool = False, log=print, overwrite: bool = False) -> Path:
     """Fit in this process (tests, the protocol on one machine); ``resume`` continues from the latest checkpoint."""
-    from msm.finetune.model import save_exports
-    from msm.finetune.readers import data_files
-    from msm.finetune.worker import train_in_process
+    from msm.finetune.worker import train_in_process  # lazy: transformers
 
     cfg = absolute(cfg)
     if resume and not any((Path(cfg.run.output_dir) / "checkpoints").glob("checkpoint-*")):
@@ -86,7 +89,7 @@ def run_local(cfg: FinetuneConfig, resume: bool = False, log=print, overwrite: b
 
 def plan_steps(cfg: FinetuneConfig, rows: int) -> tuple[int, int]:
     """(optimiser steps, passes over the data) for ``rows`` examples on ``run.num_workers`` workers."""
-    from msm.finetune.data import ray_batch_size
+    from msm.finetune.data import ray_batch_size  # lazy: pyarrow
 
     per_step = cfg.train.batch_size * cfg.run.num_workers
     read_per_step = ray_batch_size(cfg) * cfg.run.num_workers
@@ -101,12 +104,11 @@ def plan_steps(cfg: FinetuneConfig, rows: int) -> tuple[int, int]:
 def build_ray_trainer(cfg: FinetuneConfig, run_config_kwargs: dict | None = None):
     """The ``TorchTrainer`` (:func:`msm.runtime.torch_trainer`, as pretraining's) over the examples, read once per
     pass in a seeded block order, the rows' order fixed on every run."""
-    import ray.train
-    from ray.data import ExecutionOptions
+    import ray.train  # lazy: ray
+    from ray.data import ExecutionOptions  # lazy: ray
 
-    from msm.finetune.data import ray_dataset
-    from msm.finetune.worker import train_worker
-    from msm.runtime import torch_trainer
+    from msm.finetune.data import ray_dataset  # lazy: pyarrow
+    from msm.finetune.worker import train_worker  # lazy: transformers
 
     base = ray_dataset(cfg)
     steps, passes = plan_steps(cfg, base.count())
@@ -120,7 +122,6 @@ def build_ray_trainer(cfg: FinetuneConfig, run_config_kwargs: dict | None = None
 
 def check_resources(cfg: FinetuneConfig, log=print) -> None:
     """Fail before ``fit()`` when the workers and the read tasks feeding them cannot all run on this cluster."""
-    from msm.runtime import check_fits, training_asks
 
     check_fits("msm finetune", training_asks(cfg.run), can_grow=cfg.run.wait_for_nodes, log=log)
 
@@ -132,16 +133,11 @@ def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, ov
     checkpoint (``--resume``), or is reported complete; another config's is replaced only with ``overwrite``. The
     model and the cluster's resources are checked before anything is written.
     """
-    import time
 
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer  # lazy: sentence_transformers
 
-    from msm.finetune.model import save_exports
-    from msm.finetune.readers import data_files
-    from msm.finetune.worker import METRICS_FILE
-    from msm.encoders.resolve import check_model
-    from msm.progress import follow
-    from msm.runtime import StallWatch, ensure_ray, summary
+    from msm.finetune.worker import METRICS_FILE  # lazy: transformers
+    from msm.progress import follow  # lazy: pyarrow
 
     cfg = absolute(cfg)
     claimed = claim_output(cfg, overwrite)

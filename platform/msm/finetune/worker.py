@@ -18,9 +18,13 @@ import time
 from pathlib import Path
 
 from transformers import TrainerCallback
+from transformers.integrations import TensorBoardCallback
+from transformers.trainer_utils import get_last_checkpoint
 
 from msm.config import config_from_dict
 from msm.finetune.config import FinetuneConfig
+from msm.finetune.model import build_model, build_trainer, training_arguments
+from msm.finetune.readers import read_examples
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -55,8 +59,7 @@ class FailAt(TrainerCallback):
 def callbacks(cfg, out: Path) -> list:
     found = [MetricsFile(out / METRICS_FILE), FailAt(cfg.run.fail_at_step)]
     if cfg.run.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-        from transformers.integrations import TensorBoardCallback
+        from torch.utils.tensorboard import SummaryWriter  # lazy: torch
 
         found.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(out / "tensorboard"))))
     return found
@@ -73,14 +76,11 @@ class LocalSession:
         self.rows = None
 
     def check_data(self) -> None:
-        from msm.finetune.data import rows_from_examples
-        from msm.finetune.readers import read_examples
+        from msm.finetune.data import rows_from_examples  # lazy: pyarrow
 
         self.rows = rows_from_examples(read_examples(self.cfg.data), self.cfg)  # fails before the model loads
 
     def arguments(self, steps: int | None):
-        from msm.finetune.model import training_arguments
-
         return training_arguments(self.cfg, self.out / "checkpoints")
 
     def callbacks(self) -> list:
@@ -88,7 +88,7 @@ class LocalSession:
 
     def dataset(self):
         """The training rows, given to the trainer when it is built (it adds its prompt columns then)."""
-        from msm.finetune.data import hf_dataset
+        from msm.finetune.data import hf_dataset  # lazy: pyarrow
 
         return hf_dataset(self.rows)
 
@@ -97,8 +97,6 @@ class LocalSession:
 
     @contextlib.contextmanager
     def checkpoint(self):
-        from transformers.trainer_utils import get_last_checkpoint
-
         ckpt = self.out / "checkpoints"
         yield get_last_checkpoint(str(ckpt)) if self.resume and ckpt.is_dir() else None
 
@@ -109,7 +107,7 @@ class RaySession:
     checkpoint."""
 
     def __init__(self, cfg: FinetuneConfig, run_id: str) -> None:
-        import ray.train
+        import ray.train  # lazy: ray
 
         self.cfg, self.ctx = cfg, ray.train.get_context()
         self.rank, self.out = self.ctx.get_world_rank(), Path(cfg.run.output_dir)
@@ -121,12 +119,10 @@ class RaySession:
         return None  # the driver read it (the row count) before the workers started
 
     def arguments(self, steps: int | None):
-        from msm.finetune.model import training_arguments
-
         return training_arguments(self.cfg, self.scratch, max_steps=steps, in_process=False)
 
     def callbacks(self) -> list:
-        from ray.train.huggingface.transformers import RayTrainReportCallback
+        from ray.train.huggingface.transformers import RayTrainReportCallback  # lazy: ray
 
         mine = callbacks(self.cfg, self.out) if self.rank == 0 else [FailAt(self.cfg.run.fail_at_step)]
         return [RayTrainReportCallback(), *mine]  # the report (and its checkpoint) before a fault drill
@@ -135,10 +131,10 @@ class RaySession:
         return None  # the worker's shard is attached after the trainer is built (attach_data)
 
     def attach_data(self, trainer):
-        import ray.train
-        from ray.train.huggingface.transformers import prepare_trainer
+        import ray.train  # lazy: ray
+        from ray.train.huggingface.transformers import prepare_trainer  # lazy: ray
 
-        from msm.finetune.data import RayBatches, ray_batch_size
+        from msm.finetune.data import RayBatches, ray_batch_size  # lazy: pyarrow
 
         cfg = self.cfg
         shard = ray.train.get_dataset_shard("train")
@@ -150,8 +146,8 @@ class RaySession:
 
     @contextlib.contextmanager
     def checkpoint(self):
-        import ray.train
-        from ray.train.huggingface.transformers import RayTrainReportCallback
+        import ray.train  # lazy: ray
+        from ray.train.huggingface.transformers import RayTrainReportCallback  # lazy: ray
 
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
@@ -170,8 +166,6 @@ class FinetuneRecipe:
 
     # -- set-up: the data checked, the model, its loss and training arguments, the trainer fed by the session
     def setup(self) -> None:
-        from msm.finetune.model import build_model, build_trainer
-
         self.session.check_data()
         self.model = build_model(self.cfg)
         trainer = build_trainer(self.cfg, self.model, self.session.arguments(self.steps), self.session.dataset(),

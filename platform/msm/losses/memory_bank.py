@@ -16,12 +16,11 @@ are kept identical by the gather, DDP must not broadcast them (``broadcast_buffe
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 
 def _world_size() -> int:
-    import torch.distributed as dist
-
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
@@ -34,7 +33,6 @@ def all_gather_rows(keys: torch.Tensor, langs: torch.Tensor) -> tuple[torch.Tens
     world = _world_size()
     if world == 1:
         return keys, langs
-    import torch.distributed as dist
 
     n = torch.tensor([keys.shape[0]], dtype=torch.long, device=keys.device)
     counts = [torch.zeros_like(n) for _ in range(world)]

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from msm.config import config_from_dict, to_dict
+from msm.encoders.resolve import read_model_meta, resolve_model
 from msm.errors import MSMError
 from msm.io import atomic_dir
 from msm.losses.hierarchical_contrastive import hierarchical_contrastive_loss
@@ -85,9 +86,7 @@ class MSMModel(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: MSMModelConfig, resolver: Callable[[str], str] | None = None) -> MSMModel:
-        if resolver is None:
-            from msm.encoders.resolve import resolve_model as resolver
-        return cls(cfg, resolver(cfg.encoder))
+        return cls(cfg, (resolver or resolve_model)(cfg.encoder))
 
     def seed(self, seed: int) -> None:
         """Seed the sampling of masked positions, cross-doc negatives and MLM tokens."""
@@ -181,8 +180,6 @@ class MSMModel(nn.Module):
         return out_dir
 
     def _write_encoder(self, folder: Path) -> None:
-        from msm.encoders.resolve import read_model_meta
-
         self.sentence_encoder.save(folder)
         meta = read_model_meta(self.encoder_path) if self.encoder_path.is_dir() else {}
         meta.update(pooling=self.cfg.pooling)
@@ -190,7 +187,7 @@ class MSMModel(nn.Module):
 
     def save(self, out_dir: str | Path) -> Path:
         """``encoder/`` (HF folder), ``msm_state.safetensors`` (document encoder, heads, memory bank), config JSON."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # lazy: safetensors
 
         out_dir = Path(out_dir)
         with atomic_dir(out_dir, overwrite=True) as tmp:
@@ -203,8 +200,8 @@ class MSMModel(nn.Module):
     @classmethod
     def load(cls, path: str | Path) -> MSMModel:
         """Load a directory written by :meth:`save` (safetensors + JSON only; nothing is unpickled)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors import SafetensorError  # lazy: safetensors
+        from safetensors.torch import load_file  # lazy: safetensors
 
         path = Path(path)
         cfg_file, state_file = path / CONFIG_FILE, path / WEIGHTS_FILE

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from msm.encoders.tokenizer import load_tokenizer
 from msm.errors import MSMError
 
 
@@ -57,9 +58,8 @@ class SentenceEncoder(nn.Module):
 
     def __init__(self, path: str | Path, pooling: str = "mean", with_mlm_head: bool = False) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoModelForMaskedLM
+        from transformers import AutoModel, AutoModelForMaskedLM  # lazy: transformers
 
-        from msm.encoders.tokenizer import load_tokenizer
 
         try:
             cls = AutoModelForMaskedLM if with_mlm_head else AutoModel

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from msm.errors import MSMError
 from msm.encoders.resolve import read_model_meta, resolve_model
+from msm.encoders.tokenizer import load_tokenizer
+from msm.errors import MSMError
 from msm.model.sentence_encoder import pool
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,8 @@ Text = str | tuple[str, str]
 class Encoder:
     def __init__(self, model: str | Path, pooling: str | None = None, max_length: int = 128, batch_size: int = 64,
                  device: str | None = None, dtype: torch.dtype | None = None) -> None:
-        from transformers import AutoModel
+        from transformers import AutoModel  # lazy: transformers
 
-        from msm.encoders.tokenizer import load_tokenizer
 
         self.path = resolve_model(str(model))
         meta = read_model_meta(self.path) if Path(self.path).is_dir() else {}

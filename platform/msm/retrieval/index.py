@@ -15,7 +15,7 @@ KINDS = ("flat", "ivf", "hnsw")
 
 
 def gpu_count() -> int:
-    import faiss
+    import faiss  # lazy: faiss
 
     return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
 
@@ -29,7 +29,7 @@ class SearchIndex:
     def build(cls, embeddings: np.ndarray, ids: Sequence[str], kind: str = "flat", model: str = "",
               nlist: int | None = None, nprobe: int | None = None, hnsw_m: int = 32, ef_search: int = 128,
               ef_construction: int = 200, use_gpu: bool | None = None) -> SearchIndex:
-        import faiss
+        import faiss  # lazy: faiss
 
         x = np.ascontiguousarray(embeddings, dtype=np.float32)
         if x.ndim != 2 or len(x) != len(ids):
@@ -69,7 +69,7 @@ class SearchIndex:
         return scores, [[self.ids[j] for j in row if j >= 0] for row in idx.tolist()]  # Python ints: fewer numpy scalars
 
     def save(self, out_dir: str | Path) -> Path:
-        import faiss
+        import faiss  # lazy: faiss
 
         index = faiss.index_gpu_to_cpu(self.index) if self.meta.get("gpu") else self.index
         with atomic_dir(Path(out_dir), overwrite=True) as tmp:
@@ -80,7 +80,7 @@ class SearchIndex:
 
     @classmethod
     def load(cls, path: str | Path, expected_dim: int | None = None, use_gpu: bool | None = None) -> SearchIndex:
-        import faiss
+        import faiss  # lazy: faiss
 
         path = Path(path)
         files = [path / "index.faiss", path / "ids.json", path / "meta.json"]

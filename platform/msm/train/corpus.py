@@ -30,10 +30,12 @@ import pyarrow.parquet as pq
 
 from msm import code_version
 from msm.config import to_dict
+from msm.data.config import EmbedConfig, LangIDConfig, MineConfig, SegmentConfig
 from msm.errors import MSMError, as_user_error
 from msm.model.batching import blocks
 from msm.runtime import DATA_CPUS, read_parquet_files
 from msm.train.config import PretrainConfig
+from msm.train.data import CODE_SWITCHED, local_records, ray_records
 from msm.uri import Location, commit_dir, resolve, sibling
 
 BLOCKS = pa.schema([("doc_id", pa.string()), ("block", pa.int32()), ("lang", pa.string()),
@@ -71,7 +73,7 @@ def reason_key(reason: str) -> str:
 def prepared_rows(records: list[dict], cfg: PretrainConfig) -> list[dict]:
     """Reader records → :data:`PREPARED` rows (``reason`` None = kept)."""
     if cfg.data.source in ("text", "jsonl", "parquet"):
-        from msm.data.prepare import prepare_records
+        from msm.data.prepare import prepare_records  # lazy: numpy
 
         rows = prepare_records(records, mine_config(cfg))
     else:
@@ -84,7 +86,6 @@ def prepared_rows(records: list[dict], cfg: PretrainConfig) -> list[dict]:
 
 def mine_config(cfg: PretrainConfig):
     """Mining's settings for the prepare stage of text / jsonl / parquet corpora."""
-    from msm.data.config import EmbedConfig, LangIDConfig, MineConfig, SegmentConfig
 
     # sentences are kept whole (truncated to model.max_tokens when tokenised, as the reference), not chunked
     return MineConfig(languages=cfg.data.languages, langid=LangIDConfig(enabled=cfg.data.langid),
@@ -99,8 +100,6 @@ class Cap:
         self.cap, self.count = cap, {}
 
     def __call__(self, rows: list[dict]) -> list[dict]:
-        from msm.train.data import CODE_SWITCHED
-
         for r in rows:
             if self.cap is None or r["reason"] is not None or r["source"] == CODE_SWITCHED:
                 continue
@@ -137,7 +136,7 @@ def tokenised_rows(rows: list[dict], tokenizer, max_sentences: int, max_tokens: 
 
 
 def _tokenizer(cfg: PretrainConfig):
-    from msm.data.prepare import cached_tokenizer
+    from msm.data.prepare import cached_tokenizer  # lazy: numpy
 
     return cached_tokenizer(cfg.model.encoder)
 
@@ -244,7 +243,6 @@ def _commit(cfg: PretrainConfig, staged: Location, counts: dict, t0: float, log,
 
 def build_local(cfg: PretrainConfig, log=print, chunk: int = 256, resuming: bool = False) -> dict:
     """The corpus, built in this process (or reused); returns its manifest. ``resuming``: refuse to rebuild."""
-    from msm.train.data import local_records
 
     if resuming:
         refuse_other_settings(cfg)
@@ -271,9 +269,8 @@ def build_local(cfg: PretrainConfig, log=print, chunk: int = 256, resuming: bool
 def build(cfg: PretrainConfig, log=print, resuming: bool = False) -> dict:
     """The corpus, built through Ray Data on the current cluster (or reused); returns its manifest.
     ``resuming``: refuse to rebuild."""
-    import ray.data
+    import ray.data  # lazy: ray
 
-    from msm.train.data import ray_records
 
     if resuming:
         refuse_other_settings(cfg)
@@ -322,7 +319,7 @@ def _counted(staged: Location, part: str) -> dict:
 @contextlib.contextmanager
 def _ordered(on: bool) -> Iterator[None]:
     """Ray Data keeps the read order (needed by the per-language cap), the caller's setting restored after."""
-    from ray.data.context import DataContext
+    from ray.data.context import DataContext  # lazy: ray
 
     opts = DataContext.get_current().execution_options
     previous = opts.preserve_order
@@ -370,7 +367,6 @@ class _Writer:
 def load_documents(cfg: PretrainConfig) -> list[tuple[list[str], str]]:
     """(sentences, language) of every kept document, in memory: the small corpora only (validation uses it to
     keep its held-out sentences out of NTREX / Bible / mined training data)."""
-    from msm.train.data import local_records
 
     if cfg.data.source not in ("ntrex", "bible", "mined"):
         raise MSMError(f"load_documents: data.source {cfg.data.source!r} is a corpus; it is streamed, not loaded")

@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
+from msm.data.config import InputConfig
+from msm.data.readers import DEFAULT_BIBLE_TRANSLATIONS, DEFAULT_NTREX_LANGS, default_data_dir, read_input
+from msm.data.schema import RECORD, record
 from msm.errors import MSMError
-from msm.data.readers import DEFAULT_BIBLE_TRANSLATIONS, DEFAULT_NTREX_LANGS, default_data_dir
 from msm.train.config import PretrainConfig
 
 TRAIN_BOOKS = (40, 66)  # New Testament; validation uses Old Testament chapters
@@ -30,7 +34,6 @@ def data_dir(cfg: PretrainConfig) -> Path:
 
 def input_config(cfg: PretrainConfig):
     """The source as one of mining's inputs (all but ``mined``)."""
-    from msm.data.config import InputConfig
 
     d = cfg.data
     if d.source == "ntrex":
@@ -47,7 +50,7 @@ def input_config(cfg: PretrainConfig):
 def check_source(cfg: PretrainConfig) -> None:
     """Before Ray starts: the training documents are there (an ``msm mine`` output, a corpus file or folder of the
     configured kind, the NTREX folder); raises :class:`MSMError` naming ``data.path`` / ``data.data_dir``."""
-    from msm.data.sources import check_input
+    from msm.data.sources import check_input  # lazy: ray
 
     d = cfg.data
     if d.source == "mined":
@@ -65,20 +68,17 @@ def local_records(cfg: PretrainConfig) -> Iterator[dict]:
     if cfg.data.source == "mined":
         yield from _mined_records(cfg)
         return
-    from msm.data.readers import read_input
 
     yield from read_input(input_config(cfg), 0, data_dir(cfg) if cfg.data.source == "ntrex" else Path.cwd())
 
 
 def ray_records(cfg: PretrainConfig):
     """The same records as a Ray Dataset (read tasks run file-parallel on the cluster)."""
-    import pyarrow as pa
-    import ray.data
+    import ray.data  # lazy: ray
 
-    from msm.data.schema import RECORD
 
     if cfg.data.source != "mined":
-        from msm.data.sources import read_input_dataset
+        from msm.data.sources import read_input_dataset  # lazy: ray
 
         return read_input_dataset(input_config(cfg), 0, data_dir(cfg) if cfg.data.source == "ntrex" else Path.cwd())
     folder = mined_folder(cfg)
@@ -95,8 +95,6 @@ def ray_records(cfg: PretrainConfig):
 
 
 def _mined_record(row: dict) -> dict:
-    from msm.data.schema import record
-
     return record(row["doc_id"], lang=row["lang"], source="mined", sentences=row["sentences"] or [])
 
 
@@ -123,7 +121,6 @@ def code_switched_records(cfg: PretrainConfig) -> list[dict]:
 
     Kept = the documents the corpus keeps (selected languages, the first ``max_docs_per_lang`` of each). This reads
     the mined documents and pairs whole, in one process: the variant is sized for mined outputs of demo scale."""
-    from msm.data.schema import record
 
     folder = mined_folder(cfg)
     docs = _read_shards(folder / "documents", MINED_COLUMNS)
@@ -141,8 +138,6 @@ def code_switched_records(cfg: PretrainConfig) -> list[dict]:
 
 
 def _read_shards(folder: Path, columns: list[str]) -> dict[str, list]:
-    import pyarrow.parquet as pq
-
     cols: dict[str, list] = {c: [] for c in columns}
     for f in sorted(folder.glob("*.parquet")):
         try:

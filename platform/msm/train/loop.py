@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
 
 from msm import code_version
 from msm.config import config_from_dict, to_dict
@@ -34,6 +37,10 @@ from msm.model.msm import MSMModel
 from msm.run_folder import RunFolder
 from msm.train.config import PretrainConfig
 from msm.train.schedule import lr_factor
+from msm.train.stream import Position
+from msm.train.stream import fingerprint as stream_fingerprint
+from msm.train.stream import open_stream
+from msm.train.validate import evaluate, validation_pairs
 
 STATE_FILE = "trainer_state.json"  # a checkpoint's step, config, data fingerprint and stream positions
 CHECKPOINTS = "checkpoints"  # in-process checkpoints: checkpoints/checkpoint-<step>, as the HF trainer names them
@@ -74,8 +81,6 @@ class LocalSession:
         return torch.device("cuda" if self.cfg.run.use_gpu and torch.cuda.is_available() else "cpu")
 
     def stream(self, cfg: PretrainConfig, manifest: dict):
-        from msm.train.stream import open_stream
-
         return open_stream(cfg, manifest, self.rank, self.world)
 
     def checkpoint(self) -> contextlib.AbstractContextManager:
@@ -101,20 +106,19 @@ class RaySession:
         self.ctx, self.rank, self.world = ctx, ctx.get_world_rank(), ctx.get_world_size()
 
     def device(self) -> torch.device:
-        import ray.train.torch
+        import ray.train.torch  # lazy: ray
 
         return ray.train.torch.get_device()
 
     def stream(self, cfg: PretrainConfig, manifest: dict):
-        import ray.train
+        import ray.train  # lazy: ray
 
-        from msm.train.stream import open_stream
 
         return open_stream(cfg, manifest, self.rank, self.world, ray.train.get_dataset_shard("train"))
 
     @contextlib.contextmanager
     def _restored(self):
-        import ray.train
+        import ray.train  # lazy: ray
 
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
@@ -127,12 +131,12 @@ class RaySession:
         return self._restored()
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        import ray.train.torch
+        import ray.train.torch  # lazy: ray
 
         return wrap_ddp(model, ray.train.torch.prepare_model) if self.world > 1 else model
 
     def before_fault(self) -> None:
-        import ray.train
+        import ray.train  # lazy: ray
 
         # fail only once the controller has committed every reported checkpoint
         ray.train.get_all_reported_checkpoints(consistency_mode=ray.train.CheckpointConsistencyMode.COMMITTED)
@@ -140,7 +144,7 @@ class RaySession:
     def report(self, metrics: dict, state: Checkpoint | None, step: int) -> None:
         """``ray.train.report`` (a report waits for the Train controller's poll, 2 s by default), with rank 0's
         checkpoint when one is due."""
-        import ray.train
+        import ray.train  # lazy: ray
 
         if state is None:
             ray.train.report(metrics)
@@ -153,7 +157,7 @@ class RaySession:
 
 def _ray_session() -> RaySession | None:
     try:
-        import ray.train
+        import ray.train  # lazy: ray
 
         return RaySession(ray.train.get_context())
     except Exception:  # not inside a Ray Train worker
@@ -183,8 +187,6 @@ class PretrainRecipe:
 
     # -- set-up: model, optimiser and schedule, data, restored state, validation, logging
     def setup(self) -> None:
-        from msm.train.stream import Position, fingerprint as stream_fingerprint
-
         cfg, rank = self.cfg, self.session.rank
         self.fingerprint = stream_fingerprint(cfg, self.manifest, self.session.world)
         torch.manual_seed(cfg.run.seed + rank)
@@ -209,7 +211,6 @@ class PretrainRecipe:
         self.train_model = self.session.wrap(self.model)
         self.pairs = None
         if cfg.validation.every_steps >= 0 and rank == 0:  # validation runs on rank 0 only
-            from msm.train.validate import validation_pairs
 
             self.pairs = validation_pairs(cfg)
         self.writer = _tensorboard(self.run.work, cfg) if rank == 0 else None
@@ -233,7 +234,6 @@ class PretrainRecipe:
             metrics = self.metrics(step, parts, seconds)
             validate = self._due(step, cfg.validation.every_steps)
             if validate and self.pairs is not None:
-                from msm.train.validate import evaluate
 
                 metrics.update(evaluate(self.model.sentence_encoder, self.pairs, cfg.model.max_tokens))
             self.log(step, metrics)
@@ -304,7 +304,6 @@ def _gather_positions(position, world: int) -> list[list[int]]:
     mine = [position.epoch, position.batches]
     if world == 1:
         return [mine]
-    import torch.distributed as dist
 
     out: list = [None] * world
     dist.all_gather_object(out, mine)
@@ -317,7 +316,6 @@ def wrap_ddp(model: torch.nn.Module, prepare_model=None) -> torch.nn.Module:
     directly (an initialised ``torch.distributed`` process group; used by the tests)."""
     if prepare_model is not None:
         return prepare_model(model, move_to_device=False, parallel_strategy_kwargs=dict(DDP_KWARGS))
-    from torch.nn.parallel import DistributedDataParallel
 
     device = next(model.parameters()).device
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None, **DDP_KWARGS)
@@ -357,7 +355,6 @@ def _mean_metrics(parts: list[dict]) -> dict:
 def _tensorboard(out: Path, cfg: PretrainConfig):
     if not cfg.run.tensorboard:
         return None
-    from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(out / "tensorboard"))
 

@@ -37,10 +37,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def plot_run(run_dir: str | Path, out: str | Path, window: int = 20) -> Path:
     """Write the curves of ``run_dir`` to ``out`` (PNG, written atomically)."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     rows = read_metrics(Path(run_dir))
     steps = [r["step"] for r in rows]

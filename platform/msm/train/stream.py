@@ -21,6 +21,8 @@ checkpoint can replay.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -178,7 +180,7 @@ class BatchStream:
 def parquet_tables(root, files: list[str]) -> Iterator:
     """``lang`` and ``input_ids`` of the blocks in ``files`` (inside the corpus :class:`~msm.uri.Location`), in
     order, as Arrow record batches."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: pyarrow
 
     for f in files:
         with root.fs.open_input_file(root.join(f).path) as fh:
@@ -194,7 +196,7 @@ def shard_tables(shard) -> Iterator:
 def open_stream(cfg, manifest: dict, rank: int, world: int, shard=None) -> BatchStream:
     """This worker's :class:`BatchStream` over the committed corpus (``shard``: its Ray Data iterator, or None to
     read the files directly)."""
-    from msm.train.corpus import location
+    from msm.train.corpus import location  # lazy: pyarrow
 
     files, stride = share([f["path"] for f in manifest["files"]], rank, world, cfg.run.seed)
     root = location(cfg)
@@ -207,8 +209,6 @@ def open_stream(cfg, manifest: dict, rank: int, world: int, shard=None) -> Batch
 
 def fingerprint(cfg, manifest: dict, world: int) -> str:
     """The corpus and every setting of the streams (stored in checkpoints: resuming on other data is refused)."""
-    import hashlib
-    import json
 
     d = cfg.data
     key = [manifest["fingerprint"], d.docs_per_batch, d.single_language_batches, d.shuffle_buffer, cfg.run.seed, world]

@@ -12,14 +12,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import time
 from pathlib import Path
 
 from msm.config import load_config, to_dict
+from msm.encoders.resolve import check_model
+from msm.encoders.st_export import write_sentence_transformers_folder
 from msm.errors import MSMError
-from msm.train.config import PretrainConfig
-from msm.train.loop import STATE_FILE, latest_checkpoint, train_loop
-from msm.runtime import StallWatch, ensure_ray, summary
+from msm.model.msm import MSMModel
+from msm.output import claim_run
+from msm.progress import follow
 from msm.run_folder import RunFolder
+from msm.runtime import StallWatch, check_fits, ensure_ray, read_parquet_files, summary, torch_trainer, training_asks
+from msm.train import corpus
+from msm.train.config import PretrainConfig
+from msm.train.corpus import build_local
+from msm.train.data import check_source
+from msm.train.loop import STATE_FILE, latest_checkpoint, train_loop
 
 CONFIG_FILE = "pretrain_config.yaml"
 
@@ -38,9 +47,7 @@ def absolute(cfg: PretrainConfig) -> PretrainConfig:
 def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None, log=print):
     """The corpus (built through Ray Data, or reused), then the ``TorchTrainer`` for ``cfg`` (paths must be
     absolute; :func:`msm.runtime.torch_trainer`); ``run_config_kwargs`` adds e.g. Tune callbacks."""
-    from msm.runtime import read_parquet_files, torch_trainer
-    from msm.train import corpus
-    from msm.train.shards import RankShards
+    from msm.train.shards import RankShards  # lazy: ray
 
     resuming = bool(RunFolder(cfg.run.output_dir).folders(cfg.run.name, "checkpoint_", STATE_FILE))
     manifest = corpus.build(cfg, log, resuming=resuming)
@@ -54,7 +61,6 @@ def build_trainer(cfg: PretrainConfig, run_config_kwargs: dict | None = None, lo
 
 def check_resources(cfg: PretrainConfig, log=print) -> None:
     """Fail before ``fit()`` when the workers and their read tasks cannot all run on this cluster."""
-    from msm.runtime import check_fits, training_asks
 
     check_fits("msm pretrain", training_asks(cfg.run), can_grow=cfg.run.wait_for_nodes, log=log)
 
@@ -66,7 +72,6 @@ def claim_output(cfg: PretrainConfig, overwrite: bool = False):
     """The output contract for the run folder (:func:`msm.output.claim_run`: a :class:`~msm.output.RunClaim`);
     another config's run is refused without ``overwrite`` (and nothing in it changes), a folder holding anything
     else always."""
-    from msm.output import claim_run
 
     return claim_run(cfg.run.output_dir, "pretrain", CONFIG_FILE, to_dict(cfg), RUN_FILES, overwrite)
 
@@ -84,12 +89,7 @@ def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False,
     ``metrics.jsonl`` drives a progress line (``msm.progress``; this invocation's steps only); at a URI it is the
     uploaded copy, as fresh as ``run.report_every``.
     """
-    import time
 
-    from msm.model.msm import MSMModel
-    from msm.encoders.resolve import check_model
-    from msm.progress import follow
-    from msm.train.data import check_source
 
     cfg = absolute(cfg)
     claimed = claim_output(cfg, overwrite)
@@ -128,7 +128,6 @@ def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False,
 def save_exports(model, out: Path | RunFolder) -> None:
     """``export/`` (HF folder) and ``export-st/`` (sentence-transformers) of the run, each published complete (the
     name fine-tuning's exports have too: :func:`msm.finetune.model.save_exports`)."""
-    from msm.encoders.st_export import write_sentence_transformers_folder
 
     run = out if isinstance(out, RunFolder) else RunFolder(out)
     tmp = run.scratch(".export-")
@@ -156,7 +155,6 @@ def resume_config(run_dir: str | Path) -> PretrainConfig:
 def run_local(cfg: PretrainConfig, resume: bool = False) -> Path | str:
     """The same loop in this process without Ray (tests, benchmarks); checkpoints in ``<output_dir>/checkpoints``
     (the run dir may be a URI as with Ray)."""
-    from msm.train.corpus import build_local
 
     cfg = absolute(cfg)
     run = RunFolder(cfg.run.output_dir)

@@ -19,7 +19,7 @@ VAL_BOOKS = (1, 39)
 
 def validation_pairs(cfg: PretrainConfig) -> dict[str, tuple[list[str], list[str]]]:
     """language → (its sentences, the English sentences at the same positions)."""
-    from msm.data.readers import read_bible, read_ntrex
+    from msm.data.readers import read_bible, read_ntrex  # lazy: pyarrow
 
     v = cfg.validation
     if v.source == "bible":
@@ -39,10 +39,10 @@ def validation_pairs(cfg: PretrainConfig) -> dict[str, tuple[list[str], list[str
                     break
             out[code] = (xs[: v.max_sentences], es[: v.max_sentences])
         return out
-    from msm.train.data import data_dir
+    from msm.train.data import data_dir  # lazy: pyarrow
 
     ntrex = data_dir(cfg) / "ntrex"
-    from msm.train.corpus import load_documents
+    from msm.train.corpus import load_documents  # lazy: pyarrow
 
     # NTREX / Bible / mined training data can hold the held-out sentences themselves; a streamed corpus (text,
     # jsonl, parquet) is not loaded to check (web text rarely contains NTREX's translated news)

@@ -11,6 +11,6 @@ __all__ = ["AshaConfig", "Knob", "Sweep", "SweepConfig", "build_sweep", "load_sw
 
 def run_sweep(*args, **kwargs):
     """See :func:`msm.tune.runner.run_sweep` (imported lazily: it pulls in Ray Tune)."""
-    from msm.tune.runner import run_sweep as _run
+    from msm.tune.runner import run_sweep as _run  # lazy: pyarrow, ray
 
     return _run(*args, **kwargs)

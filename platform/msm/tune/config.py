@@ -26,9 +26,10 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from msm.config import ConfigError, config_from_dict, load_config, merge, to_dict
-from msm.train.config import PretrainConfig
+from msm.io import atomic_write_text
 from msm.run_settings import OutputSettings
 from msm.runtime import DATA_CPUS
+from msm.train.config import PretrainConfig
 
 KINDS = ("grid", "choice", "uniform", "loguniform")
 SEARCHERS = ("grid", "random", "optuna")
@@ -331,8 +332,6 @@ def sweep_to_dict(sweep: Sweep) -> dict:
 
 
 def dump_sweep(sweep: Sweep, path: Path) -> Path:
-    from msm.io import atomic_write_text
-
     header = f"# Resolved sweep (from {sweep.source}); `msm tune --resume` reads this copy.\n"
     return atomic_write_text(path, header + yaml.safe_dump(sweep_to_dict(sweep), sort_keys=False, allow_unicode=True))
 

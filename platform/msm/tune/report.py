@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ray.tune import ExperimentAnalysis
 
 from msm.config import config_from_dict, merge
-from msm.tables import markdown_table
 from msm.io import atomic_write_json, atomic_write_png, atomic_write_text
+from msm.tables import markdown_table
 from msm.train.config import PretrainConfig
 from msm.tune.config import Sweep, flatten
 from msm.tune.trainable import trial_output_dir
@@ -57,7 +58,6 @@ def _steps_trained(folder: Path) -> int | None:
 def _trials(grid) -> list[tuple[str, str, dict, Any]]:
     """(trial id, Tune status, config, ``Result``) of each trial of a ``ResultGrid``: ids and statuses from the
     experiment state Tune saved (``tune.ExperimentAnalysis``: a ``Result`` has no status), matched by trial folder."""
-    from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(grid.experiment_path, storage_filesystem=grid.filesystem)
     results = {result.path: result for result in grid}
@@ -169,10 +169,10 @@ def _numeric(values: list) -> bool:
 
 def write_plot(sweep: Sweep, rows: list[dict], path: Path) -> Path | None:
     """The ranking score against each knob, one panel per knob."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     metric = sweep.cfg.metric
     scored = [r for r in rows if _finite(r[metric])]

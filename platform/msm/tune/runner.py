@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from pathlib import Path
 from typing import Any, Callable
 
+import ray
 import yaml
+from ray import tune
 from ray.tune import Callback
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+from ray.util import remove_placement_group
+from ray.util.placement_group import PlacementGroup
+from ray.util.state import list_actors, list_placement_groups
 
 from msm.config import ConfigError, load_config
 from msm.errors import MSMError
 from msm.output import Kind, claim, clear, drop
-from msm.uri import resolve
+from msm.progress import follow
+from msm.runtime import Ask, StallWatch, check_fits, ensure_ray
 from msm.tune.config import Knob, Sweep, SweepConfig, build_sweep, dump_sweep, nest, sweep_to_dict
 from msm.tune.report import FINAL_STATES, SweepOutcome, write_report
+from msm.tune.trainable import run_trial, with_shared_corpus
+from msm.uri import resolve
 
 SAVED_SWEEP = "sweep.yaml"
 
 
 def param_space(knobs: list[Knob], searcher: str) -> dict:
     """Knobs → a nested Tune search space (``grid`` → ``grid_search``; under searcher grid, ``choice`` too)."""
-    from ray import tune
 
     flat: dict[str, Any] = {}
     for k in knobs:
@@ -49,19 +61,14 @@ def build_search_alg(cfg: SweepConfig, max_concurrent: int | None = None):
     """The searcher. ``max_concurrent`` goes into the grid/random generator itself: Tune ignores
     ``TuneConfig.max_concurrent_trials`` for a ``BasicVariantGenerator`` instance (it wraps only ``Searcher``s)."""
     if cfg.searcher == "optuna":
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
 
         search = OptunaSearch(seed=cfg.seed)
         return ConcurrencyLimiter(search, max_concurrent) if max_concurrent else search
-    from ray.tune.search import BasicVariantGenerator
 
     return BasicVariantGenerator(random_state=cfg.seed, max_concurrent=max_concurrent or 0)
 
 
 def build_scheduler(cfg: SweepConfig):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     a = cfg.asha
     if not a.enabled:
         return FIFOScheduler()
@@ -94,7 +101,6 @@ def output_kind(sweep: Sweep) -> Kind:
 def check_resources(sweep: Sweep, log: Callable[[str], Any] = print) -> None:
     """Fail before the sweep starts when not even one trial (its driver actor, its Train workers, the read tasks
     feeding them) fits the cluster: every trial would wait forever."""
-    from msm.runtime import Ask, check_fits
 
     cpu, gpu = sweep.trial_resources()
     run = sweep.base["run"]
@@ -113,9 +119,7 @@ def concurrency(sweep: Sweep, log: Callable[[str], Any] = print) -> int | None:
     deadlock). A cluster that has less than one trial needs right now (an autoscaler still adding nodes) is not
     capped.
     """
-    import math
 
-    import ray
 
     need_cpu, need_gpu = sweep.trial_resources()
     have = ray.cluster_resources()
@@ -147,8 +151,6 @@ def _worker_placement_groups() -> list[tuple[str, bool]]:
 
     Public State API, asked at this driver's own cluster (its GCS address): with several local Ray instances on
     one machine, the default address lookup may find another. Tune's own trial groups hold no Train workers."""
-    import ray
-    from ray.util.state import list_actors, list_placement_groups
 
     context = ray.get_runtime_context()
     address, job = context.gcs_address, context.get_job_id()
@@ -173,9 +175,6 @@ def release_orphaned_placement_groups() -> int:
     instances run on one machine (a local sweep beside another local cluster), leaving CPUs reserved and later
     trials waiting forever. This does the same from the driver (``ray.util.remove_placement_group``).
     """
-    import ray
-    from ray.util import remove_placement_group
-    from ray.util.placement_group import PlacementGroup
 
     n = 0
     for pg_id, dead in _worker_placement_groups():
@@ -187,7 +186,6 @@ def release_orphaned_placement_groups() -> int:
 
 def _release_all(timeout_s: float = 10.0) -> None:
     """After the sweep: wait (briefly) for the trials' controllers to go, removing what they leave behind."""
-    import time
 
     deadline = time.monotonic() + timeout_s
     while True:
@@ -209,8 +207,6 @@ class _ReleaseStoppedTrials(Callback):
         self._failed = False
 
     def on_step_end(self, iteration, trials, **info):
-        import time
-
         now = time.monotonic()
         if self._failed or now - self._last < self.every_s:
             return
@@ -223,10 +219,6 @@ class _ReleaseStoppedTrials(Callback):
 
 
 def _trainable(sweep: Sweep):
-    from ray import tune
-
-    from msm.tune.trainable import run_trial, with_shared_corpus
-
     env = {}
     if sweep.cfg.train_poll_s is not None:  # Ray Train V2 reads it where fit() runs and passes it on
         env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(sweep.cfg.train_poll_s)
@@ -246,7 +238,6 @@ def _decide(sweep: Sweep, resume: bool, overwrite: bool) -> tuple[str, SweepOutc
     ``replace`` (fresh, after this verb's older sweep there is deleted) or ``reuse`` (with the finished sweep's
     outcome). Refuses a folder holding anything else, another config's sweep without ``overwrite``, an
     interrupted sweep without ``resume`` and ``resume`` without a sweep state."""
-    from ray import tune
 
     saved_file = sweep.sweep_dir / SAVED_SWEEP
     compare = _sweep_settings_of(saved_file.read_text()) if resume and saved_file.is_file() else None
@@ -290,10 +281,7 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
     one trial cannot fit the cluster fails before it starts (:func:`check_resources`); a sweep that waits for
     resources for ``run.stall_after_s`` says so, and with ``fail_on_stall`` ends with that error.
     """
-    from ray import tune
 
-    from msm.progress import follow
-    from msm.runtime import StallWatch, ensure_ray
 
     check_searcher(sweep.cfg, sweep.source)
     action, done = _decide(sweep, resume, overwrite)

@@ -13,8 +13,10 @@ and ASHA's time unit (``training_iteration``) becomes "metric reports so far".
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import ray.tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from msm.config import config_from_dict, merge
@@ -45,8 +47,8 @@ def with_shared_corpus(sweep, log=print) -> dict:
     """The sweep's base config with ``data.corpus_dir = <sweep>/corpus``, built now (Ray Data, coordinated from
     here) for every trial to read, when no knob changes what the corpus depends on; else the base as it is (each
     trial then builds its own)."""
-    from msm.train import corpus
-    from msm.train.trainer import absolute
+    from msm.train import corpus  # lazy: pyarrow, torch
+    from msm.train.trainer import absolute  # lazy: pyarrow, torch
 
     def shapes_corpus(key: str) -> bool:
         return key in CORPUS_KEYS or (key.startswith("data.") and key.split(".")[1] not in corpus.BATCHING)
@@ -64,11 +66,9 @@ def run_trial(config: dict, *, base: dict, sweep_dir: str, metric: str, env: dic
     """Tune function trainable. ``config``: the sampled knobs, nested like PretrainConfig. ``env``: variables set
     in this trial's process before the Train run starts (Train propagates its own, e.g. the controller's poll
     interval, to the controller and workers)."""
-    import os
 
-    import ray.tune
 
-    from msm.train.trainer import build_trainer
+    from msm.train.trainer import build_trainer  # lazy: pyarrow, torch
 
     os.environ.update(env or {})
     trial_id = ray.tune.get_context().get_trial_id()

@@ -21,7 +21,7 @@ class MinedRun:
 
 
 def _read_shards(folder: Path, name: str) -> list[dict]:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # lazy: pyarrow
 
     files = sorted((folder / name).glob("*.parquet"))
     rows = []
@@ -83,7 +83,7 @@ def similarity(encoder, src: list[str], tgt: list[str]) -> np.ndarray:
 
 def alignment_figure(sim: np.ndarray, links: list[dict], src_label: str = "source", tgt_label: str = "target"):
     """Heatmap of ``sim`` with the alignment path drawn on it (matplotlib Figure)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib
 
     fig = Figure(figsize=(6, 5), dpi=100)
     ax = fig.add_subplot()

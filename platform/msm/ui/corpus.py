@@ -39,7 +39,7 @@ class Corpus:
 def load_ntrex(folder: Path, langs: list[str], lines_per_lang: int | None = None) -> Corpus:
     """The first ``lines_per_lang`` NTREX-128 lines of each of ``langs`` (NTREX tags: ``eng``, ``deu``,
     ``zho-CN``...); ``lang`` is stored as ISO 639-1, ``doc`` comes from ``DOCUMENT_IDS.tsv``."""
-    from msm.data.readers import ntrex_files
+    from msm.data.readers import ntrex_files  # lazy: pyarrow
 
     files = ntrex_files(folder)
     ids_file = folder / "DOCUMENT_IDS.tsv"
@@ -110,7 +110,7 @@ def parse_upload(name: str, data: bytes) -> Corpus:
             except ValueError as exc:  # json.JSONDecodeError is a ValueError
                 skipped.append((f"{name}:{n}", str(exc)))
     elif fmt == ".parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # lazy: pyarrow
 
         try:
             table = pq.read_table(io.BytesIO(data))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-
 from msm.ui.search import Hit
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")

@@ -26,7 +26,7 @@ class UISettings:
 
 def load_settings() -> UISettings:
     """``MSM_UI_DATA_ROOTS``, ``MSM_UI_MODEL`` (default ``e5-small``), ``MSM_DATA_DIR`` (default ``../shared/data``)."""
-    from msm.data.readers import default_data_dir
+    from msm.data.readers import default_data_dir  # lazy: pyarrow
 
     return UISettings(data_roots(), os.environ.get("MSM_UI_MODEL", "e5-small"), default_data_dir())
 
