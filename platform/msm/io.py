@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
 import os
@@ -53,17 +54,26 @@ def atomic_write_png(path: str | Path, fig: Any, dpi: int = 100) -> Path:
 
 
 def replace_dir(src: str | Path, dst: str | Path) -> None:
-    """Move the folder ``src`` to ``dst``, replacing what is there by renames (the old one is moved aside first and
-    then deleted), so ``dst`` is the old or the new folder at every instant a reader could look."""
+    """Move the folder ``src`` to ``dst``, replacing what is there by two renames: the old folder is moved aside to
+    ``.<name>.old-<id>``, ``src`` renamed to ``dst``, then the old one deleted. A failed second rename puts the old
+    folder back, so within one process ``dst`` is the old or the new folder whenever this returns or raises; only a
+    process killed between the two renames leaves ``dst`` absent, with the old folder whole at ``.<name>.old-<id>``
+    (the next replace of ``dst`` deletes such leftovers once it has published its own folder)."""
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
         old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(dst, old)
-        os.replace(src, dst)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            os.replace(old, dst)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(src, dst)
+    for leftover in dst.parent.glob(f".{glob.escape(dst.name)}.old-*"):  # of a replace killed between its renames
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -39,7 +39,11 @@ def merge_document(group: pa.Table) -> pa.Table:
     """``map_groups`` over one ``doc_id``: its document row with every pair it takes part in (pair-id order).
     Two document rows with one id is a user error: ids must be unique within an input."""
     is_doc = group.column("is_document").to_pylist()
-    if sum(is_doc) != 1:
+    if sum(is_doc) == 0:  # a pair names a document the run did not keep: a bug of the pipeline, not of the input
+        doc_id = group.column("doc_id")[0].as_py()
+        raise MSMError(f"a pair names document id {doc_id!r}, but no kept document has it: the staged pairs and "
+                       "documents disagree; re-run msm mine (and report it if it happens again)")
+    if sum(is_doc) > 1:
         doc_id = group.column("doc_id")[0].as_py()
         raise DuplicateDocumentId(f"duplicate document id {doc_id!r} ({sum(is_doc)} documents): give every document "
                                   "a unique id within its input")
