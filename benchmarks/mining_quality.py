@@ -371,14 +371,14 @@ def verse_groups(chapters: dict[str, dict[str, list[str]]], seed: int) -> dict[s
 def evaluate_mixed(sources: dict[str, tuple[str, dict, dict, str]], cache: EmbeddingCache, args,
                    methods: dict) -> list[dict]:
     """One pool of every corpus and language with **no declared language**, as a raw JSONL given to ``msm mine``:
-    fastText (:mod:`msm.data.langid`, ``msm mine``'s defaults) assigns each document a language, the documents
+    language ID (:func:`msm.data.langid.label_texts`, ``msm mine``'s defaults, ``--langid-fallback``) assigns each document a language, the documents
     detected as English are the pivot side of every other detected language, and a pair is right when both
     documents are the same (corpus, key). ``sources``: corpus -> (pivot tag, tag -> {key -> sentences},
     tag -> ISO 639-1, embedding namespace). Rows per true language: P over the pairs whose non-English document
     is in that language, R over its documents whose English partner is in the pool (a document detected as
     another language is a miss); ``partial`` drops ``--drop`` of each corpus's English and, from the rest,
     ``--drop`` of each language's documents. The rows also give the language-ID confusions."""
-    from msm.data.langid import LangID, choose
+    from msm.data.langid import Fallback, LangID, label_texts
 
     items, vecs, embs = [], [], []  # (corpus, tag, key, true language, is pivot); doc vectors; sentence embeddings
     for corpus, (pivot, docs, codes, space) in sources.items():
@@ -393,11 +393,12 @@ def evaluate_mixed(sources: dict[str, tuple[str, dict, dict, str]], cache: Embed
     vec = np.concatenate(vecs)
     texts = [" ".join(sources[c][1][t][k]) for c, t, k, _, _ in items]
     lengths = [sum(map(len, sources[c][1][t][k])) for c, t, k, _, _ in items]
-    chosen = [choose(top) for top in LangID().predict_top(texts)]
-    detected = [code for code, _ in chosen]
+    lid = LangIDConfig(fallback=args.langid_fallback)  # msm mine's language ID (fallback: docs/mining.md)
+    labels = label_texts(texts, lid, LangID(), Fallback(lid.fallback) if lid.fallback != "none" else None)
+    detected = [lab.lang for lab in labels]
     # no language is declared here, so a document below langid.min_confidence is one msm mine flags
     # low_lang_confidence and, with pair.skip_uncertain_language, leaves out of pairing
-    uncertain = [c < LangIDConfig().min_confidence for _, c in chosen]
+    uncertain = [lab.confidence < lid.min_confidence for lab in labels]
     confusions = collections.Counter(f"{true}->{got}" for (_, _, _, true, _), got in zip(items, detected)
                                      if true != got)
     print(f"mixed: {len(items)} documents, language ID confusions {dict(confusions.most_common())}; "
@@ -597,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw-bible", action="store_true", help="the same for the --bible-langs chapters")
     ap.add_argument("--no-align", action="store_true", help="document pairing only (no sentence alignment)")
     ap.add_argument("--embed-only", action="store_true", help="fill the embedding cache and stop")
+    ap.add_argument("--langid-fallback", default="cld2", choices=["cld2", "lingua", "cld3", "none"],
+                    help="the mixed corpus's langid.fallback (none: fastText alone, as before issue 36)")
     ap.add_argument("--diagnose", default="", help="comma-separated methods whose misses are printed")
     ap.add_argument("--compare", default="", help="A,B: also print a Markdown table of every cell under variants A "
                     "and B against the targets (P >= 0.98, R >= 0.95)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from msm.errors import MSMError
+
 
 @dataclass
 class InputConfig:
@@ -37,6 +39,17 @@ class LangIDConfig:
     # most probable allowed one among fastText's top 5 labels). Relabellings are counted in the manifest.
     merge: dict[str, str] = field(default_factory=dict)
     allow: list[str] | None = None
+    # A second opinion (msm.data.langid.Fallback) for the documents whose fastText top probability is below
+    # ``fallback_below``: its label (merged, and only if allowed) replaces fastText's, with its own confidence.
+    # ``none``: fastText alone. docs/mining.md "Language ID".
+    fallback: Literal["cld2", "lingua", "cld3", "none"] = "cld2"
+    fallback_below: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("min_confidence", "fallback_below"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise MSMError(f"langid.{name} = {value} is not a probability: give a number in [0, 1]")
 
 
 @dataclass

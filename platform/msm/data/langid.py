@@ -1,12 +1,23 @@
-"""Language ID with fastText ``lid.176.ftz`` and ISO 639 code mapping."""
+"""Language ID with fastText ``lid.176.ftz``, a second opinion for the texts it is unsure of (CLD2 by default),
+and ISO 639 code mapping.
+
+fastText is fast and right on most documents, but on short ones (a verse or two) it is often unsure, and then
+often wrong: on 3,200 Bible verse groups it called most Swahili ones English below probability 0.5. CLD2
+(``pycld2``, Chrome's detector, 14 MB, no model file) is right on most of exactly those texts, so a document whose
+fastText top probability is below ``langid.fallback_below`` takes CLD2's label instead (docs/mining.md
+"Language ID"; ``benchmarks/langid_accuracy.py`` measures each choice). ``lingua`` and ``cld3`` can stand in for
+CLD2 (optional extras: ``pip install lingua-language-detector`` / ``gcld3``).
+"""
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from msm.data.config import LangIDConfig
 from msm.errors import MSMError
 
 # ISO 639-2/3 (and NTREX tags such as ``zho-CN``) -> ISO 639-1, for the languages of our data and common ones.
@@ -20,7 +31,7 @@ ISO3_TO_1 = {
     "nob": "no", "pan": "pa", "pol": "pl", "por": "pt", "ron": "ro", "rus": "ru", "sin": "si", "slk": "sk",
     "slv": "sl", "som": "so", "spa": "es", "sqi": "sq", "srp": "sr", "swa": "sw", "swe": "sv", "tam": "ta",
     "tel": "te", "tgl": "tl", "tha": "th", "tur": "tr", "ukr": "uk", "urd": "ur", "uzb": "uz", "vie": "vi",
-    "zho": "zh", "zul": "zu",
+    "zho": "zh", "zul": "zu", "cmn": "zh", "swh": "sw", "zsm": "ms", "pes": "fa",
 }
 
 # Languages of XLM-R's CC-100 pretraining data (ISO 639-1 where one exists): what XLM-R-vocabulary encoders
@@ -32,11 +43,17 @@ XLMR_LANGUAGES = frozenset(
 )
 
 
+# Deprecated ISO 639-1 codes some detectors still emit (CLD2: ``iw`` for Hebrew, ``jw`` for Javanese).
+OLD_ISO1 = {"iw": "he", "ji": "yi", "in": "id", "jw": "jv"}
+
+
 def to_iso1(code: str | None) -> str | None:
-    """``deu`` -> ``de``, ``zho-CN`` -> ``zh``, ``pt_BR`` -> ``pt``; unknown codes are returned lower-cased."""
+    """``deu`` -> ``de``, ``zho-CN`` -> ``zh``, ``pt_BR`` -> ``pt``, ``iw`` -> ``he``; unknown codes are returned
+    lower-cased."""
     if not code:
         return None
     base = code.replace("_", "-").split("-")[0].lower()
+    base = OLD_ISO1.get(base, base)
     return ISO3_TO_1.get(base, base)
 
 
@@ -90,3 +107,109 @@ def choose(top: list[tuple[str, float]], merge: dict[str, str] | None = None,
         return top[0]
     best = max(allowed, key=lambda lang: scores[lang])  # max keeps the first of equal scores
     return best, min(scores[best], 1.0)
+
+
+UNKNOWN = "und"  # ISO 639-2 "undetermined": the fallback was asked and named no language
+
+
+class Fallback:
+    """A second language-ID opinion: ``detect(texts) -> [(iso1 code or UNKNOWN, confidence in [0, 1])]``.
+
+    ``cld2`` (``pycld2``, ``bestEffort``: it answers short texts too; confidence = the share of the text's bytes it
+    puts in that language), ``lingua`` (``lingua-language-detector``, high-accuracy mode, ~1.2 GB resident) or
+    ``cld3`` (``gcld3``)."""
+
+    EXTRAS = {"cld2": "pycld2", "lingua": "lingua-language-detector", "cld3": "gcld3"}
+
+    def __init__(self, name: str):
+        if name not in self.EXTRAS:
+            raise MSMError(f"langid.fallback: unknown detector {name!r}; use one of cld2, lingua, cld3 or none")
+        self.name = name
+        try:
+            if name == "cld2":
+                import pycld2  # lazy: pycld2
+
+                self._detect = self._cld2(pycld2)
+            elif name == "lingua":
+                import lingua  # lazy: lingua
+
+                self._detect = self._lingua(lingua)
+            else:
+                import gcld3  # lazy: gcld3
+
+                self._detect = self._cld3(gcld3)
+        except ImportError as e:
+            raise MSMError(f"langid.fallback: {name} needs the {self.EXTRAS[name]} package ({e}): "
+                           f"pip install {self.EXTRAS[name]}, or set langid.fallback: cld2 (or none)") from e
+
+    def detect(self, texts: list[str]) -> list[tuple[str, float]]:
+        return [self._detect(" ".join(t[:2000].split())) for t in texts]
+
+    @staticmethod
+    def _cld2(pycld2):
+        def detect(text: str) -> tuple[str, float]:
+            try:
+                _, _, details = pycld2.detect(text, bestEffort=True)
+            except (pycld2.error, UnicodeEncodeError):  # not valid UTF-8 (a lone surrogate): no opinion
+                return UNKNOWN, 0.0
+            name, code, percent, _ = details[0]
+            return (UNKNOWN, 0.0) if code == "un" else (to_iso1(code), percent / 100.0)
+        return detect
+
+    @staticmethod
+    def _lingua(lingua):
+        detector = lingua.LanguageDetectorBuilder.from_all_languages().build()
+
+        def detect(text: str) -> tuple[str, float]:
+            values = detector.compute_language_confidence_values(text)
+            if not values:
+                return UNKNOWN, 0.0
+            top = values[0]
+            return top.language.iso_code_639_1.name.lower(), float(top.value)
+        return detect
+
+    @staticmethod
+    def _cld3(gcld3):
+        detector = gcld3.NNetLanguageIdentifier(min_num_bytes=0, max_num_bytes=2000)
+
+        def detect(text: str) -> tuple[str, float]:
+            result = detector.FindLanguage(text=text)
+            return (to_iso1(result.language), float(result.probability)) if result.is_reliable or result.probability \
+                else (UNKNOWN, 0.0)
+        return detect
+
+
+@dataclass
+class Label:
+    """One text's language: ``lang`` / ``confidence`` (ours), fastText's ``detected`` label and probability,
+    the fallback's label (None when it was not asked; UNKNOWN when it named none) and how ``lang`` was reached."""
+
+    lang: str
+    confidence: float
+    detected: str
+    detected_confidence: float
+    fallback: str | None = None
+    relabelled: bool = False  # merge / allow moved fastText's label
+    by_fallback: bool = False  # the fallback's label replaced fastText's choice
+
+
+def label_texts(texts: list[str], lid: LangIDConfig, fasttext: LangID, fallback: Fallback | None) -> list[Label]:
+    """fastText's top labels through :func:`choose` (``merge`` / ``allow``); where fastText's top probability is
+    below ``lid.fallback_below``, the fallback's label (merged, and only if allowed) with its own confidence
+    replaces that choice. ``fallback`` None (or ``lid.fallback == "none"``): fastText alone."""
+    top = fasttext.predict_top(texts, k=5 if lid.merge or lid.allow else 1)
+    ask = fallback is not None and lid.fallback != "none"
+    unsure = [i for i, labels in enumerate(top) if labels[0][1] < lid.fallback_below] if ask else []
+    second = dict(zip(unsure, fallback.detect([texts[i] for i in unsure]))) if unsure else {}
+    out = []
+    for i, labels in enumerate(top):
+        code, c = choose(labels, lid.merge, lid.allow)
+        lab = Label(code, c, labels[0][0], labels[0][1], relabelled=code != labels[0][0])
+        if i in second:
+            lab.fallback, q = second[i]
+            fb = lid.merge.get(lab.fallback, lab.fallback)
+            if lab.fallback != UNKNOWN and (lid.allow is None or fb in lid.allow):
+                lab.by_fallback = fb != code
+                lab.lang, lab.confidence = fb, q
+        out.append(lab)
+    return out

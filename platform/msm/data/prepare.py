@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from msm.data.clean import clean_document
 from msm.data.config import MineConfig
-from msm.data.langid import XLMR_LANGUAGES, LangID, choose, to_iso1
+from msm.data.langid import XLMR_LANGUAGES, Fallback, LangID, label_texts, to_iso1
 from msm.data.segment import chunk_to_budget, segment
 from msm.encoders.resolve import resolve_model as resolve
 from msm.encoders.tokenizer import load_tokenizer
@@ -17,6 +17,11 @@ from msm.encoders.tokenizer import load_tokenizer
 @functools.lru_cache(maxsize=2)
 def _langid(model_path: str | None) -> LangID:
     return LangID(model_path)
+
+
+@functools.lru_cache(maxsize=2)
+def _fallback(name: str) -> Fallback:
+    return Fallback(name)
 
 
 @functools.lru_cache(maxsize=2)
@@ -32,18 +37,19 @@ def prepare_records(records: list[dict], cfg: MineConfig) -> list[dict]:
     for rec in records:
         rec, reason = clean_document(rec, cfg.clean)
         rows.append({"doc_id": rec["doc_id"], "declared_lang": rec.get("lang"), "lang": to_iso1(rec.get("lang")),
-                     "detected_lang": None, "lang_confidence": None, "flags": [], "source": rec["source"],
+                     "detected_lang": None, "detected_confidence": None, "fallback_lang": None,
+                     "lang_confidence": None, "flags": [], "source": rec["source"],
                      "url": rec.get("url"), "text": rec["text"], "sentences": rec["sentences"], "reason": reason})
     live = [r for r in rows if r["reason"] is None]
     if cfg.langid.enabled and live:
         lid = cfg.langid
-        top = _langid(lid.model_path).predict_top([r["text"] or " ".join(r["sentences"]) for r in live],
-                                                  k=5 if lid.merge or lid.allow else 1)
-        for r, labels in zip(live, top):
-            code, c = choose(labels, lid.merge, lid.allow)
-            r["detected_lang"], r["lang_confidence"] = labels[0][0], c  # fastText's own label; ``lang``: ours
-            if code != labels[0][0]:
-                r["flags"].append("lang_relabelled")
+        labels = label_texts([r["text"] or " ".join(r["sentences"]) for r in live], lid, _langid(lid.model_path),
+                             _fallback(lid.fallback) if lid.fallback != "none" else None)
+        for r, lab in zip(live, labels):
+            code, c = lab.lang, lab.confidence
+            r["detected_lang"], r["detected_confidence"] = lab.detected, lab.detected_confidence  # fastText's own
+            r["fallback_lang"], r["lang_confidence"] = lab.fallback, c
+            r["flags"] += ["lang_relabelled"] * lab.relabelled + ["lang_fallback"] * lab.by_fallback
             if r["lang"] and code != r["lang"]:
                 msg = f"lang_mismatch: declared {r['declared_lang']!r}, detected {code!r} ({c:.2f})"
                 if cfg.langid.on_mismatch == "quarantine":
@@ -76,7 +82,8 @@ def prepare_records(records: list[dict], cfg: MineConfig) -> list[dict]:
 
 PREPARED = pa.schema([
     ("doc_id", pa.string()), ("declared_lang", pa.string()), ("lang", pa.string()), ("detected_lang", pa.string()),
-    ("lang_confidence", pa.float32()), ("flags", pa.list_(pa.string())), ("source", pa.string()), ("url", pa.string()),
+    ("detected_confidence", pa.float32()), ("fallback_lang", pa.string()), ("lang_confidence", pa.float32()),
+    ("flags", pa.list_(pa.string())), ("source", pa.string()), ("url", pa.string()),
     ("text", pa.string()), ("sentences", pa.list_(pa.string())), ("reason", pa.string()),
 ])
 

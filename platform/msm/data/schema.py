@@ -34,8 +34,11 @@ DOCUMENTS = pa.schema([
     ("lang", pa.string()),              # ISO 639-1 (normalised from the declared or detected language)
     ("declared_lang", pa.string()),     # as given by the source, may be null
     ("detected_lang", pa.string()),     # fastText lid.176's top label, null when language ID is off
-    ("lang_confidence", pa.float32()),  # language ID's probability of ``lang`` (labels merged into it summed)
-    ("flags", pa.list_(pa.string())),   # e.g. "low_lang_confidence", "lang_relabelled" (langid.merge / allow)
+    ("detected_confidence", pa.float32()),  # fastText's probability of that label
+    ("fallback_lang", pa.string()),     # langid.fallback's label where fastText was unsure ("und": none), else null
+    ("lang_confidence", pa.float32()),  # probability of ``lang``: fastText's (merged labels summed) or the fallback's
+    ("flags", pa.list_(pa.string())),   # e.g. "low_lang_confidence", "lang_relabelled" (langid.merge / allow),
+                                        # "lang_fallback" (langid.fallback changed the label)
     ("source", pa.string()),
     ("url", pa.string()),
     ("sentences", pa.list_(pa.string())),
