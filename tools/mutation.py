@@ -238,6 +238,129 @@ EQUIVALENT: dict[str, str] = {
         "per token), which no test can provoke through the generator",
     "msm.losses.mlm.x_mask_tokens__mutmut_78":
         "`action < 0.9` -> `<= 0.9`: the same, at exactly 0.9",
+    # the plumbing (issue 34)
+    'msm.uri.x_commit_dir__mutmut_11':
+        "the partial marker's text changes: only its presence is ever read",
+    'msm.uri.x_commit_dir__mutmut_12':
+        "the partial marker's text changes: only its presence is ever read",
+    'msm.uri.x_commit_dir__mutmut_21':
+        '`recursive=None` on the FileSelector: the default is False',
+    'msm.uri.x_commit_dir__mutmut_23':
+        '`recursive` dropped from the FileSelector: the default is False',
+    'msm.uri.xǁLocationǁjoin__mutmut_6':
+        'every plain local Location (resolve, join, sibling, commit_dir) has uri == path',
+    'msm.uri.xǁLocationǁmkdir__mutmut_8':
+        "`recursive` dropped: pyarrow's create_dir defaults to True",
+    'msm.uri.xǁLocationǁread_text__mutmut_3':
+        '`"utf-8"` -> `"UTF-8"`: the same codec',
+    'msm.uri.xǁLocationǁwrite_text__mutmut_4':
+        '`"utf-8"` -> `"UTF-8"`: the same codec',
+    'msm.data.outputs.x_document_side__mutmut_6':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_document_side__mutmut_8':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_membership_side__mutmut_14':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_membership_side__mutmut_16':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_membership_side__mutmut_24':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_membership_side__mutmut_26':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_membership_side__mutmut_29':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_membership_side__mutmut_31':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_membership_side__mutmut_37':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_membership_side__mutmut_39':
+        "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
+    'msm.data.outputs.x_merge_document__mutmut_54':
+        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
+    'msm.data.outputs.x_merge_document__mutmut_56':
+        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
+    'msm.data.outputs.x_merge_document__mutmut_63':
+        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
+    'msm.data.outputs.x_merge_document__mutmut_65':
+        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
+    'msm.data.outputs.x_summarise_counts__mutmut_30':
+        '`relabelled.get(key, 0)` -> `get(None, 0)`: each key comes from one unique (part, kept, detected) group, so it is first seen at 0',
+    'msm.run_folder.xǁRunFolderǁfetch_dir__mutmut_13':
+        '`LocalFileSystem()` -> None: pafs.copy_files picks the local filesystem itself for a plain path',
+    'msm.run_folder.xǁRunFolderǁfetch_dir__mutmut_17':
+        '`LocalFileSystem()` -> None: pafs.copy_files picks the local filesystem itself for a plain path',
+    'msm.run_folder.xǁRunFolderǁput_dir__mutmut_24':
+        '`LocalFileSystem()` -> None: pafs.copy_files picks the local filesystem itself for a plain path',
+    'msm.run_folder.xǁRunFolderǁput_dir__mutmut_28':
+        '`LocalFileSystem()` -> None: pafs.copy_files picks the local filesystem itself for a plain path',
+    'msm.run_folder.xǁRunFolderǁfolders__mutmut_7':
+        '`recursive` None / dropped on the FileSelector: the default is False',
+    'msm.run_folder.xǁRunFolderǁfolders__mutmut_9':
+        '`recursive` None / dropped on the FileSelector: the default is False',
+    'msm.run_folder.xǁRunFolderǁwrite_config__mutmut_4':
+        '`sort_keys=None`: PyYAML reads it as False',
+    'msm.finetune.data.x_dedupe__mutmut_7':
+        "the pair separator `\\x1f` -> `XX\\x1fXX`: differs only for a plain text holding U+001F at a pair's split point",
+    'msm.finetune.data.xǁRayBatchesǁ__call____mutmut_36':
+        '`<` -> `<=`: at `len(keep) == size` the refill slice is `[:0]`, nothing is added',
+    'msm.finetune.data.xǁRayBatchesǁ__call____mutmut_43':
+        '`size - len(keep)` -> `size + len(keep)`: the longer refill is cut by `keep[:size]` to the same rows',
+    'msm.finetune.readers.x_file_examples__mutmut_27':
+        '`"gzip"` -> `"GZIP"`: pyarrow reads compression names in any case',
+    'msm.finetune.readers.x_jsonl_examples__mutmut_13':
+        '`"utf-8"` -> `"UTF-8"`: the same codec',
+    'msm.finetune.readers.x_squad_examples__mutmut_9':
+        '`"utf-8"` -> `"UTF-8"`: the same codec',
+    'msm.finetune.readers.x_mewsli_example__mutmut_1':
+        'default `hard_negatives` 0 -> 1: Mewsli-X ignores the argument',
+    'msm.finetune.readers.x_parquet_examples__mutmut_2':
+        '`batch_rows` 4096 -> 4097: only the batch size changes; row numbers carry across batches (tested)',
+    'msm.finetune.readers.x_sentence_breaks__mutmut_1':
+        'default language `en` -> `XXenXX`: sentencex segments an unknown code as English',
+    'msm.finetune.readers.x_sentence_breaks__mutmut_2':
+        'default language `en` -> `EN`: sentencex segments it as English',
+    'msm.finetune.readers.x_squad_examples__mutmut_2':
+        'default language `en` -> `XXenXX`: sentencex segments an unknown code as English',
+    'msm.finetune.readers.x_squad_examples__mutmut_3':
+        'default language `en` -> `EN`: sentencex segments it as English',
+    'msm.finetune.readers.x_sentence_breaks__mutmut_15':
+        '`start < 0` -> `<= 0`: start is 0 only when pos is 0, and the fallback then sets start = pos = 0',
+    'msm.finetune.readers.x_sentence_breaks__mutmut_16':
+        '`start < 0` -> `< 1`: the same',
+    'msm.train.corpus.x__commit__mutmut_20':
+        'the MANIFEST argument dropped: commit_dir\'s default is the same "manifest.json"',
+    'msm.train.corpus.x__commit__mutmut_24':
+        '`ensure_ascii=None`: json tests truthiness, None writes non-ASCII as is like False',
+    'msm.train.corpus.x_build_local__mutmut_1':
+        'default `chunk` 256 -> 257: how many records are prepared at once, not what (chunks 1-256 tested)',
+    'msm.train.corpus.x_reason_key__mutmut_4':
+        '`split(":")` without maxsplit: element [0] is the same text before the first colon',
+    'msm.train.corpus.x_reason_key__mutmut_7':
+        '`split(":", 2)`: element [0] is the same',
+    'msm.train.corpus.x_tokenised_rows__mutmut_6':
+        'blocks computed for quarantined rows too, never used: the row is quarantined either way',
+    'msm.train.corpus.xǁ_Writerǁadd__mutmut_3':
+        '`>=` -> `>`: close() writes the file of exactly the size limit that is left, so the same files in the same order',
+    'msm.train.stream.x_pad__mutmut_5':
+        'torch.full with an int fill value is already int64',
+    'msm.train.stream.x_pad__mutmut_8':
+        'torch.full with an int fill value is already int64',
+    'msm.train.stream.x_pad__mutmut_26':
+        'a tensor from Python ints is int64; an empty sentence goes into an empty slice',
+    'msm.train.stream.x_pad__mutmut_28':
+        'a tensor from Python ints is int64; an empty sentence goes into an empty slice',
+    'msm.train.stream.xǁBatchStreamǁ_next_group__mutmut_2':
+        '`range(2)` -> `range(3)`: the loop always returns or raises on its second pass',
+    'msm.train.stream.xǁBatchStreamǁ_next_group__mutmut_32':
+        '`Position(..., batches=0)` -> default: batches defaults to 0',
+    'msm.train.stream.xǁBatchStreamǁseek__mutmut_5':
+        '`batches=0` -> default: batches defaults to 0',
+    'msm.train.stream.xǁBatchStreamǁ_next_group__mutmut_36':
+        'the message of an unreachable AssertionError',
+    'msm.train.stream.xǁBatchStreamǁ_next_group__mutmut_37':
+        'the message of an unreachable AssertionError',
+    'msm.train.stream.xǁBatchStreamǁ_next_group__mutmut_38':
+        'the message of an unreachable AssertionError',
 }
 
 

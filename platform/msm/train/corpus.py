@@ -78,8 +78,11 @@ def prepared_rows(records: list[dict], cfg: PretrainConfig) -> list[dict]:
         rows = prepare_records(records, mine_config(cfg))
     else:
         rows = [{**r, "reason": r["error"]} for r in records]
+        # ntrex / bible: the reader read only data.languages (NTREX tags, Bible translation codes: not the records'
+        # ISO codes); mined documents are selected here
+        selected = cfg.data.languages if cfg.data.source == "mined" else []
         for r in rows:
-            if r["reason"] is None and cfg.data.languages and r["lang"] not in cfg.data.languages:
+            if r["reason"] is None and selected and r["lang"] not in selected:
                 r["reason"] = f"language_not_selected: {r['lang']!r} not in data.languages={cfg.data.languages}"
     return [{k: r[k] for k in PREPARED.names} for r in rows]
 
