@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HEAVY_FIXTURES = {"ray_local", "e5_encoder"}
+HEAVY_FIXTURES = {"ray_local", "head", "e5_encoder"}  # head: a private `ray start --head` (tests/cluster)
 HEAVY_MARKERS = ("ray", "browser")
 SLOW = {
     "test_fifty_steps_halve_the_loss",  # 50 optimiser steps of the tiny model

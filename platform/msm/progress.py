@@ -176,7 +176,11 @@ class _Watcher:
                     self.progress.show(list(self.tail.latest.values()))
                 continue
             line = self.stall.check(self.clock() - last_step) if self.stall is not None else None
-            if line is None or (self.clock() - last_said < self.stall.after_s and not self.stall.stalled):
+            if line is None:
+                continue
+            if not self.can_abort:  # SIGINT ignored here (a background job) or another thread: report only, as a
+                self.stall.stalled = None  # wait is (once every after_s, not at every poll)
+            if self.clock() - last_said < self.stall.after_s and not self.stall.stalled:
                 continue
             last_said = self.clock()
             print(f"{self.label}: {line}", file=self.out, flush=True)
@@ -185,10 +189,8 @@ class _Watcher:
                     if self.stop.is_set():  # the body ended meanwhile: nothing left to interrupt
                         self.stall.stalled = None
                         return
-                    if self.can_abort:
-                        _thread.interrupt_main()  # Ray Train / Tune abort their run; the error is raised in follow
-                        return
-                self.stall.stalled = None  # SIGINT ignored here (a background job) or another thread: report only
+                    _thread.interrupt_main()  # Ray Train / Tune abort their run; the error is raised in follow
+                    return
 
     def finish(self) -> None:
         with self.lock:

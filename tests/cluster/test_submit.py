@@ -111,6 +111,7 @@ def test_missing_job_is_named_before_submitting(tmp_path):
         submit_job("nope", "http://127.0.0.1:1", "c.yaml", working_dir=tmp_path)
 
 
+@pytest.mark.ray  # a private `ray start --head` (the `head` fixture)
 @pytest.mark.timeout(600)
 def test_submit_trivial_job_succeeds_and_failure_is_reported(head, tmp_path):
     work = tmp_path / "work"
@@ -139,6 +140,7 @@ def test_submit_trivial_job_succeeds_and_failure_is_reported(head, tmp_path):
     assert main(["submit", "nope", "--address", head.job_address, "--config", "marker.yaml", "--working-dir", str(work)]) == 2
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(900)  # ~2 min idle
 def test_submitted_two_worker_pretraining_survives_a_crash(head, tmp_path):
     """The shipped job on a cluster: DDP on gloo with 2 workers, both raise at step 3 (``run.fail_at_step``); Ray
@@ -200,6 +202,7 @@ def _assert_uploaded(report: dict, token: str, head) -> None:
     assert report["driver"]["cwd"] == report["task"]["cwd"]
 
 
+@pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_submitted_code_runs_on_a_head_without_msm(head, bare_env, tmp_path):
     """The head's Python has no msm (``bare_env``); the job's driver (run by that Python too) and a Ray task import
@@ -227,3 +230,408 @@ def test_submitted_code_runs_on_a_head_without_msm(head, bare_env, tmp_path):
                            f"--out={out}"], cwd=work, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _assert_uploaded(json.loads(out.read_text()), token, head)
+
+
+# ---- what submit builds and checks, without a cluster: a loopback HTTP server for the address check, and a recording
+# stand-in for Ray's JobSubmissionClient (the three calls submit_job makes of it, with Ray's keyword-only signature) --
+
+import http.server  # noqa: E402
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from msm.cluster import submit as submit_module  # noqa: E402
+from msm.cluster.submit import (  # noqa: E402
+    DEFAULT_ENV_VARS, DEFAULT_EXCLUDES, check_address, check_job_exists, check_overrides, wait_for_job,
+)
+
+
+class ApiServer:
+    """``/api/version`` on 127.0.0.1 answering ``status`` after ``delay_s``; ``paths``: what was asked."""
+
+    def __init__(self) -> None:
+        self.status, self.delay_s, self.paths = 200, 0.0, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                server.paths.append(self.requestline.split()[1])  # as sent (self.path collapses "//")
+                if server.delay_s:
+                    time.sleep(server.delay_s)
+                body = b'{"version": "4", "ray_version": "2.60.0"}'
+                try:
+                    self.send_response(server.status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client gave up (a timeout test)
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def api():
+    server = ApiServer()
+    yield server
+    server.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Out(io.StringIO):
+    """An output stream that counts its flushes (logs are flushed as they come)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[str] = []
+
+    def flush(self) -> None:
+        self.flushed.append(self.getvalue())
+        super().flush()
+
+
+class FakeJobs:
+    """Ray's JobSubmissionClient as submit_job uses it: records what is submitted, plays ``statuses`` (the last one
+    repeats) and yields ``logs``."""
+
+    made: list = []
+    statuses: list[str] = ["SUCCEEDED"]
+    logs: list[str] = []
+    error: Exception | None = None
+
+    def __init__(self, address: str) -> None:
+        if FakeJobs.error is not None:
+            raise FakeJobs.error
+        self.address, self.submitted, self.asked, self.tailed = address, [], [], []
+        FakeJobs.made.append(self)
+
+    def submit_job(self, *, entrypoint: str, runtime_env: dict | None = None, **rest) -> str:
+        self.submitted.append({"entrypoint": entrypoint, "runtime_env": runtime_env, **rest})
+        return "raysubmit_test1"
+
+    def get_job_status(self, job_id: str):
+        from ray.job_submission import JobStatus
+
+        self.asked.append((job_id, time.monotonic()))
+        assert len(self.asked) <= 200, "polled on past its timeout"  # a fake job never ends: bound the wait
+        return JobStatus(FakeJobs.statuses[min(len(self.asked), len(FakeJobs.statuses)) - 1])
+
+    async def tail_job_logs(self, job_id: str):
+        self.tailed.append(job_id)
+        for chunk in FakeJobs.logs:
+            yield chunk
+
+
+@pytest.fixture
+def jobs(monkeypatch):
+    import ray.job_submission
+
+    FakeJobs.made, FakeJobs.statuses, FakeJobs.logs, FakeJobs.error = [], ["SUCCEEDED"], [], None
+    monkeypatch.setattr(ray.job_submission, "JobSubmissionClient", FakeJobs)
+    return FakeJobs
+
+
+@pytest.fixture
+def work(tmp_path):
+    """A working dir with jobs/marker.py and its config."""
+    root = tmp_path / "work"
+    (root / "jobs").mkdir(parents=True)
+    (root / "jobs" / "marker.py").write_text("")
+    (root / "marker.yaml").write_text("hello")
+    return root
+
+
+def test_entrypoint_is_the_python_the_script_the_config_and_the_overrides_in_order():
+    assert job_entrypoint("build_index", "c.yaml") == "python jobs/build_index.py --config c.yaml"
+    assert job_entrypoint("mine", "configs/m.yaml", ["a=1", "--out=/x", "b.c=2"], python="/opt/py/bin/python3") == \
+        "/opt/py/bin/python3 jobs/mine.py --config configs/m.yaml a=1 --out=/x b.c=2"
+    for bad in ("pre-train", "", "_", "__", "jobs/mine", "mine.py", "a b"):
+        with pytest.raises(MSMError) as err:
+            job_entrypoint(bad, "c.yaml")
+        assert str(err.value) == (f"job name {bad!r} must be a module name under jobs/ (e.g. 'pretrain', "
+                                  "'build_index')")
+
+
+def test_runtime_env_without_a_file_is_the_working_dir_the_excludes_and_the_offline_env(tmp_path):
+    env = build_runtime_env(tmp_path)
+    assert env == {"working_dir": str(tmp_path),
+                   "excludes": [".venv/", ".git/", "outputs/", "runs/", ".cache/", "__pycache__/", "*.pyc",
+                                ".pytest_cache/", "benchmarks/results/"],
+                   "env_vars": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                                "PYTHONPATH": "platform"}}
+    assert isinstance(env["working_dir"], str)
+
+
+def test_a_runtime_env_file_is_merged_over_the_defaults_without_changing_them(tmp_path):
+    extra = tmp_path / "env.yaml"
+    extra.write_text("env_vars: {HF_HUB_OFFLINE: '0', B: c, PYTHONPATH: /opt/a:/opt/b}\nexcludes: [data/, big/]\n"
+                     "pip: [tqdm]\npy_modules: [m.zip]\nworking_dir: /elsewhere\n")
+    env = build_runtime_env("/repo", str(extra))  # a str path works as a Path
+    assert env == {"working_dir": "/elsewhere",  # the file's keys win
+                   "excludes": [*DEFAULT_EXCLUDES, "data/", "big/"],
+                   "env_vars": {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                                "PYTHONPATH": "platform:/opt/a:/opt/b", "B": "c"},
+                   "pip": ["tqdm"], "py_modules": ["m.zip"]}
+    # the module's defaults are copied, never extended in place: the next job gets them unchanged
+    assert DEFAULT_EXCLUDES == [".venv/", ".git/", "outputs/", "runs/", ".cache/", "__pycache__/", "*.pyc",
+                                ".pytest_cache/", "benchmarks/results/"]
+    assert DEFAULT_ENV_VARS == {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    assert build_runtime_env("/repo") == build_runtime_env("/repo", None)
+    assert build_runtime_env("/repo")["excludes"] == DEFAULT_EXCLUDES
+
+
+@pytest.mark.parametrize("text", ["", "# nothing\n", "env_vars: null\n", "env_vars: {PYTHONPATH: ''}\n",
+                                  "env_vars: {PYTHONPATH: null}\n", "excludes: []\n"])
+def test_an_empty_runtime_env_file_changes_nothing(tmp_path, text):
+    extra = tmp_path / "env.yaml"
+    extra.write_text(text)
+    assert build_runtime_env("/repo", extra) == build_runtime_env("/repo")
+
+
+@pytest.mark.parametrize("text, kind", [("- a\n", "list"), ("just text\n", "str"), ("3\n", "int")])
+def test_a_runtime_env_file_that_is_no_mapping_is_named(tmp_path, text, kind):
+    extra = tmp_path / "env.yaml"
+    extra.write_text(text)
+    with pytest.raises(MSMError) as err:
+        build_runtime_env("/repo", extra)
+    assert str(err.value) == (f"runtime env file {extra} must hold a YAML mapping (e.g. 'env_vars: {{A: b}}'), "
+                              f"got {kind}")
+
+
+def test_check_job_exists_names_the_known_jobs_or_the_missing_config(tmp_path):
+    with pytest.raises(MSMError) as err:  # no jobs/ at all
+        check_job_exists("mine", "c.yaml", tmp_path)
+    assert str(err.value) == f"job 'mine': {tmp_path / 'jobs' / 'mine.py'} does not exist; known jobs: none"
+    (tmp_path / "jobs").mkdir()
+    for name in ("sweep.py", "_path.py", "mine.py", "notes.txt", "build_index.py"):
+        (tmp_path / "jobs" / name).write_text("")
+    (tmp_path / "jobs" / "dir.py").mkdir()  # a folder named like a script is no job
+    with pytest.raises(MSMError, match=f"^job 'dir': {tmp_path / 'jobs' / 'dir.py'} does not exist; known jobs: "):
+        check_job_exists("dir", "c.yaml", str(tmp_path))
+    (tmp_path / "jobs" / "dir.py").rmdir()
+    with pytest.raises(MSMError) as err:
+        check_job_exists("nope", "c.yaml", str(tmp_path))
+    assert str(err.value) == (f"job 'nope': {tmp_path / 'jobs' / 'nope.py'} does not exist; known jobs: build_index, "
+                              "mine, sweep")
+    with pytest.raises(MSMError) as err:
+        check_job_exists("mine", "configs/c.yaml", tmp_path)
+    assert str(err.value) == (f"config 'configs/c.yaml' not found under the working dir {tmp_path} (give a path "
+                              "relative to it)")
+    (tmp_path / "configs" / "c.yaml").mkdir(parents=True)  # a folder is no config
+    with pytest.raises(MSMError, match="config 'configs/c.yaml' not found"):
+        check_job_exists("mine", "configs/c.yaml", tmp_path)
+    (tmp_path / "c.yaml").write_text("{}")
+    check_job_exists("mine", "c.yaml", tmp_path)
+
+
+CONFIGS = {"mine": ("configs/mine/tiny-cpu.yaml", "pair.k=3", "MineConfig"),
+           "pretrain": ("configs/pretrain/tiny-cpu.yaml", "optim.max_steps=3", "PretrainConfig"),
+           "finetune": ("configs/finetune/tiny-cpu.yaml", "train.lr=0.5", "FinetuneConfig"),
+           "sweep": ("configs/tune/tiny-cpu.yaml", "num_samples=3", "SweepConfig")}
+
+
+@pytest.mark.parametrize("job", list(CONFIGS))
+def test_overrides_are_checked_against_the_jobs_own_config(job):
+    """Each job's config is loaded as its own class: its key passes, the other jobs' keys are unknown to it."""
+    config, key, cls = CONFIGS[job]
+    check_overrides(job, config, [key, "--out=/tmp/x", "--verbose"], REPO)  # flags are the job's, not the config's
+    for other, (_, other_key, _) in CONFIGS.items():
+        if other != job and not (job == "finetune" and other_key.startswith("train.")):
+            with pytest.raises(MSMError) as err:
+                check_overrides(job, config, [key, other_key], REPO)
+            section = other_key.split("=")[0].split(".")[0]  # pair, optim, train, num_samples
+            assert str(err.value).startswith(f"{REPO / config}: {section}: unknown key for {cls} (known keys: ")
+
+
+def test_jobs_without_a_config_class_are_not_checked(tmp_path):
+    check_overrides("build_index", "missing.yaml", ["no.such.key=1"], tmp_path)
+    with pytest.raises(MSMError, match="pair.kk: unknown key for PairConfig"):  # the same for a job with a config
+        check_overrides("mine", "configs/mine/tiny-cpu.yaml", ["pair.kk=1"], REPO)
+    with pytest.raises(MSMError, match="num_samples"):  # a sweep's values are checked as a sweep (an int)
+        check_overrides("sweep", "configs/tune/tiny-cpu.yaml", ["num_samples=many"], REPO)
+    with pytest.raises(MSMError, match="output_dir: 's3://b/sweep' is a URI"):  # and the sweep is built (load_sweep)
+        check_overrides("sweep", "configs/tune/tiny-cpu.yaml", ["output_dir=s3://b/sweep"], REPO)
+
+
+def test_check_address_wants_a_scheme_and_suggests_the_dashboard_port():
+    with pytest.raises(MSMError) as err:
+        check_address("head")
+    assert str(err.value) == "--address head: give the Ray job API as a URL with its scheme, e.g. http://head:8265"
+    with pytest.raises(MSMError) as err:
+        check_address("10.0.0.1:9000")
+    assert str(err.value).endswith("e.g. http://10.0.0.1:9000")
+
+
+def test_check_address_asks_the_version_endpoint(api):
+    check_address(api.url + "/")
+    check_address(api.url + "/rayX/")  # a job API behind a path (a reverse proxy)
+    assert api.paths == ["/api/version", "/rayX/api/version"]  # one slash, whatever the address ends with
+    for code in (401, 403, 404, 499):  # it answers (token auth, a proxy): the client says more
+        api.status = code
+        check_address(api.url)
+    for code in (500, 503):
+        api.status = code
+        with pytest.raises(MSMError) as err:
+            check_address(api.url)
+        assert str(err.value) == f"--address {api.url}: the Ray job API answered {code}; check the head's dashboard"
+        assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_check_address_gives_up_after_its_timeout(api):
+    api.delay_s = 1.5
+    t0 = time.monotonic()
+    with pytest.raises(MSMError) as err:
+        check_address(api.url, timeout_s=0.2)
+    assert time.monotonic() - t0 < 1.2
+    assert str(err.value) == (f"--address {api.url}: no Ray job API answers there within 0.2 s (timed out); is the "
+                              "head up, and port 8265 reachable or port-forwarded?")
+    assert err.value.__suppress_context__
+
+
+def test_check_address_names_a_refused_connection_and_the_default_timeout():
+    import errno
+
+    for scheme in ("http", "https"):  # both schemes pass the first check
+        url = f"{scheme}://127.0.0.1:{closed_port()}"
+        with pytest.raises(MSMError) as err:
+            check_address(url)
+        refused = ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))  # the URLError's reason
+        assert str(err.value) == (f"--address {url}: no Ray job API answers there within 5 s ({refused}); is the head "
+                                  "up, and port 8265 reachable or port-forwarded?")
+
+
+def test_wait_for_job_polls_until_a_terminal_state(jobs, monkeypatch):
+    sleeps: list[float] = []
+    monkeypatch.setattr(submit_module.time, "sleep", sleeps.append)
+    for last in ("SUCCEEDED", "FAILED", "STOPPED"):
+        jobs.statuses = ["PENDING", "RUNNING", "RUNNING", last]
+        client = FakeJobs("http://x")
+        assert wait_for_job(client, "raysubmit_1") == last
+        assert [j for j, _ in client.asked] == ["raysubmit_1"] * 4
+    assert sleeps == [1.0] * 9  # the default poll: 1 s between asks, none after the last
+    sleeps.clear()
+    jobs.statuses = ["RUNNING", "SUCCEEDED"]
+    assert wait_for_job(FakeJobs("http://x"), "j", timeout_s=60, poll_s=0.25) == "SUCCEEDED"
+    assert sleeps == [0.25]
+    sleeps.clear()
+    jobs.statuses = ["FAILED"]
+    assert wait_for_job(FakeJobs("http://x"), "j", timeout_s=0) == "FAILED"  # terminal at once: no timeout
+    assert sleeps == []
+
+
+def test_wait_for_job_gives_up_after_its_timeout(jobs):
+    jobs.statuses = ["RUNNING"]
+    client = FakeJobs("http://x")
+    t0 = time.monotonic()
+    with pytest.raises(MSMError) as err:
+        wait_for_job(client, "raysubmit_9", timeout_s=0.3, poll_s=0.05)
+    assert time.monotonic() - t0 >= 0.3
+    assert str(err.value) == "job raysubmit_9 still RUNNING after 0 s (raise --timeout or check the dashboard)"
+    times = [t for _, t in client.asked]
+    assert 3 <= len(times) <= 12 and min(b - a for a, b in zip(times, times[1:])) >= 0.045
+    jobs.statuses = ["PENDING"]
+    with pytest.raises(MSMError, match="^job j still PENDING after 0 s"):
+        wait_for_job(FakeJobs("http://x"), "j", timeout_s=0)  # past the deadline at the first ask: no sleep
+
+
+def test_submit_job_sends_the_entrypoint_and_runtime_env_then_follows_the_logs(api, jobs, work, tmp_path,
+                                                                               monkeypatch):
+    extra = tmp_path / "env.yaml"
+    extra.write_text("env_vars: {A: b}\npip: [tqdm]\n")
+    jobs.statuses, jobs.logs = ["RUNNING", "SUCCEEDED"], ["line 1\n", "line 2\nline 3\n"]
+    monkeypatch.chdir(work.parent)  # a relative working dir is sent resolved
+    sleeps: list[float] = []
+    monkeypatch.setattr(submit_module.time, "sleep", sleeps.append)
+    out = Out()
+    got = submit_job("marker", api.url, "marker.yaml", ["--out=/tmp/o", "k=v"], "work", extra, python="/py",
+                     timeout_s=30, out=out)
+    assert got == ("raysubmit_test1", "SUCCEEDED")
+    (client,) = jobs.made
+    assert client.address == api.url and api.paths == ["/api/version"]  # the address was checked first
+    assert client.submitted == [{"entrypoint": "/py jobs/marker.py --config marker.yaml --out=/tmp/o k=v",
+                                 "runtime_env": build_runtime_env(str(work.resolve()), extra)}]
+    assert client.submitted[0]["runtime_env"]["env_vars"]["A"] == "b"  # the runtime env file is honoured
+    assert client.tailed == ["raysubmit_test1"] and [j for j, _ in client.asked] == ["raysubmit_test1"] * 2
+    assert sleeps == [1.0]  # polled at wait_for_job's default pace
+    assert out.getvalue() == f"submitted raysubmit_test1 to {api.url}\nline 1\nline 2\nline 3\n"
+    assert out.flushed[-2:] == [f"submitted raysubmit_test1 to {api.url}\nline 1\n", out.getvalue()]  # as they come
+
+
+def test_submit_job_without_wait_returns_pending_at_once(api, jobs, work, monkeypatch):
+    monkeypatch.setattr(submit_module.time, "sleep", lambda s: None)  # were it followed, the fake job's bound trips
+    jobs.statuses = ["RUNNING"]  # it would never end
+    out = io.StringIO()
+    assert submit_job("marker", api.url, "marker.yaml", working_dir=work, wait=False, out=out) == \
+        ("raysubmit_test1", "PENDING")
+    (client,) = jobs.made
+    assert client.tailed == [] and client.asked == []
+    assert client.submitted[0]["entrypoint"] == "python jobs/marker.py --config marker.yaml"
+    assert client.submitted[0]["runtime_env"] == build_runtime_env(work.resolve())
+    assert out.getvalue() == f"submitted raysubmit_test1 to {api.url}\n"
+
+
+def test_submit_job_passes_its_timeout_on(api, jobs, work, monkeypatch):
+    monkeypatch.setattr(submit_module.time, "sleep", lambda s: None)  # a wait without its timeout fails fast
+    jobs.statuses = ["RUNNING"]
+    with pytest.raises(MSMError, match="^job raysubmit_test1 still RUNNING after 0 s"):
+        submit_job("marker", api.url, "marker.yaml", working_dir=work, timeout_s=0, out=io.StringIO())
+
+
+@pytest.mark.parametrize("error", [ConnectionError("refused"), RuntimeError("version mismatch"),
+                                   ValueError("bad url")])
+def test_a_client_that_cannot_connect_is_a_user_error(api, jobs, work, error):
+    jobs.error = error
+    with pytest.raises(MSMError) as err:
+        submit_job("marker", api.url, "marker.yaml", working_dir=work, out=io.StringIO())
+    assert str(err.value) == (f"cannot reach the Ray job API at {api.url!r} ({error}); is the head up / "
+                              "port-forwarded to 8265?")
+    assert err.value.__cause__ is error
+
+
+def test_submit_job_checks_the_job_then_the_overrides_then_the_address(jobs, tmp_path):
+    dead = f"http://127.0.0.1:{closed_port()}"
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "mine.py").write_text("")
+    (tmp_path / "configs").mkdir()
+    shutil.copy(REPO / "configs" / "mine" / "tiny-cpu.yaml", tmp_path / "configs" / "m.yaml")
+    with pytest.raises(MSMError, match="^job 'nope'"):  # before the overrides and the address
+        submit_job("nope", dead, "configs/m.yaml", ["pair.kk=1"], tmp_path)
+    with pytest.raises(MSMError, match="pair.kk: unknown key"):  # before the address
+        submit_job("mine", dead, "configs/m.yaml", ["pair.kk=1"], tmp_path)
+    with pytest.raises(MSMError, match="no Ray job API answers there"):
+        submit_job("mine", dead, "configs/m.yaml", ["pair.k=2"], tmp_path)
+    assert jobs.made == []  # nothing was submitted
+
+
+def test_wait_for_job_gives_up_once_the_timeout_has_passed(jobs, monkeypatch):
+    """On a clock that moves only by the polls' sleeps: asked at 0, 1, 2, 3 s (3 s is not past a 3 s timeout), 4 s."""
+    now = [100.0]
+    monkeypatch.setattr(submit_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(submit_module.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    jobs.statuses = ["RUNNING"]
+    client = FakeJobs("http://x")
+    with pytest.raises(MSMError, match="^job j still RUNNING after 3 s "):
+        wait_for_job(client, "j", timeout_s=3.0)
+    assert [t for _, t in client.asked] == [100.0, 101.0, 102.0, 103.0, 104.0]
+
+
+def test_submit_job_uploads_the_current_folder_by_default(api, jobs, work, monkeypatch):
+    monkeypatch.chdir(work)
+    submit_job("marker", api.url, "marker.yaml", wait=False, out=io.StringIO())
+    assert jobs.made[0].submitted[0]["runtime_env"]["working_dir"] == str(work.resolve())
