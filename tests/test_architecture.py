@@ -91,3 +91,10 @@ def test_the_cli_starts_without_heavy_packages():
     code = ("import sys, msm.cli; print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:]))))")
     out = subprocess.run([sys.executable, "-c", code, *sorted(tool.HEAVY)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == []
+
+
+def test_test_files_have_unique_names():
+    """pytest imports test files without packages by their base name: two ``test_x.py`` in different folders fail
+    collection ("import file mismatch") on a clean clone, where no cache hides it."""
+    names = [p.name for p in Path(__file__).resolve().parent.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

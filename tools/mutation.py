@@ -66,7 +66,7 @@ PLUMBING_TESTS = [
     "tests/test_runtime.py", "tests/test_bad_inputs.py::test_submit_checks_before_it_uploads",
     "tests/train/test_corpus.py", "tests/train/test_stream.py", "tests/train/test_accumulate.py",
     "tests/train/test_pretrain.py", "tests/finetune/test_data.py", "tests/finetune/test_finetune_readers.py",
-    "tests/finetune/test_config.py", "tests/cluster/test_submit.py",
+    "tests/finetune/test_finetune_config.py", "tests/cluster/test_submit.py",
 ]
 SETS = {"core": (MODULES, TESTS, "mutation.json"), "plumbing": (PLUMBING, PLUMBING_TESTS, "mutation-plumbing.json")}
 # mutation_plugin.py (copied to the stage) deselects Ray / browser / e5 and slow tests
