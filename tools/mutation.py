@@ -277,13 +277,13 @@ EQUIVALENT: dict[str, str] = {
         "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
     'msm.data.outputs.x_membership_side__mutmut_39':
         "an array type -> None (inferred): pa.table(..., schema=MERGE) converts it to the schema's type",
-    'msm.data.outputs.x_merge_document__mutmut_54':
-        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
-    'msm.data.outputs.x_merge_document__mutmut_56':
-        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
-    'msm.data.outputs.x_merge_document__mutmut_63':
-        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
     'msm.data.outputs.x_merge_document__mutmut_65':
+        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
+    'msm.data.outputs.x_merge_document__mutmut_67':
+        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
+    'msm.data.outputs.x_merge_document__mutmut_74':
+        'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
+    'msm.data.outputs.x_merge_document__mutmut_76':
         'an array type -> None (inferred): the final .cast(DOCUMENTS) converts it',
     'msm.data.outputs.x_summarise_counts__mutmut_30':
         '`relabelled.get(key, 0)` -> `get(None, 0)`: each key comes from one unique (part, kept, detected) group, so it is first seen at 0',
