@@ -627,10 +627,13 @@ def test_a_replace_killed_between_its_renames_leaves_the_old_folder_aside_and_th
 
     local_output(tmp_path / ".out.old-1a2b3c4d", {"a.txt": b"old"})  # the killed replace's old folder
     local_output(tmp_path / ".outer.old-1a2b3c4d", {"a.txt": b"other"})  # another output's: not ours
+    local_output(tmp_path / ".out.old-backup", {"a.txt": b"user's"})  # a user's folder: not a name replace makes
+    local_output(tmp_path / ".out.old-x.old-1a2b3c4d", {"a.txt": b"of out.old-x"})  # output "out.old-x"'s aside copy
     local_output(tmp_path / "new", {"b.txt": b"new"})
     replace_dir(tmp_path / "new", tmp_path / "out")
     assert local_tree(tmp_path / "out") == {"b.txt": b"new"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".outer.old-1a2b3c4d", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.old-backup", ".out.old-x.old-1a2b3c4d",
+                                                          ".outer.old-1a2b3c4d", "out"]
 
 
 # ---- through the output contract (msm.output.commit, what every verb calls) ----------------------------------------

@@ -58,7 +58,8 @@ def replace_dir(src: str | Path, dst: str | Path) -> None:
     ``.<name>.old-<id>``, ``src`` renamed to ``dst``, then the old one deleted. A failed second rename puts the old
     folder back, so within one process ``dst`` is the old or the new folder whenever this returns or raises; only a
     process killed between the two renames leaves ``dst`` absent, with the old folder whole at ``.<name>.old-<id>``
-    (the next replace of ``dst`` deletes such leftovers once it has published its own folder)."""
+    (the next replace of ``dst`` deletes such leftovers once it has published its own folder). One replace of a
+    ``dst`` at a time: concurrent writers of one output are not supported."""
     src, dst = Path(src), Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
@@ -66,14 +67,16 @@ def replace_dir(src: str | Path, dst: str | Path) -> None:
         os.replace(dst, old)
         try:
             os.replace(src, dst)
-        except BaseException:
-            os.replace(old, dst)
+        except Exception:  # the rename failed: dst is free, the old folder goes back (not on KeyboardInterrupt,
+            os.replace(old, dst)  # which may arrive after a rename that succeeded)
             raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(src, dst)
-    for leftover in dst.parent.glob(f".{glob.escape(dst.name)}.old-*"):  # of a replace killed between its renames
-        shutil.rmtree(leftover, ignore_errors=True)
+    # a replace killed between its renames: exactly the names it makes (8 hex digits), folders only
+    for leftover in dst.parent.glob(f".{glob.escape(dst.name)}.old-" + "[0-9a-f]" * 8):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextlib.contextmanager

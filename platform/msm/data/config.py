@@ -39,7 +39,7 @@ class LangIDConfig:
     # most probable allowed one among fastText's top 5 labels). Relabellings are counted in the manifest.
     merge: dict[str, str] = field(default_factory=dict)
     allow: list[str] | None = None
-    # A second opinion (msm.data.langid.Fallback) for the documents whose fastText top probability is below
+    # A second opinion (msm.data.langid.Fallback) where fastText's probability of its choice is below
     # ``fallback_below``: its label (merged, and only if allowed) replaces fastText's, with its own confidence.
     # ``none``: fastText alone. docs/mining.md "Language ID".
     fallback: Literal["cld2", "lingua", "cld3", "none"] = "cld2"

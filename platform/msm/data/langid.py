@@ -139,8 +139,9 @@ class Fallback:
 
                 self._detect = self._cld3(gcld3)
         except ImportError as e:
+            other = "none" if name == "cld2" else "cld2 (or none)"
             raise MSMError(f"langid.fallback: {name} needs the {self.EXTRAS[name]} package ({e}): "
-                           f"pip install {self.EXTRAS[name]}, or set langid.fallback: cld2 (or none)") from e
+                           f"pip install {self.EXTRAS[name]}, or set langid.fallback: {other}") from e
 
     def detect(self, texts: list[str]) -> list[tuple[str, float]]:
         return [self._detect(" ".join(t[:2000].split())) for t in texts]
@@ -149,11 +150,12 @@ class Fallback:
     def _cld2(pycld2):
         def detect(text: str) -> tuple[str, float]:
             try:
-                _, _, details = pycld2.detect(text, bestEffort=True)
+                reliable, _, details = pycld2.detect(text, bestEffort=True)
             except (pycld2.error, UnicodeEncodeError):  # not valid UTF-8 (a lone surrogate): no opinion
                 return UNKNOWN, 0.0
             name, code, percent, _ = details[0]
-            return (UNKNOWN, 0.0) if code == "un" else (to_iso1(code), percent / 100.0)
+            # the share of the text's bytes in that language, halved where CLD2 calls its own answer unreliable
+            return (UNKNOWN, 0.0) if code == "un" else (to_iso1(code), percent / 100.0 * (1.0 if reliable else 0.5))
         return detect
 
     @staticmethod
@@ -194,22 +196,24 @@ class Label:
 
 
 def label_texts(texts: list[str], lid: LangIDConfig, fasttext: LangID, fallback: Fallback | None) -> list[Label]:
-    """fastText's top labels through :func:`choose` (``merge`` / ``allow``); where fastText's top probability is
-    below ``lid.fallback_below``, the fallback's label (merged, and only if allowed) with its own confidence
+    """fastText's top labels through :func:`choose` (``merge`` / ``allow``); where the probability of that choice
+    (fastText's top probability unless merge / allow moved the label) is below ``lid.fallback_below``, the fallback's label (merged, and only if allowed) with its own confidence
     replaces that choice. ``fallback`` None (or ``lid.fallback == "none"``): fastText alone."""
     top = fasttext.predict_top(texts, k=5 if lid.merge or lid.allow else 1)
+    chosen = [choose(labels, lid.merge, lid.allow) for labels in top]
     ask = fallback is not None and lid.fallback != "none"
-    unsure = [i for i, labels in enumerate(top) if labels[0][1] < lid.fallback_below] if ask else []
+    # unsure: fastText's probability of its choice (its top label's, unless merge / allow moved it) below the bar
+    unsure = [i for i, (_, c) in enumerate(chosen) if c < lid.fallback_below] if ask else []
     second = dict(zip(unsure, fallback.detect([texts[i] for i in unsure]))) if unsure else {}
     out = []
-    for i, labels in enumerate(top):
-        code, c = choose(labels, lid.merge, lid.allow)
+    for i, (labels, (code, c)) in enumerate(zip(top, chosen)):
         lab = Label(code, c, labels[0][0], labels[0][1], relabelled=code != labels[0][0])
         if i in second:
             lab.fallback, q = second[i]
             fb = lid.merge.get(lab.fallback, lab.fallback)
             if lab.fallback != UNKNOWN and (lid.allow is None or fb in lid.allow):
-                lab.by_fallback = fb != code
+                if fb != code:  # the fallback's label replaces the choice (no longer a merge / allow move)
+                    lab.by_fallback, lab.relabelled = True, False
                 lab.lang, lab.confidence = fb, q
         out.append(lab)
     return out
