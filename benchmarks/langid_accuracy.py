@@ -80,14 +80,11 @@ def paragraph_set(data_dir: Path, per_lang: int, rng: random.Random) -> list[tup
     import json
 
     from msm.data.langid import to_iso1
-    from msm.data.readers import ntrex_files
+    from msm.data.readers import ntrex_files, read_ntrex
 
-    ids = (data_dir / "ntrex" / "DOCUMENT_IDS.tsv").read_text(encoding="utf-8").split("\n")[:-1]
     out = []
-    for tag, path in ntrex_files(data_dir / "ntrex").items():
-        docs: dict[str, list[str]] = defaultdict(list)
-        for doc, line in zip(ids, path.read_text(encoding="utf-8").split("\n")):
-            docs[doc].append(line)
+    for tag in ntrex_files(data_dir / "ntrex"):
+        docs = {r["doc_id"].split(":", 2)[2]: r["sentences"] for r in read_ntrex(data_dir / "ntrex", "ntrex", [tag], None)}
         chosen = rng.sample(sorted(docs), min(per_lang // 2, len(docs)))
         out += [(to_iso1(tag), " ".join(docs[d][:5])) for d in chosen]
     for path in sorted((data_dir / "xquad-r").glob("*.json")):

@@ -24,3 +24,17 @@ def tiny_pretrain(output_dir: str | Path, data_dir: Path | None = None, *overrid
 
     items = [f"run.output_dir={output_dir}", *([f"data.data_dir={data_dir}"] if data_dir else []), *overrides]
     return load_config(TINY_PRETRAIN, PretrainConfig, parse_overrides(items))
+
+
+def summed_counts(batches) -> dict:
+    """The driver's sum of the partial count rows of every batch (``msm.data.pipeline._partials`` over
+    ``msm.data.outputs.count_rows``), written out: ``(part, code, detected) -> {rows, sentences}``."""
+    from msm.data.outputs import count_rows
+
+    groups: dict = {}
+    for batch in batches:
+        for row in count_rows(batch).to_pylist():
+            acc = groups.setdefault((row["part"], row["code"], row["detected"]), {"rows": 0, "sentences": 0})
+            acc["rows"] += row["rows"]
+            acc["sentences"] += row["sentences"]
+    return groups

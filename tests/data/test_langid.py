@@ -14,11 +14,13 @@ import pytest
 
 from msm.data.config import LangIDConfig, MineConfig
 from msm.data.langid import UNKNOWN, Fallback, LangID, to_iso1
-from msm.data.outputs import count_rows, summarise_counts
+from msm.data.outputs import summarise_counts
 from msm.data.prepare import prepare_records
 from msm.data.readers import bible_db_path
 from msm.data.schema import record
 from msm.errors import MSMError
+
+from factories import summed_counts
 
 SWAHILI_CALLED_ENGLISH = ((43, 3, 16), (43, 3, 20), (43, 1, 11))  # (book, chapter, verse)
 ENGLISH = "In the beginning was the Word, and the Word was with God, and the Word was God."
@@ -98,12 +100,7 @@ def test_manifest_counts_each_fasttext_to_final_change(swahili):
     batch = pa.table({"part": [r["lang"] for r in rows], "reason": [r["reason"] for r in rows],
                       "n_sentences": [len(r["sentences"]) for r in rows],
                       "detected_lang": [r["detected_lang"] for r in rows]})
-    groups: dict = {}
-    for row in count_rows(batch).to_pylist():
-        acc = groups.setdefault((row["part"], row["code"], row["detected"]), {})
-        for k in ("rows", "sentences"):
-            acc[k] = acc.get(k, 0) + row[k]
-    counts = summarise_counts(groups)
+    counts = summarise_counts(summed_counts([batch]))
     changed = sum(r["lang"] != r["detected_lang"] for r in rows)
     assert counts["langid_relabelled"] == {"en->sw": 3} and sum(counts["langid_relabelled"].values()) == changed
     assert counts["documents_by_lang"] == {"en": 1, "sw": 3} and counts["input"] == counts["kept"] == 4

@@ -10,8 +10,10 @@ import pytest
 
 from msm.data.config import MineConfig
 from msm.data.langid import choose
-from msm.data.outputs import count_rows, summarise_counts
+from msm.data.outputs import summarise_counts
 from msm.data.readers import read_bible
+
+from factories import summed_counts
 
 MALAY_TAGGED = ("1.10", "4.3", "4.26", "10.3", "13.1")  # book.chapter of Indonesian chapters lid.176 calls ms
 
@@ -62,12 +64,7 @@ def test_manifest_counts_name_each_relabelling():
     batch = pa.table({"part": ["id", "id", "id", "en", "quarantine"],
                       "reason": [None, None, None, None, "lang_mismatch: declared 'en', detected 'de' (0.90)"],
                       "n_sentences": [3, 4, 5, 6, 2], "detected_lang": ["ms", "id", "ms", None, "de"]})
-    groups: dict = {}
-    for row in count_rows(batch).to_pylist():  # as the pipeline sums the partial rows of every block
-        acc = groups.setdefault((row["part"], row["code"], row["detected"]), {})
-        for k in ("rows", "sentences"):
-            acc[k] = acc.get(k, 0) + row[k]
-    counts = summarise_counts(groups)
+    counts = summarise_counts(summed_counts([batch]))  # as the pipeline sums the partial rows of every block
     assert counts["langid_relabelled"] == {"ms->id": 2}
     assert counts["documents_by_lang"] == {"en": 1, "id": 3} and counts["kept"] == 4 and counts["input"] == 5
     assert counts["quarantine_reasons"] == {"lang_mismatch": 1} and counts["sentences"] == 18

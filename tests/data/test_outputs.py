@@ -26,6 +26,8 @@ from msm.data.outputs import (
 from msm.data.schema import DOCUMENTS, QUARANTINE
 from msm.errors import MSMError
 
+from factories import summed_counts
+
 FEW = settings(max_examples=40, deadline=None)
 LIST = pa.list_(pa.string())
 
@@ -204,17 +206,6 @@ def prepared(records: list[tuple]) -> pa.Table:
                      "n_sentences": pa.array([n for *_, n in records], pa.int32())})
 
 
-def summed(batches: list[pa.Table]) -> dict:
-    """The driver's sum of the partial rows (msm.data.pipeline._partials), written out."""
-    groups: dict = {}
-    for batch in batches:
-        for row in count_rows(batch).to_pylist():
-            acc = groups.setdefault((row["part"], row["code"], row["detected"]), {"rows": 0, "sentences": 0})
-            acc["rows"] += row["rows"]
-            acc["sentences"] += row["sentences"]
-    return groups
-
-
 @FEW
 @given(RECORDS, st.lists(st.integers(0, 40), max_size=4))
 def test_counts_add_up_over_any_split_into_batches(records, cuts):
@@ -231,7 +222,7 @@ def test_counts_add_up_over_any_split_into_batches(records, cuts):
             rows, sentences = want.get(key, (0, 0))
             want[key] = (rows + 1, sentences + n)
         assert got == want
-    counts = summarise_counts(summed(batches))
+    counts = summarise_counts(summed_counts(batches))
     kept = [(lang, det, n) for lang, reason, det, n in records if reason is None]
     assert counts["input"] == len(records) == counts["kept"] + counts["quarantined"]
     assert counts["kept"] == len(kept) and counts["sentences"] == sum(n for *_, n in kept)
