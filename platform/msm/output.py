@@ -196,7 +196,7 @@ def clear(loc: Location, kind: Kind) -> None:
 
 # where, how patiently, how often it saves or reports, and the fault drill: not what the run computes
 RUN_IGNORED = ("run.output_dir", "run.stall_after_s", "run.wait_for_nodes", "run.max_failures", "run.report_every",
-               "run.keep_checkpoints", "run.fail_at_step")
+               "run.keep_checkpoints", "run.fail_at_step", "run.placement_strategy")
 
 
 def yaml_settings(ignore: tuple[str, ...] = RUN_IGNORED) -> Callable[[str], dict | None]:

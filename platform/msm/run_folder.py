@@ -12,6 +12,8 @@ uploads what changed (at every report, checkpoint and at the end); a folder is u
 
 from __future__ import annotations
 
+import json
+import os
 import posixpath
 import shutil
 import tempfile
@@ -57,6 +59,25 @@ class RunFolder:
                     self.loc.join(rel).write_bytes(f.read_bytes())
                     self._pushed[rel] = (st.st_size, st.st_mtime_ns)
 
+    def keep_steps(self, name: str, step: int) -> Path:
+        """Cut the JSON-lines log ``name`` (``metrics.jsonl``) to the rows of steps ≤ ``step`` (a restart from the
+        step-``step`` checkpoint writes the later ones again, so every step is logged once), a torn last line
+        dropped; at a URI the uploaded copy is pulled first and the cut one pushed. Returns the work copy."""
+        path = self.pull(name)
+        if path.is_file():
+            keep = []
+            for line in path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= step:
+                        keep.append(line + "\n")
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(keep))
+            os.replace(tmp, path)
+            self.push(name)
+        return path
+
     def write_config(self, name: str, config: dict) -> None:
         """The run's config copy ``name`` (what ``--resume`` reads), written whole (its manifest: msm.output)."""
 
@@ -80,22 +101,37 @@ class RunFolder:
         dest = self.loc.join(name)
         dest.join(marker).delete()
         dest.delete()
-        files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: p.name == marker)
+        files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: p.relative_to(local).as_posix() == marker)
         for f in files:  # streamed: a checkpoint's files can be larger than memory should hold
             target = dest.join(f.relative_to(local).as_posix())
             pafs.copy_files(str(f), target.path, source_filesystem=pafs.LocalFileSystem(),
                             destination_filesystem=target.fs)
         shutil.rmtree(local, ignore_errors=True)
 
+    def upload_dir(self, name: str, marker: str) -> None:
+        """Copy the work folder ``name`` to the URI, ``marker`` last (a no-op for a local run, where the work folder
+        is the output); the local copy stays (the Hugging Face trainer rotates its checkpoints there)."""
+        if not self.remote:
+            return
+        local = self.work / name
+        files = sorted((p for p in local.rglob("*") if p.is_file()),
+                       key=lambda p: p.relative_to(local).as_posix() == marker)
+        for f in files:
+            rel = f.relative_to(self.work).as_posix()
+            pafs.copy_files(str(f), self.loc.join(rel).path, source_filesystem=pafs.LocalFileSystem(),
+                            destination_filesystem=self.loc.fs)
+            self._remember(rel)
+
     def folders(self, parent: str, pattern_prefix: str, marker: str) -> list[str]:
-        """Names (``parent/x``) of the complete sub-folders of ``parent`` starting with ``pattern_prefix``, sorted."""
+        """Names (``parent/x``) of the complete sub-folders of ``parent`` starting with ``pattern_prefix`` (holding
+        ``marker``, a file or folder), sorted."""
         base = self.loc.join(parent)
         if not base.exists():
             return []
         infos = base.fs.get_file_info(pafs.FileSelector(base.path, recursive=False))
         names = sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
         return [f"{parent}/{n}" for n in names
-                if n.startswith(pattern_prefix) and self.loc.join(parent, n, marker).is_file()]
+                if n.startswith(pattern_prefix) and self.loc.join(parent, n, marker).exists()]
 
     def fetch_dir(self, name: str) -> Path:
         """A local copy of the folder ``name`` (the folder itself when the run is local)."""

@@ -26,6 +26,8 @@ class RunSettings(OutputSettings):
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
+    placement_strategy: str = "PACK"  # Ray Train's: PACK (as few nodes as fit), SPREAD (one worker per node where
+    #                                   it can), STRICT_PACK, STRICT_SPREAD
     keep_checkpoints: int = 2
     max_failures: int = 0  # Ray Train FailureConfig: the worker group restarts from the latest checkpoint
     tensorboard: bool = True  # event files in <output_dir>/tensorboard (rank 0)
@@ -38,6 +40,9 @@ class RunSettings(OutputSettings):
     def __post_init__(self) -> None:
         if self.num_workers < 1 or self.cpus_per_worker < 0:
             raise ValueError("need num_workers >= 1 and cpus_per_worker >= 0")
+        if self.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
+            raise ValueError(f"placement_strategy {self.placement_strategy!r}: use PACK, SPREAD, STRICT_PACK or "
+                             "STRICT_SPREAD")
         if self.stall_after_s <= 0:
             raise ValueError("stall_after_s must be > 0 (seconds)")
         if self.keep_checkpoints < 1 or self.max_failures < 0:

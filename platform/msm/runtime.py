@@ -144,7 +144,8 @@ def torch_trainer(loop, loop_config: dict, run, datasets: dict, dataset_config=N
         loop, train_loop_config=loop_config, datasets=datasets,
         **({"dataset_config": dataset_config} if dataset_config is not None else {}),
         scaling_config=ray.train.ScalingConfig(num_workers=run.num_workers, use_gpu=run.use_gpu,
-                                               resources_per_worker={"CPU": run.cpus_per_worker}),
+                                               resources_per_worker={"CPU": run.cpus_per_worker},
+                                               placement_strategy=run.placement_strategy),
         run_config=ray.train.RunConfig(
             **storage(run.output_dir), name=run.name,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=run.keep_checkpoints),

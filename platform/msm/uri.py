@@ -8,7 +8,14 @@ complete.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
 import posixpath
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,3 +153,36 @@ def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: st
     out.join(manifest_name).write_text(manifest)
     out.join(PARTIAL).delete()
     staged.delete()
+
+
+def local_copy(uri: str | Path, cache: Path, what: str = "folder", fix: str = "pass an existing folder or URI") -> Path:
+    """A local copy of the folder at ``uri`` (a model or a data folder that another node wrote: nodes share no
+    disk), in ``cache/<hash of the URI>``; a local path is returned as it is. Downloaded into a temp folder that is
+    renamed into place, under a lock (one download per machine at a time), and again whenever the folder at the URI
+    changed (its files' names, sizes and times, kept in ``.msm-source.json``)."""
+    loc = resolve(uri)
+    if loc.local:
+        return Path(loc.path)
+    files = loc.files()
+    if not files:
+        raise MSMError(f"{loc.uri}: no {what} there (no files at that URI); {fix}")
+    infos = _call(loc, loc.fs.get_file_info, files)
+    source = {"uri": loc.uri, "files": [[i.path[len(loc.path):], i.size, str(i.mtime_ns)] for i in infos]}
+    key = hashlib.sha1(loc.uri.encode()).hexdigest()[:16]
+    dest = cache / key
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.ExitStack() as undo:
+            undo.callback(fcntl.flock, lock, fcntl.LOCK_UN)
+            stamp = dest / ".msm-source.json"
+            if stamp.is_file() and json.loads(stamp.read_text()) == source:
+                return dest
+            tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
+            undo.callback(shutil.rmtree, tmp, ignore_errors=True)
+            _call(loc, pafs.copy_files, loc.path, str(tmp), source_filesystem=loc.fs,
+                  destination_filesystem=pafs.LocalFileSystem())
+            (tmp / ".msm-source.json").write_text(json.dumps(source))
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(tmp, dest)
+    return dest

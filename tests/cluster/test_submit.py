@@ -461,12 +461,21 @@ def test_overrides_are_checked_against_the_jobs_own_config(job):
 
 def test_jobs_without_a_config_class_are_not_checked(tmp_path):
     check_overrides("build_index", "missing.yaml", ["no.such.key=1"], tmp_path)
+    check_overrides("eval", None, ["--model", "m"], tmp_path)
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "eval.py").write_text("")
+    (tmp_path / "jobs" / "mine.py").write_text("")
+    check_job_exists("eval", None, tmp_path)  # a flag job needs no config
+    with pytest.raises(MSMError, match="job 'mine' reads a config: pass --config"):
+        check_job_exists("mine", None, tmp_path)
+    assert job_entrypoint("eval", None, ["--model", "s3://b/run 1/export", "--tasks", "tatoeba"]) == (
+        "python jobs/eval.py --model 's3://b/run 1/export' --tasks tatoeba")  # shell-quoted
     with pytest.raises(MSMError, match="pair.kk: unknown key for PairConfig"):  # the same for a job with a config
         check_overrides("mine", "configs/mine/tiny-cpu.yaml", ["pair.kk=1"], REPO)
     with pytest.raises(MSMError, match="num_samples"):  # a sweep's values are checked as a sweep (an int)
         check_overrides("sweep", "configs/tune/tiny-cpu.yaml", ["num_samples=many"], REPO)
-    with pytest.raises(MSMError, match="output_dir: 's3://b/sweep' is a URI"):  # and the sweep is built (load_sweep)
-        check_overrides("sweep", "configs/tune/tiny-cpu.yaml", ["output_dir=s3://b/sweep"], REPO)
+    with pytest.raises(MSMError, match="nosuch://b/sweep: not a usable URI"):  # and the sweep is built (load_sweep)
+        check_overrides("sweep", "configs/tune/tiny-cpu.yaml", ["output_dir=nosuch://b/sweep"], REPO)
 
 
 def test_check_address_wants_a_scheme_and_suggests_the_dashboard_port():

@@ -91,7 +91,7 @@ def test_invalid_space_names_the_key(tmp_path, space, message):
     ({"searcher": "grid", "space": {"model.temperature": {"uniform": [0.1, 0.2]}}}, "enumerates values only"),
     ({"asha": {"grace_period": 4, "max_t": 2}}, "max_t (2) must be >= grace_period (4)"),
     ({"num_samples": 0}, "num_samples must be >= 1"),
-    ({"output_dir": "s3://bucket/sweep"}, "is a URI"),
+    ({"output_dir": "nosuch://bucket/sweep"}, "not a usable URI"),
     ({"overrides": {"optim": {"lr": -1}}}, "base/overrides"),
     ({"base": "configs/pretrain/missing.yaml"}, "config file not found"),
 ])
@@ -140,7 +140,7 @@ def test_space_keys_values_and_base(tmp_path):
     cfg = sweep.trial_config({"model.memory_bank_size": 0, "data.single_language_batches": False})
     assert cfg["model"]["memory_bank_size"] == 0 and cfg["data"]["single_language_batches"] is False
     assert nest(flatten(cfg)) == cfg
-    assert sweep.sweep_dir == (tmp_path / "out").resolve() and sweep.experiment_dir.name == "s"
+    assert sweep.sweep_dir == (tmp_path / "out").resolve() and Path(sweep.experiment_dir).name == "s"
 
 
 def test_param_space_and_searchers(tmp_path):
@@ -503,9 +503,6 @@ def test_resolved_copy_round_trips(tmp_path):
     named = dump_sweep(sweep_of({"model.temperature": {"choice": [0.1]}}, output_dir=str(tmp_path / "o"),
                                 name="süß-Ω"), tmp_path / "named.yaml")
     assert "name: süß-Ω" in named.read_text(encoding="utf-8")  # written as is (allow_unicode), not \xFC escapes
-    uri = SweepConfig(base=str(TINY_BASE), space={"model.temperature": {"choice": [0.1]}}, output_dir="s3://b/x")
-    with pytest.raises(ConfigError, match="<src>: output_dir: 's3://b/x' is a URI"):
-        build_sweep(uri, "<src>")
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -560,13 +557,23 @@ def test_non_list_values_name_their_type():
         parse_space({"model.memory_bank_size": {"grid": 5}}, {}, "random", "s.yaml")
 
 
-def test_uri_output_dir_message_names_the_fix():
-    """A URI output_dir fails saying a local or shared filesystem path is needed, with an example path."""
-    cfg = SweepConfig(base=str(TINY_BASE), space={"model.temperature": {"choice": [0.1]}}, output_dir="s3://b/x")
-    with pytest.raises(ConfigError, match=whole(
-            "<src>: output_dir: 's3://b/x' is a URI; a sweep writes its tables, plots and trial folders to a local "
-            "or shared filesystem path (e.g. /mnt/msm/runs/sweep)")):
-        build_sweep(cfg, "<src>")
+def test_a_sweep_at_a_uri_keeps_the_uri_and_reports_in_a_work_folder(s3_server):
+    """A sweep at an S3 URI: its saved copy names the URI (resume finds it there), Tune's experiment and the trials'
+    runs go under it, the report is written in a local work folder (one per URI) and put there."""
+    from msm.tune.trainable import trial_output_dir
+
+    cfg = SweepConfig(base=str(TINY_BASE), space={"model.temperature": {"choice": [0.1]}}, output_dir="s3://runs/sw",
+                      name="n")
+    sweep = build_sweep(cfg, "<src>")
+    assert sweep_to_dict(sweep)["output_dir"] == "s3://runs/sw" and sweep.experiment_dir == "s3://runs/sw/n"
+    assert trial_output_dir(sweep.where, "t1") == "s3://runs/sw/trials/t1"
+    assert sweep.sweep_dir.is_absolute() and "s3:" not in str(sweep.sweep_dir)
+    assert sweep.sweep_dir == build_sweep(cfg, "<src>").sweep_dir  # the same work folder for the same URI
+    sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep.sweep_dir / "results.md").write_text("# table\n")
+    assert sweep.read("results.md") is None
+    sweep.upload("results.md", "missing.json")
+    assert sweep.read("results.md") == "# table\n" and sweep.read("missing.json") is None
 
 
 def test_bad_overrides_without_base_name_overrides():

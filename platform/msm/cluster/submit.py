@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import shlex
 import sys
 import time
 import urllib.error
@@ -23,11 +24,14 @@ DEFAULT_ENV_VARS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZ
 UPLOADED_PYTHONPATH = "platform"
 
 
-def job_entrypoint(job: str, config: str, overrides: list[str] | None = None, python: str = "python") -> str:
-    """The shell command the cluster runs: ``python jobs/<job>.py --config <config> [overrides]``."""
+def job_entrypoint(job: str, config: str | None, overrides: list[str] | None = None, python: str = "python") -> str:
+    """The shell command the cluster runs: ``python jobs/<job>.py --config <config> [overrides]`` for the jobs that
+    read a config, ``python jobs/<job>.py [arguments]`` for those that take flags (``build_index``, ``eval``); every
+    argument shell-quoted."""
     if not job.replace("_", "").isalnum():
         raise MSMError(f"job name {job!r} must be a module name under jobs/ (e.g. 'pretrain', 'build_index')")
-    return " ".join([python, f"jobs/{job}.py", "--config", config, *(overrides or [])])
+    head = [python, f"jobs/{job}.py"] + (["--config", config] if config else [])
+    return " ".join(head[:1] + [shlex.quote(a) for a in [*head[1:], *(overrides or [])]])
 
 
 def build_runtime_env(working_dir: str | Path, runtime_env_file: str | Path | None = None) -> dict[str, Any]:
@@ -64,13 +68,18 @@ def build_runtime_env(working_dir: str | Path, runtime_env_file: str | Path | No
     return env
 
 
-def check_job_exists(job: str, config: str, working_dir: str | Path) -> None:
-    """Fail before submitting when the entry point or the config is missing from the uploaded working dir."""
+def check_job_exists(job: str, config: str | None, working_dir: str | Path) -> None:
+    """Fail before submitting when the entry point or the config is missing from the uploaded working dir; the jobs
+    that read a config (:data:`CONFIG_JOBS`) need one, the others take flags instead."""
     root = Path(working_dir)
     script = root / "jobs" / f"{job}.py"
     if not script.is_file():
         known = sorted(p.stem for p in (root / "jobs").glob("*.py") if not p.stem.startswith("_"))
         raise MSMError(f"job {job!r}: {script} does not exist; known jobs: {', '.join(known) or 'none'}")
+    if config is None:
+        if job in CONFIG_JOBS:
+            raise MSMError(f"job {job!r} reads a config: pass --config (a path relative to the working dir {root})")
+        return
     if not (root / config).is_file():
         raise MSMError(f"config {config!r} not found under the working dir {root} (give a path relative to it)")
 
@@ -79,12 +88,12 @@ CONFIG_JOBS = {"mine": ("msm.data.config", "MineConfig"), "pretrain": ("msm.trai
                "finetune": ("msm.finetune.config", "FinetuneConfig"), "sweep": ("msm.tune.config", "SweepConfig")}
 
 
-def check_overrides(job: str, config: str, overrides: list[str], working_dir: str | Path) -> None:
+def check_overrides(job: str, config: str | None, overrides: list[str], working_dir: str | Path) -> None:
     """For the jobs that read a config, load it with the ``KEY=VALUE`` overrides here, before the upload: a
     misspelt key or a bad value fails on the client with the config's own message, not on the cluster."""
 
 
-    if job not in CONFIG_JOBS:
+    if job not in CONFIG_JOBS or config is None:
         return
     pairs = [o for o in overrides if "=" in o and not o.startswith("-")]
     module, name = CONFIG_JOBS[job]
@@ -137,7 +146,7 @@ def wait_for_job(client: Any, job_id: str, timeout_s: float | None = None, poll_
 def submit_job(
     job: str,
     address: str,
-    config: str,
+    config: str | None,
     overrides: list[str] | None = None,
     working_dir: str | Path = ".",
     runtime_env_file: str | Path | None = None,

@@ -1,4 +1,5 @@
-"""``msm submit JOB [KEY=VALUE ...] --address http://HEAD:8265 --config CONFIG``: run jobs/JOB.py on a Ray cluster."""
+"""``msm submit JOB [KEY=VALUE ...] --address http://HEAD:8265 --config CONFIG`` (or ``msm submit JOB --address URL
+-- FLAGS`` for build_index and eval): run jobs/JOB.py on a Ray cluster."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from msm.commands import deprecated
 def register(subparsers) -> None:
     p = subparsers.add_parser("submit", help="submit jobs/JOB.py to a Ray cluster's job API and stream its logs")
     p.add_argument("job", metavar="JOB [KEY=VALUE ...]", nargs="+",
-                   help="entry point under jobs/ without .py: mine, pretrain, finetune or sweep (they read --config; "
-                        "build_index takes flags: use ray job submit, docs/deploy.md), then config overrides passed "
-                        "to the job, checked here against the config first, e.g. optim.max_steps=10 (default: none)")
+                   help="entry point under jobs/ without .py: mine, pretrain, finetune or sweep (they read --config), "
+                        "then config overrides passed to the job, checked here against the config first, e.g. "
+                        "optim.max_steps=10; build_index and eval take their verb's flags after --, e.g. "
+                        "msm submit eval --address URL -- --model s3://b/run/export --tasks tatoeba (default: none)")
     p.add_argument("--address", required=True, help="Ray job API URL, e.g. http://127.0.0.1:8265 (kubectl "
                                                     "port-forward); checked before the upload")
-    p.add_argument("--config", required=True, help="config path relative to --working-dir")
+    p.add_argument("--config", default=None, help="config path relative to --working-dir (mine, pretrain, finetune, "
+                                                  "sweep; default: none)")
     p.add_argument("--working-dir", default=".", help="directory uploaded as the job's working dir (default: .)")
     p.add_argument("--runtime-env", default=None, help="YAML with extra runtime_env keys (env_vars, pip, excludes, "
                                                        "...) (default: none)")

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from msm.commands import add_out, add_overrides, deprecated, overrides_with_out
 from msm.errors import MSMError
 from msm.tune import load_sweep, run_sweep
 
-
 def _run(args: argparse.Namespace) -> int:
     from msm.tune.runner import load_saved_sweep  # lazy: pyarrow, ray
+    from msm.uri import resolve  # lazy: pyarrow
 
     resume = args.resume is not None
     if resume and args.overwrite:
@@ -21,10 +20,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.config or args.overrides or args.out:
             raise MSMError("--resume SWEEP_DIR continues a sweep with its saved config; leave out --config, --out "
                            "and key=value overrides")
-        folder = Path(args.resume).expanduser().resolve()
-        if not (folder / "sweep.yaml").is_file():
+        folder = resolve(args.resume)  # a path or a URI
+        if not folder.join("sweep.yaml").is_file():
             raise MSMError(f"--resume {args.resume}: no sweep.yaml there; pass the output_dir of an earlier msm tune run")
-        sweep = load_saved_sweep(folder)
+        sweep = load_saved_sweep(folder.uri)
     else:
         if not args.config:
             raise MSMError("pass --config FILE (a new sweep) or --resume SWEEP_DIR (continue one)")
@@ -35,7 +34,6 @@ def _run(args: argparse.Namespace) -> int:
     outcome = run_sweep(sweep, resume=resume, verbose=tune_verbose, fail_on_stall=args.fail_on_stall,
                         overwrite=args.overwrite)
     return 130 if outcome.interrupted else 0
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="Ray Tune sweep over pretraining knobs (ASHA, grid/random/optuna)")

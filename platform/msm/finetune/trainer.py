@@ -41,50 +41,62 @@ RUN_FILES = frozenset({CONFIG_FILE, "metrics.jsonl", "tensorboard", "export", "e
 
 
 def claim_output(cfg: FinetuneConfig, overwrite: bool = False):
-    """The output contract for the run folder (:func:`msm.output.claim_run`: a :class:`~msm.output.RunClaim`).
-    The run folder is local (or a shared filesystem): a URI is refused here, naming the fix."""
+    """The output contract for the run folder, a local path or a URI (:func:`msm.output.claim_run`: a
+    :class:`~msm.output.RunClaim`)."""
     from msm.output import claim_run  # lazy: pyarrow
 
-    if "://" in cfg.run.output_dir:
-        raise MSMError(f"run.output_dir {cfg.run.output_dir}: msm finetune writes its run folder to a local or shared "
-                       "filesystem path (URIs: msm pretrain, msm mine, msm index for now); give a path such as "
-                       "/mnt/msm/runs/finetune")
     return claim_run(cfg.run.output_dir, "finetune", CONFIG_FILE, to_dict(cfg), RUN_FILES, overwrite)
 
 
-def _start(cfg: FinetuneConfig) -> Path:
-    """The run folder with its config copy (:meth:`msm.run_folder.RunFolder.write_config`, as pretraining's)."""
+def _folder(cfg: FinetuneConfig):
+    """The run folder (:class:`msm.run_folder.RunFolder`) at ``run.output_dir``, a path or a URI."""
     from msm.run_folder import RunFolder  # lazy: pyarrow
 
-    run = RunFolder(cfg.run.output_dir)
+    return RunFolder(cfg.run.output_dir)
+
+
+def _start(cfg: FinetuneConfig):
+    """The run folder with its config copy, as pretraining's."""
+    run = _folder(cfg)
     run.write_config(CONFIG_FILE, to_dict(cfg))
-    return run.work
+    return run
+
+
+def _where(run) -> Path | str:
+    return run.work if not run.remote else run.loc.uri
+
+
+def local_checkpoints(cfg: FinetuneConfig) -> list[str]:
+    """The in-process run's checkpoints (``checkpoints/checkpoint-N``, complete: the HF trainer's
+    ``trainer_state.json`` in it), at its path or URI."""
+    return _folder(absolute(cfg)).folders("checkpoints", "checkpoint-", "trainer_state.json")
 
 
 def has_local_checkpoint(cfg: FinetuneConfig) -> bool:
-    return any((Path(absolute(cfg).run.output_dir) / "checkpoints").glob("checkpoint-*"))
+    return bool(local_checkpoints(cfg))
 
 
-def run_local(cfg: FinetuneConfig, resume: bool = False, log=print, overwrite: bool = False) -> Path:
-    """Fit in this process (tests, the protocol on one machine); ``resume`` continues from the latest checkpoint."""
+def run_local(cfg: FinetuneConfig, resume: bool = False, log=print, overwrite: bool = False) -> Path | str:
+    """Fit in this process (tests, the protocol on one machine); ``resume`` continues from the latest checkpoint.
+    Returns the run folder (a path, or the ``run.output_dir`` URI)."""
     from msm.finetune.worker import train_in_process  # lazy: transformers
 
     cfg = absolute(cfg)
-    if resume and not any((Path(cfg.run.output_dir) / "checkpoints").glob("checkpoint-*")):
+    if resume and not has_local_checkpoint(cfg):
         raise MSMError(f"{cfg.run.output_dir}: no checkpoint to resume from (expected "
-                       f"{Path(cfg.run.output_dir) / 'checkpoints'}/checkpoint-*)")
+                       f"{cfg.run.output_dir}/checkpoints/checkpoint-*)")
     claimed = claim_output(cfg, overwrite)
     if claimed.state == "complete" and not resume:
         log(f"{cfg.run.output_dir}: this config's run is already complete; --overwrite trains it again")
-        return Path(cfg.run.output_dir)
+        return _where(_folder(cfg))
     data_files(cfg.data.path, cfg.data.format)
     claimed.replace()
-    out = _start(cfg)
-    model, history = train_in_process(cfg, out, resume)
-    save_exports(cfg, model, out)
+    run = _start(cfg)
+    model, history = train_in_process(cfg, run, resume)
+    save_exports(cfg, model, run)
     losses = [h["loss"] for h in history if "loss" in h]
     log(f"finished {len(losses)} logged steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "finished")
-    return out
+    return _where(run)
 
 
 def plan_steps(cfg: FinetuneConfig, rows: int) -> tuple[int, int]:
@@ -126,8 +138,10 @@ def check_resources(cfg: FinetuneConfig, log=print) -> None:
     check_fits("msm finetune", training_asks(cfg.run), can_grow=cfg.run.wait_for_nodes, log=log)
 
 
-def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, overwrite: bool = False) -> Path:
-    """Fit on the current Ray cluster (a local one is started if none), export, return the run folder.
+def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, overwrite: bool = False) -> Path | str:
+    """Fit on the current Ray cluster (a local one is started if none), export, return the run folder (a path, or
+    the ``run.output_dir`` URI: checkpoints go there through Ray Train's storage filesystem, the metrics, TensorBoard
+    events and exports through :class:`msm.run_folder.RunFolder`).
 
     The output contract comes first (:func:`claim_output`): the same config's run continues from its latest
     checkpoint (``--resume``), or is reported complete; another config's is replaced only with ``overwrite``. The
@@ -142,9 +156,10 @@ def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, ov
     cfg = absolute(cfg)
     claimed = claim_output(cfg, overwrite)
     if claimed.state == "complete":
-        log(f"{cfg.run.output_dir}: this config's run is already complete (exports in "
-            f"{Path(cfg.run.output_dir) / 'export'}); --overwrite trains it again")
-        return Path(cfg.run.output_dir)
+        run = _folder(cfg)
+        log(f"{run.loc.uri}: this config's run is already complete (exports in {run.loc.join('export').uri}); "
+            "--overwrite trains it again")
+        return _where(run)
     check_model(cfg.model.encoder, "model.encoder")
     data_files(cfg.data.path, cfg.data.format)  # the data is there, before Ray starts
     ensure_ray()
@@ -152,32 +167,38 @@ def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, ov
     claimed.replace()  # every check passed: only now is an older run deleted (--overwrite)
     if claimed.state == "resume":
         log(f"{cfg.run.output_dir}: continuing this config's run from its latest checkpoint")
-    out = _start(cfg)
+    run = _start(cfg)
     started = time.time()
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     trainer = build_ray_trainer(cfg)
     per_step = (cfg.train.batch_size * cfg.run.num_workers, "examples/s")
     watch = StallWatch(cfg.run.stall_after_s, fail=fail_on_stall, fix="lower run.num_workers or run.cpus_per_worker")
-    with follow(out / METRICS_FILE, trainer.train_loop_config["max_steps"], "finetune", per_step=per_step,
+    metrics = run.loc.join(METRICS_FILE) if run.remote else run.work / METRICS_FILE
+    with follow(metrics, trainer.train_loop_config["max_steps"], "finetune", per_step=per_step,
                 stall=watch, since=started):
         result = trainer.fit()
     if result.checkpoint is None:
-        raise MSMError(f"{out}: the run finished without a checkpoint (train.save_steps larger than the run?); "
+        raise MSMError(f"{run.loc.uri}: the run finished without a checkpoint (train.save_steps larger than the run?); "
                        "see the Ray Train log above")
     with result.checkpoint.as_directory() as folder:
         model = SentenceTransformer(os.path.join(folder, "checkpoint"), device="cpu")
-        save_exports(cfg, model, out)
-    log(f"finished: {summary(result.metrics or {})} (every logged step in {out / METRICS_FILE})")
-    log(f"encoder exported to {out / 'export'} (HF) and {out / 'export-st'} (sentence-transformers)")
-    return out
+        save_exports(cfg, model, run)
+    log(f"finished: {summary(result.metrics or {})} (every logged step in {run.loc.join(METRICS_FILE).uri})")
+    log(f"encoder exported to {run.loc.join('export').uri} (HF) and {run.loc.join('export-st').uri} "
+        "(sentence-transformers)")
+    return _where(run)
 
 
 def resume_config(run_dir: str | Path) -> FinetuneConfig:
-    run_dir = Path(run_dir).expanduser().resolve()
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise MSMError(f"--resume {run_dir}: no {CONFIG_FILE} there; pass the run.output_dir of an earlier "
+    """The config a Ray run was started with (its copy at the path or URI), after checking it has a checkpoint."""
+    from msm.run_folder import RunFolder  # lazy: pyarrow
+
+    run = RunFolder(run_dir)
+    where = run.loc.uri
+    if not run.loc.join(CONFIG_FILE).is_file():
+        raise MSMError(f"--resume {where}: no {CONFIG_FILE} there; pass the run.output_dir of an earlier "
                        "msm finetune run")
-    cfg = load_config(run_dir / CONFIG_FILE, FinetuneConfig)
-    if not list((run_dir / cfg.run.name).glob("checkpoint_*")):
-        raise MSMError(f"--resume {run_dir}: no checkpoint under {run_dir / cfg.run.name}; start a new run instead")
-    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=str(run_dir)))
+    cfg = load_config(run.pull(CONFIG_FILE), FinetuneConfig)
+    if not run.folders(cfg.run.name, "checkpoint_", "checkpoint"):
+        raise MSMError(f"--resume {where}: no checkpoint under {where}/{cfg.run.name}; start a new run instead")
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=where))

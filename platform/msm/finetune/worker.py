@@ -23,8 +23,10 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from msm.config import config_from_dict
 from msm.finetune.config import FinetuneConfig
+from msm.finetune.data import RayBatches, hf_dataset, ray_batch_size, rows_from_examples
 from msm.finetune.model import build_model, build_trainer, training_arguments
 from msm.finetune.readers import read_examples
+from msm.run_folder import RunFolder
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -56,13 +58,42 @@ class FailAt(TrainerCallback):
             raise RuntimeError(f"fault drill: run.fail_at_step={self.step} reached")
 
 
-def callbacks(cfg, out: Path) -> list:
-    found = [MetricsFile(out / METRICS_FILE), FailAt(cfg.run.fail_at_step)]
+class Upload(TrainerCallback):
+    """A run at a URI: the log and TensorBoard events uploaded at every log record and at the end, and (in process)
+    each checkpoint after it is saved, ``trainer_state.json`` last (:class:`msm.run_folder.RunFolder`; nothing to do
+    for a local run folder)."""
+
+    def __init__(self, run: RunFolder, checkpoints: bool) -> None:
+        self.run, self.checkpoints = run, checkpoints
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero:
+            self.run.push(METRICS_FILE, "tensorboard")
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.checkpoints and state.is_world_process_zero:
+            self.run.upload_dir(f"checkpoints/checkpoint-{state.global_step}", "trainer_state.json")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.on_log(args, state, control)
+
+
+def callbacks(cfg, run: RunFolder, checkpoints: bool = False) -> list:
+    """Rank 0's callbacks: ``metrics.jsonl``, TensorBoard events, the upload (after those have written), the fault
+    drill (last: a checkpoint is uploaded before the drill raises)."""
+    found = [MetricsFile(run.work / METRICS_FILE)]
     if cfg.run.tensorboard:
         from torch.utils.tensorboard import SummaryWriter  # lazy: torch
 
-        found.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(out / "tensorboard"))))
-    return found
+        found.append(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run.work / "tensorboard"))))
+    return [*found, Upload(run, checkpoints), FailAt(cfg.run.fail_at_step)]
+
+
+def resumed_step(folder: str | None) -> int:
+    """The global step of the Hugging Face checkpoint ``folder`` (its ``trainer_state.json``); 0 without one."""
+    if folder is None:
+        return 0
+    return int(json.loads((Path(folder) / "trainer_state.json").read_text())["global_step"])
 
 
 class LocalSession:
@@ -71,25 +102,22 @@ class LocalSession:
 
     rank = 0
 
-    def __init__(self, cfg: FinetuneConfig, resume: bool) -> None:
-        self.cfg, self.out, self.resume = cfg, Path(cfg.run.output_dir), resume
+    def __init__(self, cfg: FinetuneConfig, run: RunFolder, resume: bool) -> None:
+        self.cfg, self.run, self.resume = cfg, run, resume
+        self.out = run.work
         self.rows = None
 
     def check_data(self) -> None:
-        from msm.finetune.data import rows_from_examples  # lazy: pyarrow
-
         self.rows = rows_from_examples(read_examples(self.cfg.data), self.cfg)  # fails before the model loads
 
     def arguments(self, steps: int | None):
         return training_arguments(self.cfg, self.out / "checkpoints")
 
     def callbacks(self) -> list:
-        return callbacks(self.cfg, self.out)
+        return callbacks(self.cfg, self.run, checkpoints=True)
 
     def dataset(self):
         """The training rows, given to the trainer when it is built (it adds its prompt columns then)."""
-        from msm.finetune.data import hf_dataset  # lazy: pyarrow
-
         return hf_dataset(self.rows)
 
     def attach_data(self, trainer):
@@ -97,8 +125,21 @@ class LocalSession:
 
     @contextlib.contextmanager
     def checkpoint(self):
-        ckpt = self.out / "checkpoints"
-        yield get_last_checkpoint(str(ckpt)) if self.resume and ckpt.is_dir() else None
+        """The latest checkpoint when resuming (at a URI: downloaded into the work folder first); the log cut to
+        its step, so every step is logged once."""
+        last = None
+        if self.resume:
+            found = self.run.folders("checkpoints", "checkpoint-", "trainer_state.json")
+            if found and self.run.remote:
+                newest = max(found, key=lambda n: int(n.rsplit("-", 1)[1]))
+                fetched = self.run.fetch_dir(newest)
+                shutil.rmtree(self.out / newest, ignore_errors=True)
+                (self.out / newest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(fetched), self.out / newest)
+            ckpt = self.out / "checkpoints"
+            last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+        self.run.keep_steps(METRICS_FILE, resumed_step(last))
+        yield last
 
 
 class RaySession:
@@ -110,7 +151,7 @@ class RaySession:
         import ray.train  # lazy: ray
 
         self.cfg, self.ctx = cfg, ray.train.get_context()
-        self.rank, self.out = self.ctx.get_world_rank(), Path(cfg.run.output_dir)
+        self.rank, self.run = self.ctx.get_world_rank(), RunFolder(cfg.run.output_dir)  # at a URI: a temp work folder
         # RayTrainReportCallback reports the highest checkpoint-N found in the trainer's output folder
         self.scratch = Path(tempfile.gettempdir()) / f"msm-finetune-{run_id}-rank{self.rank}"
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -124,7 +165,7 @@ class RaySession:
     def callbacks(self) -> list:
         from ray.train.huggingface.transformers import RayTrainReportCallback  # lazy: ray
 
-        mine = callbacks(self.cfg, self.out) if self.rank == 0 else [FailAt(self.cfg.run.fail_at_step)]
+        mine = callbacks(self.cfg, self.run) if self.rank == 0 else [FailAt(self.cfg.run.fail_at_step)]
         return [RayTrainReportCallback(), *mine]  # the report (and its checkpoint) before a fault drill
 
     def dataset(self):
@@ -133,8 +174,6 @@ class RaySession:
     def attach_data(self, trainer):
         import ray.train  # lazy: ray
         from ray.train.huggingface.transformers import prepare_trainer  # lazy: ray
-
-        from msm.finetune.data import RayBatches, ray_batch_size  # lazy: pyarrow
 
         cfg = self.cfg
         shard = ray.train.get_dataset_shard("train")
@@ -151,10 +190,15 @@ class RaySession:
 
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
+            if self.rank == 0:
+                self.run.keep_steps(METRICS_FILE, 0)  # a restart with no checkpoint logs from step 1 again
             yield None
             return
         with checkpoint.as_directory() as folder:
-            yield os.path.join(folder, RayTrainReportCallback.CHECKPOINT_NAME)
+            last = os.path.join(folder, RayTrainReportCallback.CHECKPOINT_NAME)
+            if self.rank == 0:  # a restart (node lost) rewrites the steps after the checkpoint: each logged once
+                self.run.keep_steps(METRICS_FILE, resumed_step(last))
+            yield last
 
 
 class FinetuneRecipe:
@@ -182,9 +226,9 @@ class FinetuneRecipe:
         return self.trainer.model, self.trainer.state.log_history
 
 
-def train_in_process(cfg: FinetuneConfig, out: Path, resume: bool) -> tuple[object, list[dict]]:
-    """Fit in this process; checkpoints in ``<out>/checkpoints``. Returns (model, log)."""
-    recipe = FinetuneRecipe(cfg, LocalSession(cfg, resume))
+def train_in_process(cfg: FinetuneConfig, run: RunFolder, resume: bool) -> tuple[object, list[dict]]:
+    """Fit in this process; checkpoints in ``checkpoints/`` of the run folder. Returns (model, log)."""
+    recipe = FinetuneRecipe(cfg, LocalSession(cfg, run, resume))
     recipe.setup()
     recipe.train()
     return recipe.cleanup()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import os
 import resource
 import tempfile
 import time
@@ -206,8 +205,7 @@ class PretrainRecipe:
                 torch.manual_seed(cfg.run.seed + rank + self.start)
                 self.model.generator.manual_seed(cfg.run.seed + rank + self.start)
         if rank == 0:
-            _truncate_metrics(self.run.pull("metrics.jsonl"), self.start)
-            self.run.push("metrics.jsonl")
+            self.run.keep_steps("metrics.jsonl", self.start)
         self.train_model = self.session.wrap(self.model)
         self.pairs = None
         if cfg.validation.every_steps >= 0 and rank == 0:  # validation runs on rank 0 only
@@ -357,22 +355,6 @@ def _tensorboard(out: Path, cfg: PretrainConfig):
         return None
 
     return SummaryWriter(str(out / "tensorboard"))
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Keep the rows of steps ≤ ``step`` (a restart rewrites the later ones); a torn last line is dropped."""
-    if not path.is_file():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                keep.append(line + "\n")
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(keep))
-    os.replace(tmp, path)
 
 
 def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str,

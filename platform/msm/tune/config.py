@@ -17,7 +17,9 @@ value list, bad bounds, a value the knob's type or range rejects (every value is
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import tempfile
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from msm.io import atomic_write_text
 from msm.run_settings import OutputSettings
 from msm.runtime import DATA_CPUS
 from msm.train.config import PretrainConfig
+from msm.uri import Location, resolve
 
 KINDS = ("grid", "choice", "uniform", "loguniform")
 SEARCHERS = ("grid", "random", "optuna")
@@ -60,7 +63,7 @@ class SweepConfig(OutputSettings):
     (the sweep folder, Tune's experiment under it) come from :class:`msm.run_settings.OutputSettings`, as a
     training run's do; each trial is a pretraining run with the full ``run:`` block."""
 
-    output_dir: str = "outputs/tune"  # sweep folder: results, best config, plots, Tune state (local/shared path)
+    output_dir: str = "outputs/tune"  # sweep folder: results, best config, plots, Tune state (a path or a URI)
     name: str = "sweep"  # Ray Tune experiment name (folder under output_dir)
 
     base: str | None = None  # pretraining YAML the knobs apply to (relative: to the cwd, then to this file)
@@ -120,12 +123,43 @@ class Sweep:
     source: str  # the YAML path (for messages)
 
     @property
-    def sweep_dir(self) -> Path:
-        return Path(self.cfg.output_dir).expanduser().resolve()
+    def loc(self) -> Location:
+        """Where the sweep lives: a local folder or a URI (``s3://…``: Tune's state through its
+        ``storage_filesystem``, the trials' runs through :class:`msm.run_folder.RunFolder`)."""
+        return resolve(self.cfg.output_dir)
 
     @property
-    def experiment_dir(self) -> Path:
-        return self.sweep_dir / self.cfg.name
+    def sweep_dir(self) -> Path:
+        """The folder the report is written in: the sweep folder itself, or for a sweep at a URI a local work folder
+        (one per URI) whose files :meth:`upload` puts there."""
+        loc = self.loc
+        if loc.local:
+            return Path(loc.path)
+        key = hashlib.sha1(loc.uri.encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"msm-sweep-{key}"
+
+    @property
+    def where(self) -> str:
+        """The sweep folder as the user names it (a path or the URI), and where its trials' runs go."""
+        return self.loc.uri
+
+    def read(self, name: str) -> str | None:
+        """The text of file ``name`` in the sweep folder (at its URI when remote); None when missing."""
+        target = self.loc.join(name)
+        return target.read_text() if target.is_file() else None
+
+    def upload(self, *names: str) -> None:
+        """Put the work folder's files ``names`` (those that exist) at the sweep's URI (nothing to do locally)."""
+        if self.loc.local:
+            return
+        for name in names:
+            if (self.sweep_dir / name).is_file():
+                self.loc.join(name).write_bytes((self.sweep_dir / name).read_bytes())
+
+    @property
+    def experiment_dir(self) -> str:
+        """Tune's experiment folder (a path or the URI)."""
+        return self.loc.join(self.cfg.name).uri
 
     @property
     def expected_trials(self) -> int:
@@ -300,10 +334,9 @@ def _absolute_paths(base: dict) -> dict:
 
 
 def build_sweep(cfg: SweepConfig, source: str = "<sweep>", base_dir: Path | None = None) -> Sweep:
-    """Resolve the base pretraining config, apply ``overrides``, validate ``space``."""
-    if "://" in cfg.output_dir:
-        raise ConfigError(f"{source}: output_dir: {cfg.output_dir!r} is a URI; a sweep writes its tables, plots "
-                          "and trial folders to a local or shared filesystem path (e.g. /mnt/msm/runs/sweep)")
+    """Resolve the base pretraining config, apply ``overrides``, validate ``space`` and ``output_dir`` (a path or
+    a usable URI)."""
+    resolve(cfg.output_dir)
     base_path = _resolve_base(cfg.base, base_dir)
     try:
         base_cfg = (load_config(base_path, PretrainConfig, cfg.overrides or None) if base_path
@@ -327,7 +360,7 @@ def sweep_to_dict(sweep: Sweep) -> dict:
     data = to_dict(sweep.cfg)
     data["base"] = None
     data["overrides"] = sweep.base
-    data["output_dir"] = str(sweep.sweep_dir)
+    data["output_dir"] = sweep.where
     return data
 
 

@@ -27,23 +27,25 @@ import yaml
 from ray.tune import ExperimentAnalysis
 
 from msm.config import config_from_dict, merge
+from msm.errors import MSMError
 from msm.io import atomic_write_json, atomic_write_png, atomic_write_text
 from msm.tables import markdown_table
 from msm.train.config import PretrainConfig
 from msm.tune.config import Sweep, flatten
 from msm.tune.trainable import trial_output_dir
+from msm.uri import resolve
 
 
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _steps_trained(folder: Path) -> int | None:
-    """Last ``step`` in a trial's ``metrics.jsonl`` (torn or foreign lines are skipped)."""
+def _steps_trained(folder: str) -> int | None:
+    """Last ``step`` in a trial's ``metrics.jsonl`` at its path or URI (torn or foreign lines are skipped)."""
     last = None
     try:
-        lines = (folder / "metrics.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+        lines = resolve(folder).join("metrics.jsonl").read_bytes().decode("utf-8", errors="replace").splitlines()
+    except (OSError, MSMError):
         return None
     for line in lines:
         try:
@@ -148,7 +150,7 @@ def to_markdown(sweep: Sweep, rows: list[dict], best_config: Path | None) -> str
 def best_config(sweep: Sweep, row: dict) -> dict:
     """The best trial's full pretraining config as a dict, with its own output folder."""
     knobs = {k.key: row[k.column] for k in sweep.knobs}
-    data = merge(sweep.trial_config(knobs), {"run": {"output_dir": str(sweep.sweep_dir / "best-run"),
+    data = merge(sweep.trial_config(knobs), {"run": {"output_dir": sweep.loc.join("best-run").uri,
                                                        "name": f"{sweep.base['run']['name']}-best"}})
     config_from_dict(data, PretrainConfig, "best config")  # it must load; fail here rather than for the user
     return data
@@ -231,6 +233,7 @@ def write_report(sweep: Sweep, grid):
     """Write every output for a finished (or interrupted) ``ResultGrid``; return a :class:`SweepOutcome`."""
 
     out = sweep.sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(sweep, grid)
     metric = sweep.cfg.metric
     files: dict[str, Path] = {}
@@ -251,6 +254,9 @@ def write_report(sweep: Sweep, grid):
     if plot is not None:
         files["plot"] = plot
     interrupted = len(rows) < sweep.expected_trials or any(r["status"] not in FINAL_STATES for r in rows)
+    if best is None and not sweep.loc.local:
+        sweep.loc.join("best_config.yaml").delete()
+    sweep.upload("best_config.yaml", "results.csv", "results.md", f"{metric}_vs_knobs.png", "results.json")  # json last
     return SweepOutcome(out, rows, files, interrupted)
 
 

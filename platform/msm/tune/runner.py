@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +28,7 @@ from msm.runtime import Ask, StallWatch, check_fits, ensure_ray
 from msm.tune.config import Knob, Sweep, SweepConfig, build_sweep, dump_sweep, nest, sweep_to_dict
 from msm.tune.report import FINAL_STATES, SweepOutcome, write_report
 from msm.tune.trainable import run_trial, with_shared_corpus
-from msm.uri import resolve
+from msm.uri import Location, resolve
 
 SAVED_SWEEP = "sweep.yaml"
 
@@ -222,15 +223,25 @@ def _trainable(sweep: Sweep):
     env = {}
     if sweep.cfg.train_poll_s is not None:  # Ray Train V2 reads it where fit() runs and passes it on
         env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(sweep.cfg.train_poll_s)
-    fn = tune.with_parameters(run_trial, base=with_shared_corpus(sweep), sweep_dir=str(sweep.sweep_dir),
+    fn = tune.with_parameters(run_trial, base=with_shared_corpus(sweep), sweep_dir=sweep.where,
                               metric=sweep.cfg.metric, env=env)
     return tune.with_resources(fn, {"cpu": sweep.cfg.trial_cpus})
 
 
-def load_saved_sweep(sweep_dir: Path) -> Sweep:
-    path = sweep_dir / SAVED_SWEEP
-    cfg = load_config(path, SweepConfig)
-    return build_sweep(cfg, str(path), sweep_dir)
+def load_saved_sweep(sweep_dir: str | Path) -> Sweep:
+    """The sweep saved in ``sweep_dir`` (a path or a URI) when it started."""
+    loc = resolve(sweep_dir)
+    if loc.local:
+        path = Path(loc.path) / SAVED_SWEEP
+        return build_sweep(load_config(path, SweepConfig), str(path), Path(loc.path))
+    local = Path(tempfile.mkdtemp(prefix="msm-sweep-")) / SAVED_SWEEP
+    local.write_bytes(loc.join(SAVED_SWEEP).read_bytes())
+    return build_sweep(load_config(local, SweepConfig), loc.join(SAVED_SWEEP).uri, local.parent)
+
+
+def _storage(loc: Location) -> tuple[str, object]:
+    """Tune's ``(path, storage_filesystem)`` for a local folder (no filesystem: Tune's default) or a URI."""
+    return (loc.path, None) if loc.local else (loc.path, loc.fs)
 
 
 def _decide(sweep: Sweep, resume: bool, overwrite: bool) -> tuple[str, SweepOutcome | None]:
@@ -239,17 +250,17 @@ def _decide(sweep: Sweep, resume: bool, overwrite: bool) -> tuple[str, SweepOutc
     outcome). Refuses a folder holding anything else, another config's sweep without ``overwrite``, an
     interrupted sweep without ``resume`` and ``resume`` without a sweep state."""
 
-    saved_file = sweep.sweep_dir / SAVED_SWEEP
-    compare = _sweep_settings_of(saved_file.read_text()) if resume and saved_file.is_file() else None
-    found = claim(resolve(str(sweep.sweep_dir)), output_kind(sweep), compare or sweep_settings(sweep), overwrite)
+    saved = sweep.read(SAVED_SWEEP) if resume else None
+    compare = _sweep_settings_of(saved) if saved is not None else None
+    found = claim(sweep.loc, output_kind(sweep), compare or sweep_settings(sweep), overwrite)
     if found.state in ("other", "partial") or (overwrite and found.state == "same"):
         return "replace", None
-    results = sweep.sweep_dir / "results.json"
-    if found.state == "same" and not resume and results.is_file() and json.loads(results.read_text()).get("complete"):
-        rows = json.loads(results.read_text())["trials"]
-        return "reuse", SweepOutcome(sweep.sweep_dir, rows, {"results_json": results,
-                                                             "results_md": sweep.sweep_dir / "results.md"})
-    can_restore = tune.Tuner.can_restore(str(sweep.experiment_dir))
+    results = sweep.read("results.json") if found.state == "same" and not resume else None
+    if results is not None and json.loads(results).get("complete"):
+        rows = json.loads(results)["trials"]
+        return "reuse", SweepOutcome(sweep.sweep_dir, rows, {"results_json": sweep.loc.join("results.json").uri,
+                                                             "results_md": sweep.loc.join("results.md").uri})
+    can_restore = tune.Tuner.can_restore(*_storage(sweep.loc.join(sweep.cfg.name)))
     if resume and not can_restore:
         raise MSMError(f"{sweep.experiment_dir}: no sweep state to resume (run without --resume to start it, or point "
                        "output_dir/name at the interrupted sweep)")
@@ -261,11 +272,11 @@ def _decide(sweep: Sweep, resume: bool, overwrite: bool) -> tuple[str, SweepOutc
 
 def _saved_sweep(sweep: Sweep, log: Callable[[str], Any]) -> Sweep:
     """The sweep as it started (its ``sweep.yaml``), where it is now."""
-    saved = load_saved_sweep(sweep.sweep_dir) if (sweep.sweep_dir / SAVED_SWEEP).is_file() else sweep
-    saved.cfg.output_dir, saved.cfg.name = str(sweep.sweep_dir), sweep.cfg.name
+    saved = load_saved_sweep(sweep.where) if sweep.read(SAVED_SWEEP) is not None else sweep
+    saved.cfg.output_dir, saved.cfg.name = sweep.where, sweep.cfg.name
     if sweep_to_dict(saved) != sweep_to_dict(sweep):
         log(f"note: the config differs from the one this sweep started with; resuming with the saved copy "
-            f"{sweep.sweep_dir / SAVED_SWEEP}")
+            f"{sweep.loc.join(SAVED_SWEEP).uri}")
     return saved
 
 
@@ -286,7 +297,7 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
     check_searcher(sweep.cfg, sweep.source)
     action, done = _decide(sweep, resume, overwrite)
     if done is not None:
-        log(f"{sweep.sweep_dir}: this sweep is already complete; reusing its report {done.files['results_md']} "
+        log(f"{sweep.where}: this sweep is already complete; reusing its report {done.files['results_md']} "
             "(--overwrite runs it again)")
         return done
     if action == "resume":
@@ -294,12 +305,16 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
     ensure_ray()
     check_resources(sweep, log)
     if action == "replace":  # every check passed: only now is the older sweep deleted (--overwrite)
-        clear(resolve(str(sweep.sweep_dir)), output_kind(sweep))
+        clear(sweep.loc, output_kind(sweep))
+    experiment, filesystem = _storage(sweep.loc.join(sweep.cfg.name))
     if action == "resume":
-        tuner = tune.Tuner.restore(str(sweep.experiment_dir), trainable=_trainable(sweep), resume_unfinished=True,
-                                   resume_errored=True)
+        tuner = tune.Tuner.restore(experiment, trainable=_trainable(sweep), resume_unfinished=True,
+                                   resume_errored=True, storage_filesystem=filesystem)
     else:
+        sweep.sweep_dir.mkdir(parents=True, exist_ok=True)
         dump_sweep(sweep, sweep.sweep_dir / SAVED_SWEEP)
+        sweep.upload(SAVED_SWEEP)
+        storage_path, _ = _storage(sweep.loc)
         cfg = sweep.cfg
         tuner = tune.Tuner(
             _trainable(sweep),
@@ -307,20 +322,23 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
             tune_config=tune.TuneConfig(metric=cfg.metric, mode=cfg.mode,
                                         search_alg=build_search_alg(cfg, concurrency(sweep, log)),
                                         scheduler=build_scheduler(cfg), num_samples=cfg.num_samples),
-            run_config=tune.RunConfig(storage_path=str(sweep.sweep_dir), name=cfg.name, verbose=verbose,
+            run_config=tune.RunConfig(storage_path=storage_path, storage_filesystem=filesystem, name=cfg.name,
+                                      verbose=verbose,
                                       callbacks=[_ReleaseStoppedTrials(), *(callbacks or [])]),
         )
     total = sweep.expected_trials * sweep.base["optim"]["max_steps"]  # trials stopped early end short of it
     watch = StallWatch(sweep.base["run"]["stall_after_s"], fail=fail_on_stall,
                        fix="lower max_concurrent_trials, trial_cpus or overrides.run.cpus_per_worker")
-    with follow(lambda: sorted((sweep.sweep_dir / "trials").glob("*/metrics.jsonl")), total, "sweep", stall=watch):
+    trials = sweep.loc.join("trials")
+    with follow(lambda: [Location(trials.fs, p, p) for p in trials.files("metrics.jsonl")], total, "sweep",
+                stall=watch):
         grid = tuner.fit()
     _release_all()
     outcome = write_report(sweep, grid)
     n_done = sum(r["status"] in FINAL_STATES for r in outcome.rows)
     if outcome.interrupted:
         log(f"sweep interrupted with {n_done}/{sweep.expected_trials} trials done; partial results in "
-            f"{outcome.sweep_dir}; continue with --resume")
+            f"{sweep.where}; continue with --resume")
     elif outcome.best is None:
         raise MSMError(f"no trial reported metric {sweep.cfg.metric!r} (see {outcome.files['results_md']}); check "
                        "the metric name and that the pretraining loop reports it (e.g. validation enabled)")

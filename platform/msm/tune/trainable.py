@@ -21,6 +21,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from msm.config import config_from_dict, merge
 from msm.train.config import PretrainConfig
+from msm.uri import resolve
 
 
 class MetricReportCallback(TuneReportCallback):
@@ -35,9 +36,10 @@ class MetricReportCallback(TuneReportCallback):
             super().after_report(run_context, metrics, checkpoint)
 
 
-def trial_output_dir(sweep_dir: str | Path, trial_id: str) -> Path:
-    """Where a trial's pretraining run writes (``metrics.jsonl``, Ray Train checkpoints)."""
-    return Path(sweep_dir) / "trials" / trial_id
+def trial_output_dir(sweep_dir: str | Path, trial_id: str) -> str:
+    """Where a trial's pretraining run writes (``metrics.jsonl``, Ray Train checkpoints): a path or a URI under
+    the sweep's."""
+    return resolve(sweep_dir).join("trials", trial_id).uri
 
 
 CORPUS_KEYS = ("model.encoder", "model.max_sentences", "model.max_tokens")  # besides data.* (msm.train.corpus)
@@ -55,8 +57,8 @@ def with_shared_corpus(sweep, log=print) -> dict:
 
     if any(shapes_corpus(k.key) for k in sweep.knobs):
         return sweep.base
-    base = merge(sweep.base, {"data": {"corpus_dir": str(Path(sweep.sweep_dir) / "corpus")}})
-    cfg = absolute(config_from_dict(merge(base, {"run": {"output_dir": str(sweep.sweep_dir)}}), PretrainConfig,
+    base = merge(sweep.base, {"data": {"corpus_dir": sweep.loc.join("corpus").uri}})
+    cfg = absolute(config_from_dict(merge(base, {"run": {"output_dir": sweep.where}}), PretrainConfig,
                                     "sweep base"))
     corpus.build(cfg, log)
     return base
@@ -73,7 +75,7 @@ def run_trial(config: dict, *, base: dict, sweep_dir: str, metric: str, env: dic
     os.environ.update(env or {})
     trial_id = ray.tune.get_context().get_trial_id()
     data = merge(base, config)
-    data = merge(data, {"run": {"output_dir": str(trial_output_dir(sweep_dir, trial_id))}})
+    data = merge(data, {"run": {"output_dir": trial_output_dir(sweep_dir, trial_id)}})
     cfg = config_from_dict(data, PretrainConfig, f"trial {trial_id}")
     # Same storage path and name on a restarted trial: Train V2 resumes from the trial's latest checkpoint.
     build_trainer(cfg, run_config_kwargs={"callbacks": [MetricReportCallback(metric)]}).fit()
