@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install model browser ui results protocol mutation architecture clean
+.PHONY: demo test install model browser ui results protocol mutation architecture clean rehearsal
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ results: $(STAMP)
 protocol: $(STAMP)
 	$(PY) -m msm.demo --stage model --stage mine
 	$(VENV)/bin/msm experiment protocol
+
+# docs/deploy.md "Cluster rehearsal": every job submitted to two Ray nodes that share no disk (node B in a private
+# mount namespace: root), inputs and outputs in SeaweedFS on loopback, then node-loss drills (~20 min on 2 CPUs);
+# prints the table and writes benchmarks/results/cluster-rehearsal.json. `make test` runs its slim version.
+rehearsal: $(STAMP)
+	$(PY) benchmarks/cluster_rehearsal.py
 
 test: $(STAMP) browser
 	$(PY) -m pytest -q -ra --durations=12 -n 2 --dist loadgroup

@@ -1,5 +1,5 @@
 """Ray job entry point ``python jobs/eval.py --model M --tasks T --data-dir DIR --out LOCATION`` (``msm eval``'s flags;
-the model, the data and the report may be URIs); submit with ``msm submit eval --address URL -- FLAGS``."""
+the model, the data and the report may be URIs); submit with ``msm submit --address URL eval -- FLAGS``."""
 
 import sys
 

@@ -336,8 +336,8 @@ def test_a_missing_file_stays_a_file_not_found_error_other_os_errors_name_the_ur
                               "S3-compatible stores, AWS_ENDPOINT_URL")
     assert isinstance(err.value.__cause__, OSError)
     for call in (lambda loc: loc.write_text("x"), lambda loc: loc.mkdir()):  # (a read: FileNotFoundError)
-        with pytest.raises(MSMError, match=r"^s3://no-such-bucket-x/a: unreachable or not permitted \(.*\); check "
-                                           "the URI, the credentials and, for S3-compatible stores, AWS_ENDPOINT_URL$"):
+        with pytest.raises(MSMError, match=r"^s3://no-such-bucket-x/a: unreachable or not permitted \(.*\); the "
+                                           "bucket does not exist: create it, or fix the bucket name in the URI$"):
             call(resolve("s3://no-such-bucket-x/a"))
 
 

@@ -30,7 +30,7 @@ import pyarrow.fs as pafs
 import yaml
 
 from msm.errors import MSMError
-from msm.uri import PARTIAL, Location, commit_dir, resolve
+from msm.uri import PARTIAL, Location, commit_dir, resolve, storage_hint
 
 State = Literal["new", "same", "other", "partial"]
 
@@ -127,8 +127,10 @@ def inspect(loc: Location, kind: Kind, settings: dict) -> Found:
             return Found("foreign", loc, foreign=names)
         manifest_text = loc.join(kind.manifest).read_text() if names and kind.manifest in names else None
     except OSError as exc:
-        raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); check the {kind.what}, the credentials "
-                       "and, for S3-compatible stores, AWS_ENDPOINT_URL") from exc
+        hint = storage_hint(str(exc))
+        raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); " + (
+            f"check the {kind.what}, the credentials and, for S3-compatible stores, AWS_ENDPOINT_URL"
+            if hint.startswith("check the URI") else hint)) from exc
     if not names:
         return Found("new", loc)
     foreign = [n for n in names if n not in kind.owned and n != PARTIAL and not n.startswith(kind.owned_prefixes)]

@@ -107,8 +107,22 @@ def _call(loc: Location, fn, *args, **kwargs):
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); check the URI, the credentials and, for "
-                       "S3-compatible stores, AWS_ENDPOINT_URL") from exc
+        raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); {storage_hint(str(exc))}") from exc
+
+
+def storage_hint(error: str) -> str:
+    """The setting to fix for an object-store error (pyarrow's message, AWS error names included)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    if any(k in error for k in ("SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "InvalidAccessKeyId",
+                                "ACCESS_DENIED", "AccessDenied", "Forbidden", "403")):
+        return ("the store refused the credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the "
+                "instance's role) to a key allowed on this bucket")
+    if any(k in error for k in ("NETWORK_CONNECTION", "Could not connect", "Could not resolve", "curlCode")):
+        return (f"no object store answers at {endpoint or 'the default AWS endpoint'}: fix AWS_ENDPOINT_URL (an "
+                "S3-compatible store: http://host:port) or the network")
+    if any(k in error for k in ("NoSuchBucket", "NO_SUCH_BUCKET")) or ("Bucket" in error and "not found" in error):
+        return "the bucket does not exist: create it, or fix the bucket name in the URI"
+    return "check the URI, the credentials and, for S3-compatible stores, AWS_ENDPOINT_URL"
 
 
 def _info(loc: Location) -> pafs.FileInfo:
@@ -155,15 +169,17 @@ def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: st
     staged.delete()
 
 
-def local_copy(uri: str | Path, cache: Path, what: str = "folder", fix: str = "pass an existing folder or URI") -> Path:
+def local_copy(uri: str | Path, cache: Path, what: str = "folder", fix: str = "pass an existing folder or URI",
+               skip=None) -> Path:
     """A local copy of the folder at ``uri`` (a model or a data folder that another node wrote: nodes share no
     disk), in ``cache/<hash of the URI>``; a local path is returned as it is. Downloaded into a temp folder that is
     renamed into place, under a lock (one download per machine at a time), and again whenever the folder at the URI
-    changed (its files' names, sizes and times, kept in ``.msm-source.json``)."""
+    changed (its files' names, sizes and times, kept in ``.msm-source.json``). ``skip(relative path)``: files left
+    out (the UI leaves out a run's checkpoints)."""
     loc = resolve(uri)
     if loc.local:
         return Path(loc.path)
-    files = loc.files()
+    files = [f for f in loc.files() if skip is None or not skip(f[len(loc.path) + 1:])]
     if not files:
         raise MSMError(f"{loc.uri}: no {what} there (no files at that URI); {fix}")
     infos = _call(loc, loc.fs.get_file_info, files)
@@ -180,8 +196,11 @@ def local_copy(uri: str | Path, cache: Path, what: str = "folder", fix: str = "p
                 return dest
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
             undo.callback(shutil.rmtree, tmp, ignore_errors=True)
-            _call(loc, pafs.copy_files, loc.path, str(tmp), source_filesystem=loc.fs,
-                  destination_filesystem=pafs.LocalFileSystem())
+            for f in files:
+                target = tmp / f[len(loc.path) + 1:]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _call(loc, pafs.copy_files, f, str(target), source_filesystem=loc.fs,
+                      destination_filesystem=pafs.LocalFileSystem())
             (tmp / ".msm-source.json").write_text(json.dumps(source))
             shutil.rmtree(dest, ignore_errors=True)
             os.replace(tmp, dest)

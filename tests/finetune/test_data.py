@@ -464,3 +464,17 @@ def test_the_real_ray_dataset_methods_take_these_arguments():
 
     inspect.signature(ray.data.Dataset.limit).bind(None, 5)
     inspect.signature(ray.data.Dataset.randomize_block_order).bind(None, seed=3)
+
+
+def test_rank_rows_give_each_worker_a_fixed_disjoint_equal_share_of_a_step():
+    """Every worker reads the whole ordered stream; worker r keeps rows r::world of each step's Ray batch, so the
+    shares are disjoint, cover the batch, have equal size, and do not depend on which worker asked first."""
+    from msm.finetune.data import RankRows
+
+    cfg = _cfg(format="pairs", batch_size=2, dedupe=False)
+    examples = [_ex(f"q{i}", f"p{i}") for i in range(6)]
+    shares = [[r["anchor"] for r in RankRows(RayBatches(lambda rows: rows, cfg), rank, 3)(_ray_batch(examples))]
+              for rank in range(3)]
+    assert shares == [["q0", "q3"], ["q1", "q4"], ["q2", "q5"]]
+    assert RankRows(RayBatches(lambda rows: rows, cfg), 0, 1)(_ray_batch(examples[:2])) == [
+        {"anchor": "q0", "positive": "p0"}, {"anchor": "q1", "positive": "p1"}]

@@ -1,4 +1,4 @@
-"""``msm submit JOB [KEY=VALUE ...] --address http://HEAD:8265 --config CONFIG`` (or ``msm submit JOB --address URL
+"""``msm submit JOB [KEY=VALUE ...] --address http://HEAD:8265 --config CONFIG`` (or ``msm submit --address URL JOB
 -- FLAGS`` for build_index and eval): run jobs/JOB.py on a Ray cluster."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ def register(subparsers) -> None:
     p.add_argument("job", metavar="JOB [KEY=VALUE ...]", nargs="+",
                    help="entry point under jobs/ without .py: mine, pretrain, finetune or sweep (they read --config), "
                         "then config overrides passed to the job, checked here against the config first, e.g. "
-                        "optim.max_steps=10; build_index and eval take their verb's flags after --, e.g. "
-                        "msm submit eval --address URL -- --model s3://b/run/export --tasks tatoeba (default: none)")
+                        "optim.max_steps=10; build_index and eval take their verb's flags after --, the options first, "
+                        "e.g. msm submit --address URL eval -- --model s3://b/run/export --tasks tatoeba "
+                        "(default: none)")
     p.add_argument("--address", required=True, help="Ray job API URL, e.g. http://127.0.0.1:8265 (kubectl "
                                                     "port-forward); checked before the upload")
     p.add_argument("--config", default=None, help="config path relative to --working-dir (mine, pretrain, finetune, "

@@ -163,6 +163,19 @@ class RayBatches:
         return self.collator(keep[: self.size])
 
 
+class RankRows:
+    """``collate_fn`` over the whole ordered stream: a Ray batch of ``world`` × the worker's batch, of which worker
+    ``rank`` keeps rows ``rank::world`` (then :class:`RayBatches`). Every worker reads every row and keeps a fixed,
+    disjoint, equal share of each step: the split is a function of the data, the seed and the world size only (Ray
+    Data's ``streaming_split`` hands blocks to whichever worker asks first, which changes with the cluster)."""
+
+    def __init__(self, inner: RayBatches, rank: int, world: int) -> None:
+        self.inner, self.rank, self.world = inner, rank, world
+
+    def __call__(self, batch: dict) -> dict:
+        return self.inner({k: v[self.rank::self.world] for k, v in batch.items()})
+
+
 def ray_batch_size(cfg) -> int:
     """Examples read per step and worker (the slack covers rows :class:`RayBatches` drops as duplicates)."""
     return cfg.train.batch_size + (max(1, cfg.train.batch_size // 4) if cfg.data.dedupe else 0)

@@ -128,8 +128,11 @@ def build_ray_trainer(cfg: FinetuneConfig, run_config_kwargs: dict | None = None
     ds = epochs[0].union(*epochs[1:]) if passes > 1 else epochs[0]
     run_id = hashlib.sha1(f"{cfg.run.output_dir}/{cfg.run.name}".encode()).hexdigest()[:10]
     options = ExecutionOptions(preserve_order=True)  # the same rows in the same order on every run
+    # not split: every worker reads the whole ordered stream and keeps its rows of each step (RankRows), so which
+    # worker trains on which rows does not depend on which one asked first (streaming_split), nor on the nodes
     return torch_trainer(train_worker, {"config": to_dict(cfg), "max_steps": steps, "run_id": run_id}, cfg.run,
-                         {"train": ds}, ray.train.DataConfig(execution_options=options), run_config_kwargs)
+                         {"train": ds}, ray.train.DataConfig(datasets_to_split=[], execution_options=options),
+                         run_config_kwargs)
 
 
 def check_resources(cfg: FinetuneConfig, log=print) -> None:

@@ -23,7 +23,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from msm.config import config_from_dict
 from msm.finetune.config import FinetuneConfig
-from msm.finetune.data import RayBatches, hf_dataset, ray_batch_size, rows_from_examples
+from msm.finetune.data import RankRows, RayBatches, hf_dataset, ray_batch_size, rows_from_examples
 from msm.finetune.model import build_model, build_trainer, training_arguments
 from msm.finetune.readers import read_examples
 from msm.run_folder import RunFolder
@@ -175,12 +175,13 @@ class RaySession:
         import ray.train  # lazy: ray
         from ray.train.huggingface.transformers import prepare_trainer  # lazy: ray
 
-        cfg = self.cfg
-        shard = ray.train.get_dataset_shard("train")
-        trainer.train_dataset = shard.iter_torch_batches(
-            batch_size=ray_batch_size(cfg), drop_last=True, collate_fn=RayBatches(trainer.data_collator, cfg),
+        cfg, world = self.cfg, self.ctx.get_world_size()
+        stream = ray.train.get_dataset_shard("train")  # the whole ordered stream (not split): RankRows takes ours
+        trainer.train_dataset = stream.iter_torch_batches(
+            batch_size=ray_batch_size(cfg) * world, drop_last=True,
+            collate_fn=RankRows(RayBatches(trainer.data_collator, cfg), self.rank, world),
             local_shuffle_buffer_size=cfg.data.shuffle_buffer or None,
-            local_shuffle_seed=cfg.train.seed + self.rank if cfg.data.shuffle_buffer else None)
+            local_shuffle_seed=cfg.train.seed if cfg.data.shuffle_buffer else None)  # one order for every rank
         return prepare_trainer(trainer)
 
     @contextlib.contextmanager

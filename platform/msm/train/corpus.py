@@ -285,7 +285,7 @@ def build(cfg: PretrainConfig, log=print, resuming: bool = False) -> dict:
     staged = sibling(location(cfg), "staging")
     staged.delete()
     try:
-        with _ordered(cfg.data.max_docs_per_lang is not None):
+        with _ordered(True):  # the per-language cap needs it, and the same corpus files on every cluster too
             ds = ray_records(cfg).map_batches(_prepare_batch, fn_kwargs={"cfg": cfg}, batch_format="pyarrow",
                                               batch_size=256)
             if cfg.data.max_docs_per_lang is not None:
@@ -321,7 +321,9 @@ def _counted(staged: Location, part: str) -> dict:
 
 @contextlib.contextmanager
 def _ordered(on: bool) -> Iterator[None]:
-    """Ray Data keeps the read order (needed by the per-language cap), the caller's setting restored after."""
+    """Ray Data keeps the read order (needed by the per-language cap, and for the same blocks in the same files
+    whatever the cluster's shape: one node or two give the same corpus, so the same losses), the caller's setting
+    restored after."""
     from ray.data.context import DataContext  # lazy: ray
 
     opts = DataContext.get_current().execution_options

@@ -7,6 +7,7 @@ file-parallel Ray Data datasources over local paths or URIs; ``msm.data.readers`
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from msm.data.readers import DEFAULT_BIBLE_TRANSLATIONS, DEFAULT_NTREX_LANGS, de
 from msm.data.schema import RECORD, record
 from msm.errors import MSMError
 from msm.train.config import PretrainConfig
+from msm.uri import Location, resolve
 
 TRAIN_BOOKS = (40, 66)  # New Testament; validation uses Old Testament chapters
 MINED_COLUMNS = ["doc_id", "lang", "sentences"]
@@ -82,7 +84,11 @@ def ray_records(cfg: PretrainConfig):
 
         return read_input_dataset(input_config(cfg), 0, data_dir(cfg) if cfg.data.source == "ntrex" else Path.cwd())
     folder = mined_folder(cfg)
-    ds = ray.data.read_parquet(str(folder / "documents"), file_extensions=["parquet"]).select_columns(MINED_COLUMNS)
+    docs = folder.join("documents")
+    ds = ray.data.read_parquet(docs.path, filesystem=docs.fs, file_extensions=["parquet"]).select_columns(MINED_COLUMNS)
+    # by id: the mined documents' files hold them in the order the mining tasks finished, which varies from run to
+    # run and with the cluster's shape; the same mined set must give the same corpus (the same training)
+    ds = ds.sort("doc_id")
 
     def to_records(batch: pa.Table) -> pa.Table:
         return pa.Table.from_pylist([_mined_record(r) for r in batch.to_pylist()], schema=RECORD)
@@ -98,19 +104,21 @@ def _mined_record(row: dict) -> dict:
     return record(row["doc_id"], lang=row["lang"], source="mined", sentences=row["sentences"] or [])
 
 
-def mined_folder(cfg: PretrainConfig) -> Path:
+def mined_folder(cfg: PretrainConfig) -> Location:
+    """The ``msm mine`` output at ``data.path``, a local folder or a URI (node-independent: every worker reads it
+    through its filesystem)."""
     if not cfg.data.path:
         raise MSMError("data.source 'mined' needs data.path: the output_dir of an `msm mine` run")
-    folder = Path(cfg.data.path).expanduser()
-    if not (folder / "manifest.json").is_file() or not list((folder / "documents").glob("*.parquet")):
-        raise MSMError(f"{folder}: not an `msm mine` output (need manifest.json and documents/*.parquet); "
+    folder = resolve(cfg.data.path)
+    if not folder.join("manifest.json").is_file() or not folder.join("documents").files(".parquet"):
+        raise MSMError(f"{folder.uri}: not an `msm mine` output (need manifest.json and documents/*.parquet); "
                        "run `msm mine --config configs/mine/...` first or fix data.path")
     return folder
 
 
 def _mined_records(cfg: PretrainConfig) -> Iterator[dict]:
-    docs = _read_shards(mined_folder(cfg) / "documents", MINED_COLUMNS)
-    for row in zip(*(docs[c] for c in MINED_COLUMNS)):
+    docs = _read_shards(mined_folder(cfg).join("documents"), MINED_COLUMNS)
+    for row in sorted(zip(*(docs[c] for c in MINED_COLUMNS)), key=lambda r: r[0]):  # by id, as ray_records
         yield _mined_record(dict(zip(MINED_COLUMNS, row)))
     if cfg.data.cross_lingual > 0:
         yield from code_switched_records(cfg)
@@ -123,11 +131,11 @@ def code_switched_records(cfg: PretrainConfig) -> list[dict]:
     the mined documents and pairs whole, in one process: the variant is sized for mined outputs of demo scale."""
 
     folder = mined_folder(cfg)
-    docs = _read_shards(folder / "documents", MINED_COLUMNS)
+    docs = _read_shards(folder.join("documents"), MINED_COLUMNS)
     kept: dict[str, list[str]] = {}
     count: dict[str, int] = {}
     cap = cfg.data.max_docs_per_lang
-    for doc_id, lang, sents in zip(docs["doc_id"], docs["lang"], docs["sentences"]):
+    for doc_id, lang, sents in sorted(zip(docs["doc_id"], docs["lang"], docs["sentences"]), key=lambda r: r[0]):
         if (cfg.data.languages and lang not in cfg.data.languages) or (cap is not None and count.get(lang, 0) >= cap):
             continue
         count[lang] = count.get(lang, 0) + 1
@@ -137,27 +145,27 @@ def code_switched_records(cfg: PretrainConfig) -> list[dict]:
             for n, (doc_id, sents, lang) in enumerate(copies)]
 
 
-def _read_shards(folder: Path, columns: list[str]) -> dict[str, list]:
+def _read_shards(folder: Location, columns: list[str]) -> dict[str, list]:
     cols: dict[str, list] = {c: [] for c in columns}
-    for f in sorted(folder.glob("*.parquet")):
+    for f in folder.files(".parquet"):
         try:
-            table = pq.read_table(f, columns=columns)
+            table = pq.read_table(f, columns=columns, filesystem=folder.fs)
         except Exception as exc:  # pyarrow raises several types for truncated/foreign files
-            raise MSMError(f"{f}: unreadable or wrong schema for a {folder.name} shard ({exc}); "
+            raise MSMError(f"{f}: unreadable or wrong schema for a {posixpath.basename(folder.path)} shard ({exc}); "
                            "re-run `msm mine` to rewrite the output") from exc
         for c in columns:
             cols[c] += table.column(c).to_pylist()
     return cols
 
 
-def code_switched(folder: Path, kept: dict[str, list[str]], all_docs: dict[str, list[str]], docs: dict,
+def code_switched(folder: Location, kept: dict[str, list[str]], all_docs: dict[str, list[str]], docs: dict,
                   cfg: PretrainConfig) -> list[tuple[str, list[str], str]]:
     """Our cross-lingual variant: for each kept document with an aligned partner, a copy whose sentences are
     replaced, each with probability ``data.cross_lingual``, by the partner sentence of a 1-1 link (same position
     in the other language). The copy keeps the document's language label (its memory bank). Returns
     (document id, sentences, language) per copy."""
     lang_of = dict(zip(docs["doc_id"], docs["lang"]))
-    pairs = _read_shards(folder / "pairs", ["src_doc_id", "tgt_doc_id", "links"])
+    pairs = _read_shards(folder.join("pairs"), ["src_doc_id", "tgt_doc_id", "links"])
     g = torch.Generator().manual_seed(cfg.run.seed)
     out = []
     for src, tgt, links in zip(pairs["src_doc_id"], pairs["tgt_doc_id"], pairs["links"]):

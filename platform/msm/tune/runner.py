@@ -340,13 +340,13 @@ def run_sweep(sweep: Sweep, resume: bool = False, verbose: int = 1, callbacks: l
         log(f"sweep interrupted with {n_done}/{sweep.expected_trials} trials done; partial results in "
             f"{sweep.where}; continue with --resume")
     elif outcome.best is None:
-        raise MSMError(f"no trial reported metric {sweep.cfg.metric!r} (see {outcome.files['results_md']}); check "
+        raise MSMError(f"no trial reported metric {sweep.cfg.metric!r} (see {sweep.loc.join('results.md').uri}); check "
                        "the metric name and that the pretraining loop reports it (e.g. validation enabled)")
     else:
         b = outcome.best
         log(f"best trial {b['trial_id']}: {sweep.cfg.metric}={b[sweep.cfg.metric]:.4g} "
             f"({', '.join(f'{k.key}={b[k.column]!r}' for k in sweep.knobs)}); "
-            f"config: {outcome.files['best_config']}; table: {outcome.files['results_md']}")
+            f"config: {sweep.loc.join('best_config.yaml').uri}; table: {sweep.loc.join('results.md').uri}")
     return outcome
 
 
