@@ -391,9 +391,8 @@ def test_an_object_store_commit_marks_deletes_copies_then_writes_the_manifest_la
     assert log[:2] == [("write", f"out/{PARTIAL}"), ("delete_file", "out/manifest.json")]
     assert sorted(log[2:4]) == [("delete_dir", "out/documents"), ("delete_dir", "out/pairs")]
     copies = log[4:-3]
-    assert sorted(c for c in copies if c[0] == "copy_file") == sorted(
-        ("copy_file", f".out.staging/{k}", f"out/{k}") for k in NEW)
-    assert all(c[0] in ("copy_file", "create_dir") for c in copies)
+    assert sorted(c for c in copies if c[0] == "write") == sorted(("write", f"out/{k}") for k in NEW)  # streamed
+    assert all(c[0] in ("write", "create_dir") for c in copies)
     assert log[-3:] == [("write", "out/manifest.json"), ("delete_file", f"out/{PARTIAL}"),
                         ("delete_dir", ".out.staging")]
     assert snapshot(handler.inner, out.path) == {**NEW, **USER, "manifest.json": NEW_MANIFEST.encode()}
@@ -489,8 +488,10 @@ def test_an_os_error_in_a_commit_names_the_location(store):
     handler.fault = lambda op, path, i: OSError(13, "denied") if (op, path[-6:]) == ("delete_dir", "/pairs") else None
     with pytest.raises(MSMError, match=rf"^store://{base}/out/pairs: unreachable or not permitted \(\[Errno 13\] deni"):
         commit_dir(staged, out, NEW_MANIFEST, owned=OWNED)
-    handler.fault = lambda op, path, i: OSError(13, "denied") if op == "copy_file" else None
-    with pytest.raises(MSMError, match=rf"^store://{base}/out: unreachable or not permitted \(\[Errno 13\] denied\)"):
+    handler.fault = lambda op, path, i: (OSError(13, "denied") if op == "write" and "/out/" in path
+                                         and not path.endswith(PARTIAL) else None)
+    with pytest.raises(MSMError, match=rf"^store://{base}/out/\S+: copying store://{base}/\.out\.staging/\S+ there "
+                                       r"failed \(\[Errno 13\] denied\)"):
         commit_dir(staged, out, NEW_MANIFEST, owned=OWNED)
     handler.fault = None
     assert "manifest.json" not in snapshot(handler.inner, out.path)

@@ -23,14 +23,22 @@ import pyarrow.fs as pafs
 import yaml
 
 from msm.io import replace_dir
-from msm.uri import Location, resolve
+from msm.uri import Location, copy_tree, resolve
 
 
 class RunFolder:
     def __init__(self, uri: str | Path) -> None:
         self.loc: Location = resolve(uri)
-        self.work = Path(self.loc.path) if self.loc.local else Path(tempfile.mkdtemp(prefix="msm-run-"))
+        self._work: Path | None = Path(self.loc.path) if self.loc.local else None
         self._pushed: dict[str, tuple[int, int]] = {}  # relative path -> (size, mtime_ns) last uploaded
+
+    @property
+    def work(self) -> Path:
+        """The local work folder: the run folder itself, or for a URI a temp folder made on first use (a check that
+        only reads the URI makes none)."""
+        if self._work is None:
+            self._work = Path(tempfile.mkdtemp(prefix="msm-run-"))
+        return self._work
 
     @property
     def remote(self) -> bool:
@@ -101,11 +109,7 @@ class RunFolder:
         dest = self.loc.join(name)
         dest.join(marker).delete()
         dest.delete()
-        files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: p.relative_to(local).as_posix() == marker)
-        for f in files:  # streamed: a checkpoint's files can be larger than memory should hold
-            target = dest.join(f.relative_to(local).as_posix())
-            pafs.copy_files(str(f), target.path, source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=target.fs)
+        copy_tree(resolve(local), dest, last=marker)  # streamed; a failed upload raises
         shutil.rmtree(local, ignore_errors=True)
 
     def upload_dir(self, name: str, marker: str) -> None:
@@ -113,14 +117,8 @@ class RunFolder:
         is the output); the local copy stays (the Hugging Face trainer rotates its checkpoints there)."""
         if not self.remote:
             return
-        local = self.work / name
-        files = sorted((p for p in local.rglob("*") if p.is_file()),
-                       key=lambda p: p.relative_to(local).as_posix() == marker)
-        for f in files:
-            rel = f.relative_to(self.work).as_posix()
-            pafs.copy_files(str(f), self.loc.join(rel).path, source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=self.loc.fs)
-            self._remember(rel)
+        for rel in copy_tree(resolve(self.work / name), self.loc.join(name), last=marker):
+            self._remember(f"{name}/{rel}")
 
     def folders(self, parent: str, pattern_prefix: str, marker: str) -> list[str]:
         """Names (``parent/x``) of the complete sub-folders of ``parent`` starting with ``pattern_prefix`` (holding
@@ -138,8 +136,7 @@ class RunFolder:
         if not self.remote:
             return self.work / name
         out = Path(tempfile.mkdtemp(prefix="msm-fetch-"))
-        src = self.loc.join(name)
-        pafs.copy_files(src.path, str(out), source_filesystem=src.fs, destination_filesystem=pafs.LocalFileSystem())
+        copy_tree(self.loc.join(name), resolve(out))
         return out
 
     def delete(self, name: str) -> None:

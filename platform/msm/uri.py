@@ -110,11 +110,39 @@ def _call(loc: Location, fn, *args, **kwargs):
         raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); {storage_hint(str(exc))}") from exc
 
 
+def copy_file(src: Location, dst: Location, chunk: int = 8 << 20) -> None:
+    """Copy one file between any two filesystems, streamed, the destination closed explicitly so a failed upload
+    raises (naming the destination and the fix). ``pyarrow.fs.copy_files`` is not used: it lets an object store's
+    error on the last part pass ("Error ignored when destroying file"), leaving the object missing unnoticed."""
+    if dst.local:
+        Path(dst.path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with src.fs.open_input_stream(src.path) as fin, dst.fs.open_output_stream(dst.path) as fout:
+            while True:
+                data = fin.read(chunk)
+                if not data:
+                    break
+                fout.write(data)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise MSMError(f"{dst.uri}: copying {src.uri} there failed ({exc}); {storage_hint(str(exc))}") from exc
+
+
+def copy_tree(src: Location, dst: Location, last: str | None = None) -> list[str]:
+    """Copy every file under ``src`` to the same relative path under ``dst`` (:func:`copy_file`), the file ``last``
+    (a relative path: a manifest or marker) after all the others; returns the relative paths copied."""
+    rels = sorted((f[len(src.path.rstrip("/")) + 1:] for f in src.files()), key=lambda r: (r == last, r))
+    for rel in rels:
+        copy_file(src.join(rel), dst.join(rel))
+    return rels
+
+
 def storage_hint(error: str) -> str:
     """The setting to fix for an object-store error (pyarrow's message, AWS error names included)."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
     if any(k in error for k in ("SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "InvalidAccessKeyId",
-                                "ACCESS_DENIED", "AccessDenied", "Forbidden", "403")):
+                                "ACCESS_DENIED", "AccessDenied", "Forbidden")):
         return ("the store refused the credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the "
                 "instance's role) to a key allowed on this bucket")
     if any(k in error for k in ("NETWORK_CONNECTION", "Could not connect", "Could not resolve", "curlCode")):
@@ -163,7 +191,7 @@ def commit_dir(staged: Location, out: Location, manifest: str, manifest_name: st
     for info in _call(out, out.fs.get_file_info, pafs.FileSelector(out.path, recursive=False)):
         if info.base_name != PARTIAL and (owned is None or info.base_name in owned):
             Location(out.fs, info.path, posixpath.join(out.uri, info.base_name)).delete()
-    _call(out, pafs.copy_files, staged.path, out.path, source_filesystem=staged.fs, destination_filesystem=out.fs)
+    copy_tree(staged, out)
     out.join(manifest_name).write_text(manifest)
     out.join(PARTIAL).delete()
     staged.delete()
@@ -197,10 +225,8 @@ def local_copy(uri: str | Path, cache: Path, what: str = "folder", fix: str = "p
             tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
             undo.callback(shutil.rmtree, tmp, ignore_errors=True)
             for f in files:
-                target = tmp / f[len(loc.path) + 1:]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _call(loc, pafs.copy_files, f, str(target), source_filesystem=loc.fs,
-                      destination_filesystem=pafs.LocalFileSystem())
+                rel = f[len(loc.path) + 1:]
+                copy_file(loc.join(rel), resolve(tmp / rel))
             (tmp / ".msm-source.json").write_text(json.dumps(source))
             shutil.rmtree(dest, ignore_errors=True)
             os.replace(tmp, dest)

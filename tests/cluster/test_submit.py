@@ -468,6 +468,8 @@ def test_jobs_without_a_config_class_are_not_checked(tmp_path):
     check_job_exists("eval", None, tmp_path)  # a flag job needs no config
     with pytest.raises(MSMError, match="job 'mine' reads a config: pass --config"):
         check_job_exists("mine", None, tmp_path)
+    with pytest.raises(MSMError, match="job 'eval' takes its verb's flags, not a config: leave out --config"):
+        check_job_exists("eval", "c.yaml", tmp_path)
     assert job_entrypoint("eval", None, ["--model", "s3://b/run 1/export", "--tasks", "tatoeba"]) == (
         "python jobs/eval.py --model 's3://b/run 1/export' --tasks tatoeba")  # shell-quoted
     with pytest.raises(MSMError, match="pair.kk: unknown key for PairConfig"):  # the same for a job with a config

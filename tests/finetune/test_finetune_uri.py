@@ -58,7 +58,9 @@ def test_s3_finetune_crashes_resumes_logs_once_and_matches_the_local_run(s3_serv
     assert {"export/config.json", "export/msm_model.json", "export-st/modules.json"} <= files
     model = resolve_model(f"{uri}/export")  # the next job (eval, index) reads the export at the URI
     assert json.loads(open(os.path.join(model, "msm_model.json")).read())["pooling"] == "mean"
+    stamp = os.stat(os.path.join(model, "config.json")).st_mtime_ns
     assert resolve_model(f"{uri}/export") == model  # cached: unchanged at the URI, not downloaded again
+    assert os.stat(os.path.join(model, "config.json")).st_mtime_ns == stamp
 
 
 def test_resume_config_reads_the_saved_config_at_the_uri(s3_server, tiny_cfg):

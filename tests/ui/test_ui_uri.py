@@ -33,6 +33,10 @@ def test_a_uri_root_lists_runs_through_mirrors_and_guards_uris(s3_server, tmp_pa
     assert not list(found[0].rglob("weights.bin"))  # checkpoints are not mirrored
     assert [(d / "results.json").is_file() for d in find_dirs(roots, "results.json")] == [True]
     assert guard_path("s3://runs/ui/pretrain", roots) == found[0]
+    assert guard_path(str(found[0]), roots) == found[0]  # what a page does with a listed folder
+    from msm.ui.settings import UISettings
+    assert UISettings(roots).index_dir == tmp_path / "local" / "ui-indexes"  # written to a local root, not a URI
+    assert UISettings(["s3://runs/ui"]).index_dir == tmp_path / "cache" / "ui" / "ui-indexes"
     for outside in ("s3://runs/other", "s3://runs/ui/../other", "s3://runs/uix"):
         with pytest.raises(MSMError, match="outside the configured data roots"):
             guard_path(outside, roots)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -87,7 +88,7 @@ def start_seaweedfs(bucket: str = "msm", timeout_s: float = 60.0) -> ObjectStore
            f"-master.port={master}", f"-master.port.grpc={master_g}", f"-volume.port={volume}",
            f"-volume.port.grpc={volume_g}", f"-filer.port={filer}", f"-filer.port.grpc={filer_g}", "-s3",
            f"-s3.port={s3}", f"-s3.port.grpc={s3_g}", f"-s3.config={root / 'identities.json'}",
-           "-master.volumeSizeLimitMB=256", "-volume.max=20", "-s3.port.iceberg=0", "-s3.port.lance=0",
+           "-master.volumeSizeLimitMB=256", "-volume.max=0", "-s3.port.iceberg=0", "-s3.port.lance=0",
            "-master.telemetry=false"]
     log = open(root / "weed.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -331,6 +332,17 @@ class Submitter:
             return [msm, "submit", *options, "--config", spec["config"], spec["job"], *spec["args"]]
         return [msm, "submit", *options, spec["job"], "--", *spec["args"]]
 
+    def stop(self, log: Path) -> None:
+        """Stop the job whose ``msm submit`` log is ``log`` on the cluster (its id is on the "submitted" line)."""
+        from ray.job_submission import JobSubmissionClient  # lazy: ray
+
+        found = re.search(r"submitted (\S+) to ", log.read_text(errors="replace")) if log.is_file() else None
+        if found:
+            try:
+                JobSubmissionClient(self.address).stop_job(found.group(1))
+            except Exception:  # best effort: it may have ended already
+                pass
+
     def run(self, name: str, spec: dict, timeout_s: float = 900.0, during=None) -> dict:
         """Submit and follow to the end; ``during(proc)`` runs while the job does (a drill). Returns the outcome
         (``ok``, seconds, the log's path)."""
@@ -339,11 +351,18 @@ class Submitter:
         with open(log, "w") as out:
             proc = subprocess.Popen(self.command(spec), stdout=out, stderr=subprocess.STDOUT, cwd=self.repo,
                                     env={**os.environ, **self.store.env})
-            drill = during(proc) if during is not None else None
+            try:
+                drill = during(proc) if during is not None else None
+            except BaseException:  # the drill could not run: this job must not go on beside the next one
+                proc.kill()
+                proc.wait()
+                self.stop(log)
+                raise
             try:
                 rc = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                self.stop(log)
                 rc = -9
         return {"ok": rc == 0, "rc": rc, "seconds": round(time.monotonic() - started, 1), "log": str(log),
                 **({"drill": drill} if drill is not None else {})}

@@ -80,10 +80,14 @@ def check_job_exists(job: str, config: str | None, working_dir: str | Path) -> N
         if job in CONFIG_JOBS:
             raise MSMError(f"job {job!r} reads a config: pass --config (a path relative to the working dir {root})")
         return
+    if job in FLAG_JOBS:
+        raise MSMError(f"job {job!r} takes its verb's flags, not a config: leave out --config and pass them after "
+                       f"--, e.g. msm submit --address URL {job} -- --help")
     if not (root / config).is_file():
         raise MSMError(f"config {config!r} not found under the working dir {root} (give a path relative to it)")
 
 
+FLAG_JOBS = frozenset({"build_index", "eval"})  # msm index / msm eval: flags after --, no config
 CONFIG_JOBS = {"mine": ("msm.data.config", "MineConfig"), "pretrain": ("msm.train.config", "PretrainConfig"),
                "finetune": ("msm.finetune.config", "FinetuneConfig"), "sweep": ("msm.tune.config", "SweepConfig")}
 

@@ -24,7 +24,8 @@ def _run(args: argparse.Namespace) -> int:
                        "(see docs/evaluation.md) or set MSM_DATA_DIR")
     langs = [x.strip() for x in args.langs.split(",") if x.strip()] if args.langs else None
     run_eval(args.model, [t.strip() for t in args.tasks.split(",") if t.strip()], Path(data_dir), args.out, langs,
-             args.max_queries, args.batch_size, args.max_length, overwrite=args.overwrite)
+             args.max_queries, args.batch_size, args.max_length, overwrite=args.overwrite,
+             data_source=args.data_dir if args.data_dir and "://" in args.data_dir else None)
     return 0
 
 

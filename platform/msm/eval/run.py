@@ -64,17 +64,18 @@ def check_eval(tasks: list[str], data_dir: Path, langs: list[str] | None) -> Non
 
 def run_eval(model: str, tasks: list[str], data_dir: Path, out_dir: str | Path | None = None,
              langs: list[str] | None = None, limit: int | None = None, batch_size: int = 64, max_length: int = 256,
-             log=print, overwrite: bool = False) -> list[Result]:
+             log=print, overwrite: bool = False, data_source: str | None = None) -> list[Result]:
     """Evaluate ``model`` on ``tasks``; with ``out_dir``, write ``results.json`` / ``results.md`` there under the
     output contract (:mod:`msm.output`: the same settings' report is reused, another's replaced only with
     ``overwrite``, a folder holding anything else refused), checked with the tasks, languages and model before the
-    model loads."""
+    model loads. ``data_source``: where ``data_dir`` (a local copy) came from, a URI; the report records it, so the
+    same evaluation on another machine is the same settings."""
     from msm.retrieval.encoder import Encoder  # lazy: numpy, torch
 
     if limit is not None and limit < 1:
         raise MSMError(f"--max-queries: {limit}; pass a whole number >= 1 (or leave it out for every query)")
-    settings = {"model": str(model), "tasks": list(tasks), "data_dir": str(data_dir), "langs": langs, "limit": limit,
-                "max_length": max_length}
+    settings = {"model": str(model), "tasks": list(tasks), "data_dir": data_source or str(data_dir), "langs": langs,
+                "limit": limit, "max_length": max_length}
     if out_dir is not None:
         found = claim(str(out_dir), OUTPUT, settings, overwrite)
         if found.state == "same" and not overwrite:
@@ -93,7 +94,7 @@ def run_eval(model: str, tasks: list[str], data_dir: Path, out_dir: str | Path |
     seconds = time.perf_counter() - start
     log(markdown(model, results))
     if out_dir is not None:
-        config = {"tasks": tasks, "data_dir": str(data_dir), "langs": langs, "limit": limit, "max_length": max_length,
+        config = {"tasks": tasks, "data_dir": data_source or str(data_dir), "langs": langs, "limit": limit, "max_length": max_length,
                   "pooling": encoder.pooling, "prefixes": encoder.prefixes, "truncated_texts": encoder.truncated}
         write_report(out_dir, model, results, config, seconds, settings=settings)
         log(f"wrote {out_dir}/results.md and results.json")

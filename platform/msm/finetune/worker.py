@@ -19,7 +19,6 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from msm.config import config_from_dict
 from msm.finetune.config import FinetuneConfig
@@ -71,8 +70,12 @@ class Upload(TrainerCallback):
             self.run.push(METRICS_FILE, "tensorboard")
 
     def on_save(self, args, state, control, **kwargs):
-        if self.checkpoints and state.is_world_process_zero:
+        if self.checkpoints and state.is_world_process_zero and self.run.remote:
             self.run.upload_dir(f"checkpoints/checkpoint-{state.global_step}", "trainer_state.json")
+            local = {p.name for p in (self.run.work / "checkpoints").glob("checkpoint-*")}
+            for name in self.run.folders("checkpoints", "checkpoint-", "trainer_state.json"):
+                if name.split("/")[-1] not in local:  # the trainer rotated it out (save_total_limit): so do we
+                    self.run.delete(name)
 
     def on_train_end(self, args, state, control, **kwargs):
         self.on_log(args, state, control)
@@ -128,16 +131,15 @@ class LocalSession:
         """The latest checkpoint when resuming (at a URI: downloaded into the work folder first); the log cut to
         its step, so every step is logged once."""
         last = None
-        if self.resume:
-            found = self.run.folders("checkpoints", "checkpoint-", "trainer_state.json")
-            if found and self.run.remote:
-                newest = max(found, key=lambda n: int(n.rsplit("-", 1)[1]))
+        found = self.run.folders("checkpoints", "checkpoint-", "trainer_state.json") if self.resume else []
+        if found:  # the newest complete one (a half-saved newer folder has no trainer_state.json)
+            newest = max(found, key=lambda n: int(n.rsplit("-", 1)[1]))
+            if self.run.remote:
                 fetched = self.run.fetch_dir(newest)
                 shutil.rmtree(self.out / newest, ignore_errors=True)
                 (self.out / newest).parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(fetched), self.out / newest)
-            ckpt = self.out / "checkpoints"
-            last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+            last = str(self.out / newest)
         self.run.keep_steps(METRICS_FILE, resumed_step(last))
         yield last
 

@@ -168,12 +168,14 @@ def _ray_session() -> RaySession | None:
 class Checkpoint:
     """What a checkpoint holds and how it is written and read back (:func:`save_state` / :func:`load_state`)."""
 
-    def __init__(self, model: MSMModel, opt, sched, cfg: PretrainConfig, fingerprint: str, positions: list) -> None:
+    def __init__(self, model: MSMModel, opt, sched, cfg: PretrainConfig, fingerprint: str, positions: list,
+                 rngs: list[dict] | None = None) -> None:
         self.model, self.opt, self.sched, self.cfg = model, opt, sched, cfg
-        self.fingerprint, self.positions = fingerprint, positions
+        self.fingerprint, self.positions, self.rngs = fingerprint, positions, rngs
 
     def save(self, folder: Path, step: int) -> None:
-        save_state(folder, self.model, self.opt, self.sched, step, self.cfg, self.fingerprint, self.positions)
+        save_state(folder, self.model, self.opt, self.sched, step, self.cfg, self.fingerprint, self.positions,
+                   self.rngs)
 
 
 class PretrainRecipe:
@@ -201,9 +203,6 @@ class PretrainRecipe:
         self.start, positions = self._restore()
         if self.start:
             self.stream.seek(Position(*positions[rank]))
-            if rank:  # the checkpoint holds rank 0's RNG streams; other ranks get their own, reproducibly
-                torch.manual_seed(cfg.run.seed + rank + self.start)
-                self.model.generator.manual_seed(cfg.run.seed + rank + self.start)
         if rank == 0:
             self.run.keep_steps("metrics.jsonl", self.start)
         self.train_model = self.session.wrap(self.model)
@@ -219,7 +218,7 @@ class PretrainRecipe:
         with self.session.checkpoint() as folder:
             if folder is None:
                 return 0, []
-            return load_state(folder, self.model, self.opt, self.sched, self.fingerprint)
+            return load_state(folder, self.model, self.opt, self.sched, self.fingerprint, self.session.rank)
 
     # -- train: one optimiser step after another
     def train(self) -> None:
@@ -240,7 +239,8 @@ class PretrainRecipe:
                 self.run.push("metrics.jsonl", "tensorboard")
             if save:
                 state = Checkpoint(self.model, self.opt, self.sched, cfg, self.fingerprint,
-                                   _gather_positions(self.stream.position, self.session.world))
+                                   _gather_positions(self.stream.position, self.session.world),
+                                   _gather_rngs(self.model, self.session.world))
                 self.session.report(metrics, state, step)
             elif validate or step % cfg.run.report_every == 0:  # every rank reports, rank 0 with val_*
                 self.session.report(metrics, None, step)
@@ -357,14 +357,27 @@ def _tensorboard(out: Path, cfg: PretrainConfig):
     return SummaryWriter(str(out / "tensorboard"))
 
 
+def _gather_rngs(model: MSMModel, world: int) -> list[dict]:
+    """Every rank's RNG states (torch's, which drives dropout, and the model's masking generator), in rank order:
+    a restart on any node, with any placement, continues every rank's random streams exactly."""
+    mine = {"torch_rng": torch.get_rng_state(), "model_rng": model.generator.get_state()}
+    if world == 1:
+        return [mine]
+    out: list = [None] * world
+    dist.all_gather_object(out, mine)
+    return out
+
+
 def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str,
-               positions: list[list[int]]) -> None:
-    """Model as safetensors (``MSMModel.save``; includes the memory bank), optimiser/scheduler/RNG tensors for
+               positions: list[list[int]], rngs: list[dict] | None = None) -> None:
+    """Model as safetensors (``MSMModel.save``; includes the memory bank), optimiser/scheduler tensors and every
+    rank's RNG states (``rank_rngs``; ``rngs`` from :func:`_gather_rngs`, this process's alone when None) for
     ``torch.load(weights_only=True)``, and ``trainer_state.json`` (step, config, data fingerprint, every rank's
     stream position ``[epoch, batches]``, code version)."""
     model.save(folder / "model")
+    rngs = rngs or [{"torch_rng": torch.get_rng_state(), "model_rng": model.generator.get_state()}]
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "torch_rng": torch.get_rng_state(), "model_rng": model.generator.get_state()},
+                "torch_rng": rngs[0]["torch_rng"], "model_rng": rngs[0]["model_rng"], "rank_rngs": rngs},
                folder / "optimizer.pt")
     (folder / STATE_FILE).write_text(json.dumps({"step": step, "config": to_dict(cfg), "fingerprint": fingerprint,
                                                  "streams": positions, "code_version": code_version()}, indent=2))
@@ -382,8 +395,11 @@ def save_local(run: RunFolder, state: Checkpoint, step: int, keep: int) -> str:
     return name
 
 
-def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | None = None) -> tuple[int, list]:
-    """Restore everything :func:`save_state` wrote; returns the step to continue from and the stream positions."""
+def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | None = None,
+               rank: int = 0) -> tuple[int, list]:
+    """Restore everything :func:`save_state` wrote (``rank``'s own RNG states); returns the step to continue from
+    and the stream positions. A checkpoint without a state for ``rank`` (an older one, or a run that grew) reseeds
+    that rank reproducibly from the seed and the step."""
     state_file = folder / STATE_FILE
     if not state_file.is_file():
         raise MSMError(f"{folder}: not a pretraining checkpoint (no {STATE_FILE}); pass a checkpoint folder "
@@ -410,8 +426,14 @@ def load_state(folder: Path, model: MSMModel, opt, sched, fingerprint: str | Non
     except Exception as exc:
         raise MSMError(f"{folder / 'optimizer.pt'}: unreadable optimiser state ({exc}); resume from an intact "
                        "checkpoint") from exc
-    torch.set_rng_state(extra["torch_rng"])
-    model.generator.set_state(extra["model_rng"])
+    rngs = extra.get("rank_rngs") or [{"torch_rng": extra["torch_rng"], "model_rng": extra["model_rng"]}]
+    if rank < len(rngs):
+        torch.set_rng_state(rngs[rank]["torch_rng"])
+        model.generator.set_state(rngs[rank]["model_rng"])
+    else:
+        seed = int(state["config"]["run"]["seed"]) + rank + step
+        torch.manual_seed(seed)
+        model.generator.manual_seed(seed)
     return step, positions
 
 

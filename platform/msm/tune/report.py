@@ -78,7 +78,7 @@ def trial_rows(sweep: Sweep, grid) -> list[dict]:
         last = values[-1] if values else None
         best = (max(values) if cfg.mode == "max" else min(values)) if values else None
         score = best if cfg.scope == "all" else last
-        folder = trial_output_dir(sweep.sweep_dir, trial_id)
+        folder = trial_output_dir(sweep.where, trial_id)
         steps = _steps_trained(folder)
         max_steps = sweep.trial_config(knobs)["optim"]["max_steps"]
         last_result = result.metrics or {}
@@ -247,12 +247,16 @@ def write_report(sweep: Sweep, grid):
     files["results_json"] = atomic_write_json(out / "results.json", {
         "sweep": sweep.cfg.name, "metric": metric, "mode": sweep.cfg.mode, "scope": sweep.cfg.scope,
         "searcher": sweep.cfg.searcher, "knobs": [k.column for k in sweep.knobs], "best": best,
-        "best_config": str(files.get("best_config")) if best else None, "trials": rows,
+        "best_config": sweep.loc.join("best_config.yaml").uri if best else None, "trials": rows,
         "complete": not (len(rows) < sweep.expected_trials or any(r["status"] not in FINAL_STATES for r in rows))})
     files["results_md"] = atomic_write_text(out / "results.md", to_markdown(sweep, rows, files.get("best_config")))
     plot = write_plot(sweep, rows, out / f"{metric}_vs_knobs.png")
     if plot is not None:
         files["plot"] = plot
+    else:  # no plot this time: an older one is stale
+        (out / f"{metric}_vs_knobs.png").unlink(missing_ok=True)
+        if not sweep.loc.local:
+            sweep.loc.join(f"{metric}_vs_knobs.png").delete()
     interrupted = len(rows) < sweep.expected_trials or any(r["status"] not in FINAL_STATES for r in rows)
     if best is None and not sweep.loc.local:
         sweep.loc.join("best_config.yaml").delete()

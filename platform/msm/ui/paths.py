@@ -56,12 +56,15 @@ def _skip_for_ui(rel: str) -> bool:
     return any(part.startswith(("checkpoint", "corpus", "tensorboard", "embeddings", ".")) for part in rel.split("/")[:-1])
 
 
+def mirror_root() -> Path:
+    return default_cache_dir() / "ui"
+
+
 def mirror(uri: str) -> Path:
     """The local mirror of the folder at ``uri`` (see the module docstring)."""
     from msm.uri import local_copy  # lazy: pyarrow
 
-    return local_copy(uri, default_cache_dir() / "ui", "folder", "type a folder inside one of the URI roots",
-                      skip=_skip_for_ui)
+    return local_copy(uri, mirror_root(), "folder", "type a folder inside one of the URI roots", skip=_skip_for_ui)
 
 
 def _guard_uri(text: str, roots: Sequence[Path | str], must_exist: bool) -> Path:
@@ -89,6 +92,8 @@ def guard_path(path: str | Path, roots: Sequence[Path | str], must_exist: bool =
     if is_uri(text):
         return _guard_uri(text, roots, must_exist)
     local_roots = [r for r in roots if isinstance(r, Path)]
+    if len(local_roots) < len(roots):  # a URI root: its mirrors (what find_dirs listed) may be read too
+        local_roots.append(mirror_root().resolve())
     p = Path(text).expanduser()
     if not p.is_absolute():  # relative to a root (the first where it exists), or to the working directory
         candidates = [r / p for r in local_roots] + [Path.cwd() / p]

@@ -7,21 +7,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from msm.errors import MSMError
-from msm.ui.paths import data_roots, guard_path
+from msm.ui.paths import data_roots, guard_path, mirror_root
 
 MODEL_ALIASES = ("e5-small", "tiny-random")
 
 
 @dataclass
 class UISettings:
-    roots: list[Path] = field(default_factory=data_roots)
+    roots: list[Path | str] = field(default_factory=data_roots)
     model: str = "e5-small"
     data_dir: Path | None = None  # holds ntrex/ and xquad-r/
 
     @property
     def index_dir(self) -> Path:
-        """Where "Save index" writes: ``<first data root>/ui-indexes``."""
-        return self.roots[0] / "ui-indexes"
+        """Where "Save index" writes: ``<first local data root>/ui-indexes`` (URI roots are read, not written;
+        with URI roots only, the mirror cache)."""
+        local = [r for r in self.roots if isinstance(r, Path)]
+        return (local[0] if local else mirror_root()) / "ui-indexes"
 
 
 def load_settings() -> UISettings:
