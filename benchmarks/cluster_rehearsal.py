@@ -3,7 +3,7 @@ nodes that share no disk (:mod:`msm.cluster.rehearsal`: node B in a private moun
 output in an S3 bucket (SeaweedFS on loopback); the same chain on one node first; then node-loss drills.
 
     python benchmarks/cluster_rehearsal.py                      # the whole rehearsal (~15-20 min on 2 CPUs)
-    python benchmarks/cluster_rehearsal.py --slim               # mine + pretrain on two nodes, one drill (make test)
+    python benchmarks/cluster_rehearsal.py --slim               # mine, then pretrain with node B lost (make test)
     python benchmarks/cluster_rehearsal.py --stages mine,pretrain --drills pretrain
     # a real cluster and bucket (the job API port-forwarded, AWS_* set for the bucket; no one-node reference run):
     python benchmarks/cluster_rehearsal.py --address http://127.0.0.1:8265 --bucket s3://my-bucket/rehearsal \
@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated, in chain order (default: all)")
     p.add_argument("--drills", default=",".join(DRILLS), help=f"comma-separated of {', '.join(DRILLS)}, or none")
-    p.add_argument("--slim", action="store_true", help="mine + pretrain on two nodes (no one-node run), one drill "
-                                                       "(pretrain): what make test runs")
+    p.add_argument("--slim", action="store_true", help="mine on two nodes, then pretraining on both with node B lost "
+                                                       "after its first checkpoint (no one-node run, no undisturbed "
+                                                       "pretraining to compare with): what make test runs")
     p.add_argument("--data-dir", default=None, help="the shared data folder (default: $MSM_DATA_DIR or ../shared/data)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "cluster-rehearsal.json"))
     p.add_argument("--keep-logs", default=None, help="copy the job logs here (default: a temp folder, removed)")
@@ -59,7 +60,7 @@ def rehearse(args) -> dict:
                                        start_seaweedfs, upload_inputs)
     from msm.data.readers import default_data_dir
 
-    stages = ["mine", "pretrain"] if args.slim else [s for s in args.stages.split(",") if s]
+    stages = ["mine"] if args.slim else [s for s in args.stages.split(",") if s]
     drills = ["pretrain"] if args.slim else [d for d in args.drills.split(",") if d and d != "none"]
     if args.address:  # a real cluster: its own nodes and bucket, no one-node reference, drills by the user's command
         if not args.bucket:
@@ -185,6 +186,10 @@ def table(report: dict) -> str:
             f"; vs 1 node: {r['comparison']}" if "comparison" in r else "")
         lines.append(f"| {r['stage']} | {r.get('one_node_s', '')} | {r.get('two_node_s', '')} | {outcome_text} | "
                      f"{r.get('drill', '')} |")
+    shown = {r["stage"] for r in report["stages"]}
+    for name, d in report["drills"].items():
+        if name != "driver" and d.get("stage") not in shown:
+            lines.append(f"| {d.get('stage', name)} (drill only) | | {d.get('seconds', '')} | | {d['outcome']} |")
     driver = report["drills"].get("driver")
     if driver:
         lines.append(f"| mine (driver killed) | | {driver.get('rerun_s', '')} | | {driver['outcome']} |")

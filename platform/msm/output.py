@@ -127,7 +127,7 @@ def inspect(loc: Location, kind: Kind, settings: dict) -> Found:
             return Found("foreign", loc, foreign=names)
         manifest_text = loc.join(kind.manifest).read_text() if names and kind.manifest in names else None
     except OSError as exc:
-        hint = storage_hint(str(exc))
+        hint = storage_hint(str(exc), loc.uri)
         raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); " + (
             f"check the {kind.what}, the credentials and, for S3-compatible stores, AWS_ENDPOINT_URL"
             if hint.startswith("check the URI") else hint)) from exc

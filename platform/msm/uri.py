@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ def _call(loc: Location, fn, *args, **kwargs):
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); {storage_hint(str(exc))}") from exc
+        raise MSMError(f"{loc.uri}: unreachable or not permitted ({exc}); {storage_hint(str(exc), loc.uri)}") from exc
 
 
 def copy_file(src: Location, dst: Location, chunk: int = 8 << 20) -> None:
@@ -126,7 +127,7 @@ def copy_file(src: Location, dst: Location, chunk: int = 8 << 20) -> None:
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise MSMError(f"{dst.uri}: copying {src.uri} there failed ({exc}); {storage_hint(str(exc))}") from exc
+        raise MSMError(f"{dst.uri}: copying {src.uri} there failed ({exc}); {storage_hint(str(exc), dst.uri)}") from exc
 
 
 def copy_tree(src: Location, dst: Location, last: str | None = None) -> list[str]:
@@ -138,15 +139,19 @@ def copy_tree(src: Location, dst: Location, last: str | None = None) -> list[str
     return rels
 
 
-def storage_hint(error: str) -> str:
-    """The setting to fix for an object-store error (pyarrow's message, AWS error names included)."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
+def storage_hint(error: str, uri: str = "") -> str:
+    """The setting to fix for an object-store error (pyarrow's message, AWS error names included) at ``uri`` (an
+    ``endpoint_override`` in its query is the endpoint it used)."""
+    found = re.search(r"[?&]endpoint_override=([^&]+)", uri)
+    endpoint = found.group(1) if found else (os.environ.get("AWS_ENDPOINT_URL")
+                                             or os.environ.get("AWS_ENDPOINT_URL_S3"))
     if any(k in error for k in ("SIGNATURE_DOES_NOT_MATCH", "INVALID_ACCESS_KEY_ID", "InvalidAccessKeyId",
                                 "ACCESS_DENIED", "AccessDenied", "Forbidden")):
         return ("the store refused the credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the "
                 "instance's role) to a key allowed on this bucket")
     if any(k in error for k in ("NETWORK_CONNECTION", "Could not connect", "Could not resolve", "curlCode")):
-        return (f"no object store answers at {endpoint or 'the default AWS endpoint'}: fix AWS_ENDPOINT_URL (an "
+        setting = "the URI's endpoint_override" if found else "AWS_ENDPOINT_URL"
+        return (f"no object store answers at {endpoint or 'the default AWS endpoint'}: fix {setting} (an "
                 "S3-compatible store: http://host:port) or the network")
     if any(k in error for k in ("NoSuchBucket", "NO_SUCH_BUCKET")) or ("Bucket" in error and "not found" in error):
         return "the bucket does not exist: create it, or fix the bucket name in the URI"

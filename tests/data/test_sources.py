@@ -76,7 +76,8 @@ def test_unreachable_uri_and_missing_path_name_themselves(tmp_path, monkeypatch)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     uri = "s3://corpus/docs?endpoint_override=127.0.0.1:9&scheme=http"  # nothing listens on port 9
-    with pytest.raises(MSMError, match=r"s3://corpus/docs.*unreachable.*check the URI"):
+    with pytest.raises(MSMError, match=r"s3://corpus/docs.*unreachable.*no object store answers at 127\.0\.0\.1:9: fix "
+                                       r"the URI's endpoint_override"):
         input_location(InputConfig(kind="jsonl", path=uri), 0, tmp_path)
     with pytest.raises(MSMError, match=r"inputs\[0\] \(parquet\): path .*nope does not exist"):
         input_location(InputConfig(kind="parquet", path="nope"), 0, tmp_path)
