@@ -44,6 +44,11 @@ class RunFolder:
     def remote(self) -> bool:
         return not self.loc.local
 
+    @property
+    def where(self) -> Path | str:
+        """What a run returns to its caller: the local folder, or the URI as the user wrote it."""
+        return self.loc.uri if self.remote else self.work
+
     def pull(self, name: str) -> Path:
         """The work copy of file ``name``, downloaded first when the run lives at a URI (a resumed run's metrics)."""
         local = self.work / name

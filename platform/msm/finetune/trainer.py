@@ -62,10 +62,6 @@ def _start(cfg: FinetuneConfig):
     return run
 
 
-def _where(run) -> Path | str:
-    return run.work if not run.remote else run.loc.uri
-
-
 def local_checkpoints(cfg: FinetuneConfig) -> list[str]:
     """The in-process run's checkpoints (``checkpoints/checkpoint-N``, complete: the HF trainer's
     ``trainer_state.json`` in it), at its path or URI."""
@@ -88,7 +84,7 @@ def run_local(cfg: FinetuneConfig, resume: bool = False, log=print, overwrite: b
     claimed = claim_output(cfg, overwrite)
     if claimed.state == "complete" and not resume:
         log(f"{cfg.run.output_dir}: this config's run is already complete; --overwrite trains it again")
-        return _where(_folder(cfg))
+        return _folder(cfg).where
     data_files(cfg.data.path, cfg.data.format)
     claimed.replace()
     run = _start(cfg)
@@ -96,7 +92,7 @@ def run_local(cfg: FinetuneConfig, resume: bool = False, log=print, overwrite: b
     save_exports(cfg, model, run)
     losses = [h["loss"] for h in history if "loss" in h]
     log(f"finished {len(losses)} logged steps; loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "finished")
-    return _where(run)
+    return run.where
 
 
 def plan_steps(cfg: FinetuneConfig, rows: int) -> tuple[int, int]:
@@ -162,7 +158,7 @@ def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, ov
         run = _folder(cfg)
         log(f"{run.loc.uri}: this config's run is already complete (exports in {run.loc.join('export').uri}); "
             "--overwrite trains it again")
-        return _where(run)
+        return run.where
     check_model(cfg.model.encoder, "model.encoder")
     data_files(cfg.data.path, cfg.data.format)  # the data is there, before Ray starts
     ensure_ray()
@@ -189,7 +185,7 @@ def run_finetune(cfg: FinetuneConfig, log=print, fail_on_stall: bool = False, ov
     log(f"finished: {summary(result.metrics or {})} (every logged step in {run.loc.join(METRICS_FILE).uri})")
     log(f"encoder exported to {run.loc.join('export').uri} (HF) and {run.loc.join('export-st').uri} "
         "(sentence-transformers)")
-    return _where(run)
+    return run.where
 
 
 def resume_config(run_dir: str | Path) -> FinetuneConfig:

@@ -26,6 +26,7 @@ from msm.finetune.data import RankRows, RayBatches, hf_dataset, ray_batch_size, 
 from msm.finetune.model import build_model, build_trainer, training_arguments
 from msm.finetune.readers import read_examples
 from msm.run_folder import RunFolder
+from msm.uri import copy_tree, resolve
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -135,10 +136,8 @@ class LocalSession:
         if found:  # the newest complete one (a half-saved newer folder has no trainer_state.json)
             newest = max(found, key=lambda n: int(n.rsplit("-", 1)[1]))
             if self.run.remote:
-                fetched = self.run.fetch_dir(newest)
                 shutil.rmtree(self.out / newest, ignore_errors=True)
-                (self.out / newest).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(fetched), self.out / newest)
+                copy_tree(self.run.loc.join(newest), resolve(self.out / newest))
             last = str(self.out / newest)
         self.run.keep_steps(METRICS_FILE, resumed_step(last))
         yield last

@@ -297,15 +297,18 @@ def train_loop(config: dict) -> None:
 
 # ---- the pieces ----------------------------------------------------------------------------------------------------
 
-def _gather_positions(position, world: int) -> list[list[int]]:
-    """Every rank's stream position, in rank order (a collective when there are several ranks)."""
-    mine = [position.epoch, position.batches]
+def _all_ranks(mine, world: int) -> list:
+    """Every rank's ``mine``, in rank order (a collective when there are several ranks)."""
     if world == 1:
         return [mine]
-
     out: list = [None] * world
     dist.all_gather_object(out, mine)
     return out
+
+
+def _gather_positions(position, world: int) -> list[list[int]]:
+    """Every rank's stream position ``[epoch, batches]``, in rank order."""
+    return _all_ranks([position.epoch, position.batches], world)
 
 
 def wrap_ddp(model: torch.nn.Module, prepare_model=None) -> torch.nn.Module:
@@ -360,12 +363,7 @@ def _tensorboard(out: Path, cfg: PretrainConfig):
 def _gather_rngs(model: MSMModel, world: int) -> list[dict]:
     """Every rank's RNG states (torch's, which drives dropout, and the model's masking generator), in rank order:
     a restart on any node, with any placement, continues every rank's random streams exactly."""
-    mine = {"torch_rng": torch.get_rng_state(), "model_rng": model.generator.get_state()}
-    if world == 1:
-        return [mine]
-    out: list = [None] * world
-    dist.all_gather_object(out, mine)
-    return out
+    return _all_ranks({"torch_rng": torch.get_rng_state(), "model_rng": model.generator.get_state()}, world)
 
 
 def save_state(folder: Path, model: MSMModel, opt, sched, step: int, cfg: PretrainConfig, fingerprint: str,

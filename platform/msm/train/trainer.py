@@ -97,7 +97,7 @@ def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False,
     if claimed.state == "complete":
         log(f"{run.loc.uri}: this config's run is already complete (exports in {run.loc.join('export').uri}); "
             "--overwrite trains it again")
-        return run.work if not run.remote else run.loc.uri
+        return run.where
     check_model(cfg.model.encoder, "model.encoder")
     check_source(cfg)
     ensure_ray()
@@ -122,7 +122,7 @@ def run_pretraining(cfg: PretrainConfig, log=print, fail_on_stall: bool = False,
     log(f"finished: {summary(result.metrics)} (every step in {run.loc.join('metrics.jsonl').uri})")
     log(f"encoder exported to {run.loc.join('export').uri} (HF) and {run.loc.join('export-st').uri} "
         "(sentence-transformers)")
-    return run.work if not run.remote else run.loc.uri
+    return run.where
 
 
 def save_exports(model, out: Path | RunFolder) -> None:
@@ -164,4 +164,4 @@ def run_local(cfg: PretrainConfig, resume: bool = False) -> Path | str:
     run.write_config(CONFIG_FILE, to_dict(cfg))
     train_loop({"config": to_dict(cfg), "manifest": build_local(cfg, log=lambda *_: None, resuming=resume),
                 "resume_from": last})
-    return run.work if not run.remote else run.loc.uri
+    return run.where
